@@ -1,0 +1,26 @@
+# The two commands: `make demo` and `make test`. Both create the virtualenv when it is missing.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+CONSTRAINTS := requirements/constraints.txt
+PYTEST_ARGS ?=
+
+.PHONY: venv demo test bench clean-data
+
+venv: $(STAMP)
+
+$(STAMP): setup.cfg pyproject.toml $(CONSTRAINTS)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
+	$(PY) -m pip install --quiet -c $(CONSTRAINTS) -e '.[test]'
+	touch $(STAMP)
+
+demo: venv
+	$(VENV)/bin/mydata demo
+
+test: venv
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+clean-data:
+	rm -rf var

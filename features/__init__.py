@@ -1,0 +1,1 @@
+"""Feature definitions as data; the features job compiles them."""

@@ -1,0 +1,1 @@
+"""Spark jobs: pure DataFrame -> DataFrame transforms plus one thin ``run()`` each."""

@@ -1,0 +1,1 @@
+"""Segmentation: pipelines, model selection, registry, scoring, profiles."""

@@ -1,0 +1,125 @@
+"""The one configuration object.
+
+Precedence, lowest first: built-in defaults (the embedded run), environment variables
+(``MYDATA_*``, what Airflow workers and docker-compose set), explicit overrides (CLI flags).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any, Mapping
+
+from mydata.lake import Lake
+
+PURPOSES = ("marketing", "credit_scoring", "analytics")
+
+#: environment variable -> Settings field
+ENV_VARS: dict[str, str] = {
+    "MYDATA_DATA_ROOT": "data_root",
+    "MYDATA_SPARK_MASTER": "spark_master",
+    "MYDATA_PURPOSE": "purpose",
+    "MYDATA_AS_OF": "as_of",
+    "MYDATA_DT": "delivery_date",
+    "MYDATA_SHUFFLE_PARTITIONS": "shuffle_partitions",
+    "MYDATA_DRIVER_MEMORY": "driver_memory",
+    "MYDATA_SPARK_UI": "spark_ui",
+    "MYDATA_DAGS_FOLDER": "dags_folder",
+}
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+class ConfigError(ValueError):
+    """A setting has a value the pipeline cannot use."""
+
+
+def _parse_date(name: str, value: str | date | None) -> date | None:
+    if value is None or isinstance(value, date):
+        return value
+    text = value.strip()
+    if not text:
+        return None
+    for candidate in (text, f"{text[:4]}-{text[4:6]}-{text[6:8]}" if len(text) == 8 else text):
+        try:
+            return date.fromisoformat(candidate)
+        except ValueError:
+            continue
+    raise ConfigError(f"{name} must be a date as YYYY-MM-DD or YYYYMMDD, got {value!r}")
+
+
+def _parse_bool(name: str, value: str | bool) -> bool:
+    if isinstance(value, bool):
+        return value
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where the lake is, which Spark to use, and what one run is about."""
+
+    data_root: Path = field(default_factory=lambda: Path.cwd() / "var")
+    spark_master: str = "local[*]"
+    purpose: str = "marketing"
+    as_of: date | None = None
+    delivery_date: date | None = None
+    shuffle_partitions: int = 8
+    driver_memory: str = "4g"
+    spark_ui: bool = False
+    dags_folder: Path = PROJECT_ROOT / "dags"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "data_root", Path(self.data_root).expanduser().resolve())
+        object.__setattr__(self, "dags_folder", Path(self.dags_folder).expanduser().resolve())
+        object.__setattr__(self, "as_of", _parse_date("as_of", self.as_of))
+        object.__setattr__(self, "delivery_date", _parse_date("delivery_date", self.delivery_date))
+        object.__setattr__(self, "spark_ui", _parse_bool("spark_ui", self.spark_ui))
+        try:
+            object.__setattr__(self, "shuffle_partitions", int(self.shuffle_partitions))
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"shuffle_partitions must be a whole number, got {self.shuffle_partitions!r}"
+            ) from None
+        if self.purpose not in PURPOSES:
+            raise ConfigError(f"purpose must be one of {', '.join(PURPOSES)}, got {self.purpose!r}")
+        if not self.spark_master:
+            raise ConfigError("spark_master must name a master URL such as local[*] or spark://host:7077")
+
+    @classmethod
+    def load(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
+        """Defaults, then ``MYDATA_*`` variables from ``env``, then non-None ``overrides``."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for var, name in ENV_VARS.items():
+            if env.get(var):
+                values[name] = env[var]
+        known = {f.name for f in dataclasses.fields(cls)}
+        for name, value in overrides.items():
+            if name not in known:
+                raise ConfigError(f"unknown setting {name!r}")
+            if value is not None:
+                values[name] = value
+        return cls(**values)
+
+    @property
+    def lake(self) -> Lake:
+        return Lake(self.data_root)
+
+    def replace(self, **changes: Any) -> "Settings":
+        return dataclasses.replace(self, **changes)
+
+    def as_env(self) -> dict[str, str]:
+        """The environment that makes another process (an Airflow task, spark-submit) see these settings."""
+        env = {}
+        for var, name in ENV_VARS.items():
+            value = getattr(self, name)
+            if value is not None:
+                env[var] = value.isoformat() if isinstance(value, date) else str(value)
+        return env

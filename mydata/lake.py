@@ -1,0 +1,93 @@
+"""The one place that knows where things live under the data root."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+SUCCESS_MARKER = "_SUCCESS"
+
+
+@dataclass(frozen=True)
+class Lake:
+    root: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root).resolve())
+
+    # zones -----------------------------------------------------------------
+    @property
+    def landing(self) -> Path:
+        return self.root / "landing"
+
+    @property
+    def bronze(self) -> Path:
+        return self.root / "bronze"
+
+    @property
+    def quarantine(self) -> Path:
+        return self.root / "quarantine"
+
+    @property
+    def consent(self) -> Path:
+        return self.root / "consent"
+
+    @property
+    def silver(self) -> Path:
+        return self.root / "silver"
+
+    @property
+    def gold(self) -> Path:
+        return self.root / "gold"
+
+    @property
+    def models(self) -> Path:
+        return self.root / "models"
+
+    @property
+    def reports(self) -> Path:
+        return self.root / "reports"
+
+    @property
+    def manifests(self) -> Path:
+        return self.root / "manifests"
+
+    # runtime state that is not data ----------------------------------------
+    @property
+    def keys(self) -> Path:
+        return self.root / "keys"
+
+    @property
+    def truth(self) -> Path:
+        """Generator ground truth (latent types, planted defects): never read by the pipeline."""
+        return self.root / "truth"
+
+    @property
+    def airflow_home(self) -> Path:
+        return self.root / "airflow"
+
+    # named places ------------------------------------------------------------
+    def delivery(self, source: str, dt: date) -> Path:
+        return self.landing / source / f"dt={dt.isoformat()}"
+
+    def bronze_table(self, table: str) -> Path:
+        return self.bronze / table
+
+    def quarantine_table(self, table: str) -> Path:
+        return self.quarantine / table
+
+    def manifest(self, job: str, run_id: str) -> Path:
+        return self.manifests / job / f"{run_id}.json"
+
+    def report(self, name: str) -> Path:
+        return self.reports / name
+
+    def zones(self) -> dict[str, Path]:
+        names = ("landing", "bronze", "quarantine", "consent", "silver", "gold",
+                 "models", "reports", "manifests")
+        return {name: getattr(self, name) for name in names}
+
+
+def is_complete(delivery: Path) -> bool:
+    """A delivery may be read only once its holder has dropped the ``_SUCCESS`` marker."""
+    return (delivery / SUCCESS_MARKER).is_file()

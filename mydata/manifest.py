@@ -1,0 +1,77 @@
+"""Run manifests: what a job read, wrote, quarantined and relied on, one JSON file per run.
+
+A manifest is written atomically (aside, then renamed) under ``manifests/<job>/<run_id>.json``
+and holds counts, paths, parameters, key versions and code version: never a secret, never a
+link key or CI.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import os
+import subprocess
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import mydata
+from mydata.config import PROJECT_ROOT
+from mydata.lake import Lake
+
+
+def new_run_id(job: str) -> str:
+    return f"{job}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+
+
+@functools.lru_cache(maxsize=1)
+def code_version() -> str:
+    """Package version plus the git commit when running from a checkout."""
+    try:
+        sha = subprocess.run(["git", "-C", str(PROJECT_ROOT), "rev-parse", "--short", "HEAD"],
+                             capture_output=True, text=True, timeout=5, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        sha = ""
+    return f"{mydata.__version__}+{sha}" if sha else mydata.__version__
+
+
+@dataclass
+class RunManifest:
+    job: str
+    run_id: str
+    parameters: dict[str, Any] = field(default_factory=dict)
+    inputs: dict[str, Any] = field(default_factory=dict)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    quarantined: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    status: str = "running"
+    started_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
+    finished_at: str | None = None
+    code_version: str = field(default_factory=code_version)
+
+    @classmethod
+    def start(cls, job: str, **parameters: Any) -> "RunManifest":
+        return cls(job=job, run_id=new_run_id(job), parameters=parameters)
+
+    def finish(self, lake: Lake, status: str = "succeeded") -> Path:
+        self.status = status
+        self.finished_at = datetime.now(timezone.utc).isoformat()
+        return write_json_atomic(lake.manifest(self.job, self.run_id), asdict(self))
+
+
+def write_json_atomic(path: Path, document: Any) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(document, indent=1, ensure_ascii=False, default=str) + "\n",
+                   encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def latest_manifest(lake: Lake, job: str) -> dict | None:
+    folder = lake.manifests / job
+    if not folder.is_dir():
+        return None
+    paths = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime)
+    return json.loads(paths[-1].read_text(encoding="utf-8")) if paths else None

@@ -1,0 +1,49 @@
+"""The one SparkSession factory.
+
+Local mode by default; any master URL from the settings (a standalone cluster, say). Workers must
+run this interpreter (the venv's), so PYSPARK_PYTHON is pinned to it before the JVM starts.
+Session time zone is KST: every landing time is Korea Standard Time.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+
+from mydata.config import Settings
+
+LOG4J_CONFIG = Path(__file__).with_name("log4j2.properties")
+SESSION_TIME_ZONE = "Asia/Seoul"
+
+
+def spark_session(settings: Settings, app_name: str = "mydata") -> SparkSession:
+    """Get or create the process's SparkSession for ``settings``."""
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # servers bind to loopback only
+    java_opts = f"-Dlog4j2.configurationFile=file:{LOG4J_CONFIG} -Duser.timezone=UTC"
+    builder = (
+        SparkSession.builder.master(settings.spark_master)
+        .appName(app_name)
+        .config("spark.driver.memory", settings.driver_memory)
+        .config("spark.driver.extraJavaOptions", java_opts)
+        .config("spark.executor.extraJavaOptions", java_opts)
+        .config("spark.executorEnv.PYSPARK_PYTHON", sys.executable)
+        .config("spark.pyspark.python", sys.executable)
+        .config("spark.sql.session.timeZone", SESSION_TIME_ZONE)
+        .config("spark.sql.shuffle.partitions", str(settings.shuffle_partitions))
+        .config("spark.sql.sources.partitionOverwriteMode", "dynamic")
+        .config("spark.sql.parquet.compression.codec", "zstd")
+        .config("spark.ui.enabled", str(settings.spark_ui).lower())
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.warehouse.dir", str(settings.data_root / "spark-warehouse"))
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        .config("spark.driver.host", "127.0.0.1")
+    )
+    logging.getLogger("py4j").setLevel(logging.WARNING)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    return spark

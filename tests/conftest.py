@@ -1,0 +1,59 @@
+"""Shared fixtures: one SparkSession per test session, small generated landing zones."""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+# Airflow reads its home at import: keep the test process's Airflow away from ~/airflow.
+os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="mydata-test-airflow-")
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+
+from mydata.config import Settings  # noqa: E402
+from mydata.keys import KeyStore  # noqa: E402
+from mydata.synth import GenerationSummary, GeneratorOptions, generate  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory):
+    from mydata.spark import spark_session
+
+    settings = Settings(data_root=tmp_path_factory.mktemp("spark"), shuffle_partitions=4,
+                        driver_memory="2g")
+    session = spark_session(settings, "mydata-tests")
+    yield session
+    session.stop()
+
+
+def make_landing(root: Path, **options) -> tuple[Settings, GenerationSummary]:
+    """Generate a landing zone under ``root`` with a key store that already rotated to link v2."""
+    settings = Settings(data_root=root)
+    keystore = KeyStore.open(settings)
+    keystore.rotate_link()
+    summary = generate(root, GeneratorOptions(**options), keystore)
+    return settings, summary
+
+
+@pytest.fixture(name="make_landing")
+def make_landing_fixture():
+    return make_landing
+
+
+@pytest.fixture(scope="session")
+def small_landing(tmp_path_factory) -> tuple[Settings, GenerationSummary]:
+    """300 subjects x 3 months with 5% planted defects, in three chunks across two workers."""
+    root = tmp_path_factory.mktemp("small_landing")
+    return make_landing(root, subjects=300, months=3, seed=11, defect_rate=0.05,
+                        key_mismatch_rate=0.02, chunk_size=100, workers=2)
+
+
+@pytest.fixture
+def copy_landing(tmp_path):
+    def _copy(source: Settings) -> Settings:
+        target = tmp_path / "lake"
+        shutil.copytree(source.data_root, target)
+        return source.replace(data_root=target)
+    return _copy

@@ -1,0 +1,51 @@
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from mydata.config import ConfigError, Settings
+
+
+def test_defaults_are_the_embedded_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    settings = Settings.load(env={})
+    assert settings.data_root == tmp_path / "var"
+    assert settings.spark_master == "local[*]"
+    assert settings.purpose == "marketing"
+    assert settings.as_of is None
+    assert settings.lake.bronze == tmp_path / "var" / "bronze"
+
+
+def test_environment_overrides_defaults_and_flags_override_environment(tmp_path):
+    env = {"MYDATA_DATA_ROOT": str(tmp_path / "env"), "MYDATA_SPARK_MASTER": "spark://127.0.0.1:7077",
+           "MYDATA_PURPOSE": "analytics", "MYDATA_AS_OF": "20261101"}
+    from_env = Settings.load(env=env)
+    assert from_env.data_root == tmp_path / "env"
+    assert from_env.spark_master == "spark://127.0.0.1:7077"
+    assert from_env.purpose == "analytics"
+    assert from_env.as_of == date(2026, 11, 1)
+    flagged = Settings.load(env=env, data_root=tmp_path / "flag", purpose="marketing", as_of=None)
+    assert flagged.data_root == tmp_path / "flag"
+    assert flagged.purpose == "marketing"
+    assert flagged.as_of == date(2026, 11, 1)  # None means "not given"
+
+
+def test_as_env_round_trips(tmp_path):
+    settings = Settings(data_root=tmp_path, purpose="credit_scoring", as_of="2026-10-01")
+    assert Settings.load(env=settings.as_env()) == settings
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"purpose": "ads"}, "purpose must be one of"),
+    ({"as_of": "2026-13-01"}, "as_of must be a date"),
+    ({"shuffle_partitions": "many"}, "shuffle_partitions"),
+    ({"spark_ui": "maybe"}, "spark_ui"),
+])
+def test_bad_values_give_clear_errors(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        Settings.load(env={}, **kwargs)
+
+
+def test_unknown_override_is_refused():
+    with pytest.raises(ConfigError, match="unknown setting"):
+        Settings.load(env={}, colour="blue")
