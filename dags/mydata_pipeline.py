@@ -1,0 +1,46 @@
+"""The whole pipeline as one DAG, for the embedded run (`make demo`, `airflow dags test`).
+
+Wiring only: each task is one call into jobs/. Settings come from the MYDATA_* environment
+(see mydata.config); the run's params may name a delivery date.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+from airflow.sdk import dag, task
+
+DOC = """
+### MyData pipeline (embedded)
+
+Runs the stages that exist, in order, on the lake under `MYDATA_DATA_ROOT`:
+
+1. **inventory_landing**: complete deliveries (with `_SUCCESS`) and their record counts;
+   incomplete ones are listed as waiting. Writes `manifests/landing/<run>.json`.
+
+Trigger with `mydata demo`, or `airflow dags test mydata_pipeline <date>`.
+Param `dt` (YYYY-MM-DD) limits the run to one delivery date; empty means all.
+"""
+
+
+@dag(
+    dag_id="mydata_pipeline",
+    schedule=None,
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    doc_md=DOC,
+    params={"dt": ""},
+    tags=["mydata", "embedded"],
+    default_args={"retries": 0},
+)
+def mydata_pipeline():
+    @task(task_id="inventory_landing")
+    def inventory_landing(params=None) -> dict:
+        from jobs import landing
+        from mydata.config import Settings
+
+        return landing.run(Settings.load(delivery_date=(params or {}).get("dt") or None))
+
+    inventory_landing()
+
+
+mydata_pipeline()

@@ -1,0 +1,156 @@
+"""`mydata`: the command line for data engineers, data scientists and compliance reviewers.
+
+Global flags override MYDATA_* environment variables, which override the embedded defaults.
+Errors print one readable line and exit 2; they never print a secret or an identifier.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from datetime import date
+from pathlib import Path
+from typing import Callable, Sequence
+
+from mydata.config import PURPOSES, ConfigError, Settings
+from mydata.keys import KeyStore, KeyStoreError
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.load(data_root=args.data_root, spark_master=args.spark_master,
+                         purpose=args.purpose, as_of=args.as_of, delivery_date=args.dt)
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from mydata.synth import GeneratorOptions, generate
+
+    settings = _settings(args)
+    out = Path(args.out) if args.out else settings.data_root
+    keystore = KeyStore.open(settings.replace(data_root=out) if args.out else settings)
+    if args.key_mismatch_rate > 0 and 2 not in keystore.link_versions:
+        ref = keystore.rotate_link()
+        print(f"key store: added {ref} (the generator simulates a holder that already rotated)")
+    options = GeneratorOptions(
+        subjects=args.subjects, months=args.months, seed=args.seed,
+        start_month=date.fromisoformat(args.start_month + "-01"), defect_rate=args.defect_rate,
+        key_mismatch_rate=args.key_mismatch_rate, chunk_size=args.chunk_size,
+        workers=args.workers, compress=args.gzip)
+    started = time.perf_counter()
+    summary = generate(out, options, keystore)
+    elapsed = time.perf_counter() - started
+    print(f"generated {summary.subjects:,} subjects x {args.months} months into {out / 'landing'} "
+          f"in {elapsed:.1f}s")
+    print(f"  deliveries: {', '.join(summary.deliveries)}")
+    for source, count in summary.records.items():
+        print(f"  {source:<14} {count:>12,} records")
+    print(f"  planted defects: {summary.total_defects:,} ({summary.defect_rate:.3%} of "
+          f"{summary.total_records:,} records; asked {args.defect_rate:.3%})")
+    print(f"  ground truth: {out / 'truth'}")
+    return 0
+
+
+def cmd_tokenize(args: argparse.Namespace) -> int:
+    from mydata.tokenizer import tokenize_file
+
+    keystore = KeyStore.open(_settings(args))
+    version = args.key_version or keystore.current_link_version
+    result = tokenize_file(Path(args.input), Path(args.output), keystore.link_secret(version),
+                           version, ci_column=args.ci_column)
+    print(f"tokenized {result.records:,} records with link key version {result.key_version} "
+          f"into {result.out}")
+    return 0
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    keystore = KeyStore.open(_settings(args))
+    if args.action == "rotate-link":
+        print(f"added {keystore.rotate_link()}")
+    elif args.action == "rotate-purpose":
+        print(f"added {keystore.rotate_purpose(args.name or _settings(args).purpose)}")
+    print(json.dumps(keystore.describe(), indent=1))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from mydata.demo import run_demo
+
+    return run_demo(_settings(args), subjects=args.subjects, months=args.months, seed=args.seed)
+
+
+def cmd_landing(args: argparse.Namespace) -> int:
+    from jobs import landing
+
+    print(json.dumps(landing.run(_settings(args)), indent=1))
+    return 0
+
+
+def cmd_airflow(args: argparse.Namespace) -> int:
+    from mydata.airflow_runner import run_airflow
+
+    result = run_airflow(_settings(args), args.airflow_args)
+    sys.stdout.write(result.stdout)
+    sys.stderr.write(result.stderr)
+    return result.returncode
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mydata", description=__doc__.splitlines()[0])
+    parser.add_argument("--data-root", help="lake root (env MYDATA_DATA_ROOT; default ./var)")
+    parser.add_argument("--spark-master", help="Spark master URL (env MYDATA_SPARK_MASTER; default local[*])")
+    parser.add_argument("--purpose", choices=PURPOSES, help="processing purpose (env MYDATA_PURPOSE)")
+    parser.add_argument("--as-of", help="as-of date YYYY-MM-DD (env MYDATA_AS_OF)")
+    parser.add_argument("--dt", help="delivery date YYYY-MM-DD (env MYDATA_DT)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, func: Callable, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(func=func)
+        return p
+
+    p = add("generate", cmd_generate, "write a synthetic landing zone (all sources, _SUCCESS markers)")
+    p.add_argument("--subjects", type=int, required=True)
+    p.add_argument("--months", type=int, default=6)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="data root to write landing/ and truth/ under (default: --data-root)")
+    p.add_argument("--start-month", default="2026-05", help="first month, YYYY-MM (default 2026-05)")
+    p.add_argument("--defect-rate", type=float, default=0.005)
+    p.add_argument("--key-mismatch-rate", type=float, default=0.005,
+                   help="share of subjects whose telecom records carry link key version 2")
+    p.add_argument("--chunk-size", type=int, default=5_000)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--gzip", action="store_true", help="write .jsonl.gz")
+
+    p = add("tokenize", cmd_tokenize, "replace a CI column by link_key and key_version (holders' tool)")
+    p.add_argument("--in", dest="input", required=True)
+    p.add_argument("--out", dest="output", required=True)
+    p.add_argument("--ci-column", default="ci")
+    p.add_argument("--key-version", type=int, help="link secret version (default: the newest)")
+
+    p = add("keys", cmd_keys, "show key versions (never values), or rotate a secret")
+    p.add_argument("action", nargs="?", default="show", choices=("show", "rotate-link", "rotate-purpose"))
+    p.add_argument("--name", choices=PURPOSES, help="purpose to rotate")
+
+    p = add("demo", cmd_demo, "generate sample data and run the pipeline DAG through Airflow")
+    p.add_argument("--subjects", type=int, default=2_000)
+    p.add_argument("--months", type=int, default=6)
+    p.add_argument("--seed", type=int, default=7)
+
+    add("landing", cmd_landing, "inventory the landing zone (complete deliveries, record counts)")
+
+    p = add("airflow", cmd_airflow, "run the airflow CLI against the project's Airflow home")
+    p.add_argument("airflow_args", nargs=argparse.REMAINDER)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ConfigError, KeyStoreError, FileExistsError, FileNotFoundError, ValueError) as exc:
+        print(f"mydata {args.command}: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

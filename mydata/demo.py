@@ -1,0 +1,62 @@
+"""`make demo`: sample landing zone -> the pipeline DAG through `airflow dags test` -> a summary."""
+from __future__ import annotations
+
+import time
+from datetime import date
+
+from mydata.airflow_runner import dags_test
+from mydata.config import Settings
+from mydata.keys import KeyStore
+from mydata.manifest import latest_manifest
+from mydata.synth import GeneratorOptions, generate
+
+DEMO_DAG = "mydata_pipeline"
+
+
+def run_demo(settings: Settings, subjects: int = 2_000, months: int = 6, seed: int = 7) -> int:
+    lake = settings.lake
+    print(f"data root: {lake.root}")
+    if lake.landing.exists() and any(lake.landing.iterdir()):
+        print(f"landing zone: reusing {lake.landing} (`make clean-data` to start over)")
+    else:
+        started = time.perf_counter()
+        options = GeneratorOptions(subjects=subjects, months=months, seed=seed)
+        summary = generate(lake.root, options, KeyStore.open(settings))
+        print(f"landing zone: generated {summary.subjects:,} subjects x {months} months, "
+              f"{summary.total_records:,} records, {summary.total_defects:,} planted defects "
+              f"({summary.defect_rate:.2%}) in {time.perf_counter() - started:.1f}s")
+    logical = date.fromisoformat(latest_delivery(settings) or date.today().isoformat())
+    log = lake.airflow_home / "logs" / f"demo-{logical.isoformat()}.log"
+    print(f"airflow: dags test {DEMO_DAG} {logical} (home {lake.airflow_home}; log {log})")
+    started = time.perf_counter()
+    result = dags_test(settings, DEMO_DAG, logical, log=log)
+    if result.returncode != 0:
+        print(f"airflow dags test FAILED (exit {result.returncode}); last lines of {log}:")
+        print("\n".join(log.read_text(encoding="utf-8").splitlines()[-40:]))
+        return result.returncode
+    print(f"airflow: DAG run succeeded in {time.perf_counter() - started:.1f}s")
+    print_summary(settings)
+    return 0
+
+
+def latest_delivery(settings: Settings) -> str | None:
+    days = sorted(p.name[3:] for p in settings.lake.landing.glob("*/dt=*"))
+    return days[-1] if days else None
+
+
+def print_summary(settings: Settings) -> None:
+    lake = settings.lake
+    landing = latest_manifest(lake, "landing")
+    print("\nWhat the run produced")
+    if landing:
+        records = landing["outputs"]["records"]
+        print(f"  landing: {landing['inputs']['deliveries_complete']} complete deliveries, "
+              f"{landing['inputs']['deliveries_waiting']} waiting, "
+              f"{landing['outputs']['total_records']:,} records")
+        for source, by_dt in sorted(records.items()):
+            print(f"    {source:<14} {sum(by_dt.values()):>10,} records in {len(by_dt)} deliveries")
+    print("\nWhere things are")
+    for name, path in lake.zones().items():
+        if path.exists():
+            print(f"  {name:<11} {path}")
+    print(f"  {'truth':<11} {lake.truth}  (generator ground truth, not pipeline input)")

@@ -1,0 +1,24 @@
+"""A real Airflow DAG run (`airflow dags test`, SQLite, Spark local mode) over generated data."""
+import json
+from datetime import date
+
+import pytest
+
+from mydata.airflow_runner import dags_test
+from mydata.manifest import latest_manifest
+
+
+@pytest.mark.slow
+def test_pipeline_dag_runs_end_to_end_through_airflow(small_landing, copy_landing, tmp_path):
+    settings, summary = small_landing
+    settings = copy_landing(settings)
+    log = tmp_path / "dags-test.log"
+    result = dags_test(settings, "mydata_pipeline", date.fromisoformat(summary.deliveries[-1]),
+                       conf={"dt": ""}, log=log)
+    text = log.read_text(encoding="utf-8")
+    assert result.returncode == 0, text[-3000:]
+    assert "state=success" in text
+    manifest = latest_manifest(settings.lake, "landing")
+    assert manifest["status"] == "succeeded"
+    assert manifest["outputs"]["total_records"] == summary.total_records
+    assert manifest["inputs"]["deliveries_complete"] == 6 * len(summary.deliveries)
