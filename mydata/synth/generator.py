@@ -14,6 +14,7 @@ import base64
 import calendar
 import csv
 import gzip
+import heapq
 import io
 import json
 import math
@@ -641,12 +642,7 @@ def _generate_chunk(args: tuple) -> _ChunkResult:
     planter = planted.DefectPlanter(defect_rng, options.defect_rate)
     writer = ChunkWriter(landing, chunk, deliveries, options.compress, planter)
     types: Counter = Counter()
-    consent_handles = {}
-    consent_files = []
-    for month in range(options.months):
-        path = tmp_dir / f"consent-{month:03d}-{chunk:05d}.jsonl"
-        consent_files.append(path)
-        consent_handles[month] = open(path, "w", encoding="utf-8")
+    consent_by_month: list[list[str]] = [[] for _ in range(options.months)]
     first_delivery_moment = [d.strftime("%Y%m%d") + "000000" for d in deliveries]
     truth = open(truth_dir / f"subjects-{chunk:05d}.csv", "w", encoding="utf-8", newline="")
     truth_writer = csv.writer(truth, lineterminator="\n")
@@ -668,34 +664,47 @@ def _generate_chunk(args: tuple) -> _ChunkResult:
             for event in consent_history(subject, rng, options.start_month, deliveries[-1]):
                 month = next((i for i, moment in enumerate(first_delivery_moment)
                               if event["event_time"] < moment), options.months - 1)
-                consent_handles[month].write(json.dumps(event, ensure_ascii=False) + "\n")
+                consent_by_month[month].append(
+                    f"{_consent_order(event)}\t{json.dumps(event, ensure_ascii=False)}\n")
     finally:
         writer.close()
         truth.close()
-        for handle in consent_handles.values():
-            handle.close()
+    consent_files = []
+    for month, lines in enumerate(consent_by_month):  # each chunk file sorted, for a k-way merge
+        path = tmp_dir / f"consent-{month:03d}-{chunk:05d}.tsv"
+        path.write_text("".join(sorted(lines)), encoding="utf-8")
+        consent_files.append(path)
     return _ChunkResult(chunk, planter.records, planter.defects, types, consent_files)
 
 
+def _consent_order(event: dict) -> str:
+    return f"{event['event_time']}|{event['link_key']}|{event['purpose']}|{event['event_type']}"
+
+
 def _write_consent(landing: Path, deliveries: list[date], results: list[_ChunkResult]) -> int:
-    """Merge the chunks' consent events per delivery, sort, number and hash-chain them."""
+    """Merge the chunks' sorted consent files per delivery (streaming), number and chain them."""
     prev_hash, next_id = GENESIS_HASH, 1
     for month, dt in enumerate(deliveries):
-        events = []
-        for result in results:
-            with open(result.consent_files[month], encoding="utf-8") as handle:
-                events.extend(json.loads(line) for line in handle)
-        events.sort(key=lambda e: (e["event_time"], e["link_key"], e["purpose"], e["event_type"]))
-        for event in events:
-            event["event_id"] = f"c-{next_id:09d}"
-            next_id += 1
-        folder = landing / "consent" / f"dt={dt.isoformat()}"
-        folder.mkdir(parents=True, exist_ok=True)
-        with open(folder / "events.jsonl", "w", encoding="utf-8", newline="") as out:
-            for event in chain(events, prev_hash):
-                out.write(json.dumps(event, ensure_ascii=False) + "\n")
-                prev_hash = event["hash"]
+        handles = [open(r.consent_files[month], encoding="utf-8") for r in results]
+        try:
+            events = (json.loads(line.split("\t", 1)[1]) for line in heapq.merge(*handles))
+            folder = landing / "consent" / f"dt={dt.isoformat()}"
+            folder.mkdir(parents=True, exist_ok=True)
+            with open(folder / "events.jsonl", "w", encoding="utf-8", newline="") as out:
+                for event in chain(_numbered(events, next_id), prev_hash):
+                    out.write(json.dumps(event, ensure_ascii=False) + "\n")
+                    prev_hash = event["hash"]
+                    next_id += 1
+        finally:
+            for handle in handles:
+                handle.close()
     return next_id - 1
+
+
+def _numbered(events: Iterator[dict], first_id: int) -> Iterator[dict]:
+    for number, event in enumerate(events, start=first_id):
+        event["event_id"] = f"c-{number:09d}"
+        yield event
 
 
 def generate(out: Path, options: GeneratorOptions, keystore: KeyStore) -> GenerationSummary:
