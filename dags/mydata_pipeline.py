@@ -16,6 +16,8 @@ Runs the stages that exist, in order, on the lake under `MYDATA_DATA_ROOT`:
 
 1. **inventory_landing**: complete deliveries (with `_SUCCESS`) and their record counts;
    incomplete ones are listed as waiting. Writes `manifests/landing/<run>.json`.
+2. **ingest**: landing -> typed bronze tables, bad rows to quarantine with a reason, failed
+   collections and duplicate deliveries counted; reconciliation in `manifests/ingest/<run>.json`.
 
 Trigger with `mydata demo`, or `airflow dags test mydata_pipeline <date>`.
 Param `dt` (YYYY-MM-DD) limits the run to one delivery date; empty means all.
@@ -40,7 +42,14 @@ def mydata_pipeline():
 
         return landing.run(Settings.load(delivery_date=(params or {}).get("dt") or None))
 
-    inventory_landing()
+    @task(task_id="ingest")
+    def ingest(params=None) -> dict:
+        from jobs import ingest as ingest_job
+        from mydata.config import Settings
+
+        return ingest_job.run(Settings.load(delivery_date=(params or {}).get("dt") or None))
+
+    inventory_landing() >> ingest()
 
 
 mydata_pipeline()

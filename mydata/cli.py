@@ -85,6 +85,21 @@ def cmd_landing(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from jobs import ingest
+
+    try:
+        result = ingest.run(_settings(args))
+    except ingest.NoDeliveryError as exc:
+        print(f"mydata ingest: {exc}", file=sys.stderr)
+        return 2
+    print(f"ingested: {result['rows_accepted']:,} rows accepted, {result['rows_quarantined']:,} "
+          f"quarantined, {result['failed_collections']:,} failed collections, "
+          f"{result['duplicates']:,} duplicate deliveries")
+    print(f"manifest: {result['manifest']}")
+    return 0
+
+
 def cmd_airflow(args: argparse.Namespace) -> int:
     from mydata.airflow_runner import run_airflow
 
@@ -137,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=7)
 
     add("landing", cmd_landing, "inventory the landing zone (complete deliveries, record counts)")
+    add("ingest", cmd_ingest, "landing -> typed bronze with quarantine (all complete deliveries, or --dt)")
 
     p = add("airflow", cmd_airflow, "run the airflow CLI against the project's Airflow home")
     p.add_argument("airflow_args", nargs=argparse.REMAINDER)

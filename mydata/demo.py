@@ -55,6 +55,16 @@ def print_summary(settings: Settings) -> None:
               f"{landing['outputs']['total_records']:,} records")
         for source, by_dt in sorted(records.items()):
             print(f"    {source:<14} {sum(by_dt.values()):>10,} records in {len(by_dt)} deliveries")
+    ingest = latest_manifest(lake, "ingest")
+    if ingest:
+        print(f"  ingest: {ingest['status']}")
+        for source, by_dt in sorted(ingest["outputs"]["reconciliation"].items()):
+            total = {k: sum(e.get(k, 0) for e in by_dt.values())
+                     for k in ("records_read", "rows_accepted", "rows_quarantined", "lines_quarantined",
+                               "failed_collections", "duplicates")}
+            print(f"    {source:<14} {total['records_read']:>9,} read -> {total['rows_accepted']:>9,} rows "
+                  f"accepted, {total['rows_quarantined'] + total['lines_quarantined']:>6,} quarantined, "
+                  f"{total['failed_collections']:>4,} failed collections, {total['duplicates']:>4,} duplicates")
     print("\nWhere things are")
     for name, path in lake.zones().items():
         if path.exists():

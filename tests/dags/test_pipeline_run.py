@@ -22,3 +22,8 @@ def test_pipeline_dag_runs_end_to_end_through_airflow(small_landing, copy_landin
     assert manifest["status"] == "succeeded"
     assert manifest["outputs"]["total_records"] == summary.total_records
     assert manifest["inputs"]["deliveries_complete"] == 6 * len(summary.deliveries)
+    ingested = latest_manifest(settings.lake, "ingest")
+    assert ingested["status"] == "succeeded"
+    read = sum(e["records_read"] for by_dt in ingested["outputs"]["reconciliation"].values()
+               for e in by_dt.values())
+    assert read == summary.total_records

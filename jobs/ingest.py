@@ -1,0 +1,464 @@
+"""Ingest: landing deliveries -> typed bronze tables, with quarantine, and nothing lost.
+
+Per source, one pass over the run's complete deliveries (those with ``_SUCCESS``):
+
+1. lines are parsed (MyData JSON envelope, CSV row or consent event) as text, so a bad line keeps
+   its original form for quarantine;
+2. line-level outcomes: ``rejected`` (not JSON, unknown API, envelope broken, count mismatch),
+   ``failed`` (rsp_code not 00000: a failed collection, counted and kept, not parsed),
+   ``duplicate`` (an x_api_tran_id already delivered, in this run or an earlier delivery);
+3. good lines become rows of their table (lists exploded), typed from the landing form by the
+   rules of ``schemas.bronze``; a row breaking a rule goes to quarantine with the rule and a
+   readable reason, as does a second row with the same natural key in a delivery;
+4. bronze and quarantine partitions (``dt=``) are replaced atomically (see ``jobs.storage``).
+
+Reconciliation, per delivery: lines read = lines parsed + rejected + failed + duplicate, and per
+table: rows = accepted + quarantined. Both are in the run manifest.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from datetime import date
+from functools import reduce
+
+from pyspark.sql import Column as SparkColumn
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.window import Window
+
+from jobs import storage
+from jobs.landing import Delivery, data_files, find_deliveries
+from mydata.config import Settings
+from mydata.lake import Lake
+from mydata.manifest import RunManifest
+from schemas import codes
+from schemas.bronze import TABLES, Column, TableSpec, tables_of
+from schemas.landing import APIS, CSV_SOURCES, LINK_KEY_PATTERN, MYDATA_SOURCES, apis_of
+
+QUARANTINE_COLUMNS = ["table", "rule", "reason", "record", "item_no", "file_path", "line_no", "dt"]
+LINE_TABLE = "{source}_lines"  # quarantine table of whole lines that never became rows
+FAILED_COLLECTIONS = "failed_collections"
+COLLECTIONS = "collections"  # every accepted MyData response: the duplicate index, and lineage
+
+_DTIME, _DATE = "yyyyMMddHHmmss", "yyyyMMdd"
+_DECIMAL = r"^[0-9]+(\.[0-9]+)?$"
+_KIND_TEXT = {"dtime": "KST timestamp YYYYMMDDhhmmss", "date": "date YYYYMMDD",
+              "month": "month YYYYMM", "amount": "non-negative decimal",
+              "rate": "non-negative decimal rate", "bool": "true/false", "int": "whole number",
+              "count": "whole number", "day": "day of month", "year": "year",
+              "number": "non-negative number", "ratio": "number", "version": "key version",
+              "link_key": "43-character base64url link key"}
+
+
+# -- parsing one value ---------------------------------------------------------------------------
+
+def parse_value(raw: SparkColumn, column: Column) -> SparkColumn:
+    """The typed value of a landing string, or null when it does not parse."""
+    kind = column.kind
+    if kind == "link_key":
+        return F.when(raw.rlike(LINK_KEY_PATTERN.pattern), raw)
+    if kind == "dtime":
+        return F.when(F.length(raw) == 14, F.try_to_timestamp(raw, F.lit(_DTIME)))
+    if kind == "date":
+        return F.when(F.length(raw) == 8, F.try_to_date(raw, _DATE))
+    if kind == "month":
+        return F.when(F.length(raw) == 6, F.try_to_date(F.concat(raw, F.lit("01")), _DATE))
+    if kind in ("amount", "rate", "number", "ratio"):
+        return F.when(raw.rlike(_DECIMAL), raw.try_cast(column.spark_type))
+    if kind in ("int", "count", "day", "year", "version"):
+        return F.when(raw.rlike(r"^[0-9]{1,9}$"), raw.try_cast("int"))
+    if kind == "bool":
+        return F.when(F.lower(raw).isin("true", "false"), F.lower(raw) == "true")
+    return raw  # code, text, ref, str, sources
+
+
+def violations(raw: dict[str, SparkColumn], parsed: dict[str, SparkColumn],
+               spec: TableSpec) -> SparkColumn:
+    """array<struct<rule, reason>> of every rule the row breaks (empty when it is good)."""
+    checks = []
+    for column in spec.columns:
+        name, value, typed = column.name, raw[column.name], parsed[column.name]
+        missing = value.isNull() if column.kind == "sources" else (value.isNull() | (F.trim(value) == ""))
+        if column.required:
+            checks.append((missing, f"{name}.not_null", F.lit(f"{name} is missing")))
+        shown = F.coalesce(value.cast("string"), F.lit(""))
+        if column.kind in _KIND_TEXT:
+            checks.append((~missing & typed.isNull(), f"{name}.format",
+                           F.concat(F.lit(f"{name}="), shown, F.lit(f" is not a {_KIND_TEXT[column.kind]}"))))
+        if column.allowed is not None:
+            allowed = sorted(column.allowed)
+            if column.kind == "sources":
+                bad = ~missing & ((F.size(typed) == 0) | ~F.forall(typed, lambda s: s.isin(*allowed)))
+            else:
+                bad = ~missing & ~typed.isin(*allowed)
+            checks.append((bad, f"{name}.in_set",
+                           F.concat(F.lit(f"{name}="), shown, F.lit(" is not a known code"))))
+        if column.low is not None or column.high is not None:
+            low = typed < column.low if column.low is not None else F.lit(False)
+            high = typed > column.high if column.high is not None else F.lit(False)
+            bounds = f"[{column.low if column.low is not None else ''}, {column.high if column.high is not None else ''}]"
+            checks.append((typed.isNotNull() & (low | high), f"{name}.range",
+                           F.concat(F.lit(f"{name}="), shown, F.lit(f" is outside {bounds}"))))
+    found = F.array(*[F.when(cond, F.struct(F.lit(rule).alias("rule"), reason.alias("reason")))
+                      for cond, rule, reason in checks])
+    return F.filter(found, lambda v: v.isNotNull())
+
+
+# -- reading lines ---------------------------------------------------------------------------------
+
+def read_lines(spark: SparkSession, deliveries: list[Delivery]) -> DataFrame:
+    """Raw non-empty lines with their file, position in the file and delivery date."""
+    files = [str(p) for d in deliveries for p in data_files(d)]
+    if not files:
+        return spark.createDataFrame([], "value string, file_path string, line_no long, dt date")
+    lines = spark.read.text(files).select("value", F.col("_metadata.file_path").alias("file_path"))
+    # a stable, increasing position within each file (not a line number: no shuffle needed)
+    return (lines.withColumn("line_no", F.monotonically_increasing_id())
+            .where(F.trim("value") != "")
+            .withColumn("dt", F.to_date(F.regexp_extract("file_path", r"/dt=(\d{4}-\d{2}-\d{2})/", 1))))
+
+
+# -- MyData JSON sources ---------------------------------------------------------------------------
+
+def envelope_schema(source: str) -> str:
+    """from_json schema of a source's lines: every leaf a string, lists as arrays of structs."""
+    apis = apis_of(source)
+    request = sorted({f for a in apis for f in a.request_fields})
+    flat = sorted({f for a in apis for f in a.response_fields}
+                  | {a.count_field for a in apis if a.count_field})
+    lists: dict[str, set[str]] = {}
+    for a in apis:
+        if a.list_field:
+            lists.setdefault(a.list_field, set()).update(a.item_fields)
+    response = ["rsp_code: string", "rsp_msg: string", *(f"{f}: string" for f in flat),
+                *(f"{name}: array<struct<{', '.join(f'{f}: string' for f in sorted(fields))}>>"
+                  for name, fields in sorted(lists.items()))]
+    request_type = f"struct<{', '.join(f'{f}: string' for f in request)}>" if request else "map<string,string>"
+    return (f"link_key string, key_version string, org_code string, api string, "
+            f"x_api_tran_id string, collected_at string, request {request_type}, "
+            f"response struct<{', '.join(response)}>, _corrupt_record string")
+
+
+def parse_mydata(lines: DataFrame, source: str) -> DataFrame:
+    """Parse lines and decide each line's outcome (before duplicates): ok, rejected or failed."""
+    j = F.from_json("value", envelope_schema(source),
+                    {"columnNameOfCorruptRecord": "_corrupt_record", "mode": "PERMISSIVE"})
+    parsed = lines.withColumn("j", j)
+    apis = [a.api for a in apis_of(source)]
+    count_ok = reduce(lambda acc, spec: acc.when(
+        F.col("j.api") == spec.api,
+        F.coalesce(F.col(f"j.response.{spec.count_field}").try_cast("int")
+                   == F.size(F.col(f"j.response.{spec.list_field}")), F.lit(False))),
+        [a for a in apis_of(source) if a.is_list], F).otherwise(F.lit(True))
+    envelope = {name: F.col(f"j.{name}") for name in ("link_key", "key_version", "org_code",
+                                                     "x_api_tran_id", "collected_at")}
+    env_spec = TABLES[next(t.name for t in tables_of(source))]
+    env_columns = [c for c in env_spec.columns if c.origin == "envelope"]
+    env_checks = violations(envelope, {c.name: parse_value(envelope[c.name], c) for c in env_columns},
+                            TableSpec("envelope", source, tuple(env_columns), ()))
+    rule = (F.when(F.col("j._corrupt_record").isNotNull() | F.col("j").isNull(),
+                   F.struct(F.lit("json_parse").alias("rule"),
+                            F.lit("line is not a valid JSON object").alias("reason")))
+            .when(~F.coalesce(F.col("j.api").isin(*apis), F.lit(False)),
+                  F.struct(F.lit("api.in_set").alias("rule"),
+                           F.concat(F.lit("api="), F.coalesce(F.col("j.api"), F.lit("")),
+                                    F.lit(f" is not a {source} API")).alias("reason")))
+            .when(F.size(env_checks) > 0,
+                  F.struct(env_checks[0]["rule"].alias("rule"),
+                           F.array_join(F.transform(env_checks, lambda v: v["reason"]), "; ").alias("reason")))
+            .when(F.coalesce(F.col("j.response.rsp_code"), F.lit("")) != codes.SUCCESS_RSP_CODE,
+                  F.lit(None))
+            .when(~count_ok,
+                  F.struct(F.lit("count_mismatch").alias("rule"),
+                           F.lit("the response's count field differs from its list length").alias("reason"))))
+    status = (F.when(rule.isNotNull(), "rejected")
+              .when(F.col("j.response.rsp_code") != codes.SUCCESS_RSP_CODE, "failed")
+              .otherwise("ok"))
+    return (parsed.withColumn("line_rule", rule)
+            .withColumn("status", status)
+            .withColumn("x_api_tran_id", F.col("j.x_api_tran_id")))
+
+
+def mark_duplicates(lines: DataFrame, delivered: DataFrame | None) -> DataFrame:
+    """A good or failed line whose x_api_tran_id came before (earlier line, or earlier delivery)."""
+    first = Window.partitionBy("x_api_tran_id").orderBy("dt", "file_path", "line_no")
+    counted = lines.withColumn(
+        "_nth", F.when(F.col("status").isin("ok", "failed"), F.row_number().over(first)))
+    if delivered is not None:
+        earlier = delivered.select(F.col("x_api_tran_id").alias("_seen_id"),
+                                   F.col("dt").alias("_seen_dt")).distinct()
+        counted = counted.join(earlier, (counted.x_api_tran_id == earlier._seen_id)
+                               & (earlier._seen_dt < counted.dt), "left")
+        seen = F.col("_seen_id").isNotNull()
+    else:
+        seen = F.lit(False)
+    duplicate = F.col("status").isin("ok", "failed") & ((F.col("_nth") > 1) | seen)
+    return (counted.withColumn("status", F.when(duplicate, "duplicate").otherwise(F.col("status")))
+            .drop("_nth", "_seen_id", "_seen_dt").dropDuplicates(["file_path", "line_no"]))
+
+
+def mydata_rows(lines: DataFrame, spec: TableSpec) -> DataFrame:
+    """Candidate rows of one MyData table from its good lines: raw strings, typed, violations."""
+    api = APIS[spec.api]
+    mine = lines.where((F.col("status") == "ok") & (F.col("j.api") == spec.api))
+    if api.is_list:
+        mine = mine.select("*", F.posexplode(f"j.response.{api.list_field}").alias("_pos", "_item"))
+    raw: dict[str, SparkColumn] = {}
+    for column in spec.columns:
+        if column.origin == "envelope":
+            raw[column.name] = F.col(f"j.{column.name}")
+        elif column.origin == "request":
+            raw[column.name] = F.col(f"j.request.{column.name}")
+        elif column.origin == "response":
+            raw[column.name] = F.col(f"j.response.{column.name}")
+        elif column.origin == "position":
+            raw[column.name] = F.col("_pos").cast("string")
+        else:
+            raw[column.name] = F.col(f"_item.{column.name}")
+    record = F.to_json(F.col("_item")) if api.is_list else F.col("value")
+    return _typed(mine, raw, spec, record, F.col("_pos") if api.is_list else F.lit(None))
+
+
+def _typed(frame: DataFrame, raw: dict[str, SparkColumn], spec: TableSpec, record: SparkColumn,
+           item_no: SparkColumn, broken: SparkColumn | None = None) -> DataFrame:
+    """Typed columns plus ``_violations``; ``broken`` (a rule struct) overrides when the line is unreadable."""
+    parsed = {c.name: parse_value(raw[c.name], c) for c in spec.columns}
+    found = violations(raw, parsed, spec)
+    if broken is not None:
+        found = F.when(broken.isNotNull(), F.array(broken)).otherwise(found)
+    return frame.select(
+        *[parsed[c.name].cast(c.spark_type).alias(c.name) for c in spec.columns],
+        found.alias("_violations"),
+        record.alias("record"), item_no.cast("int").alias("_item_no"), "file_path", "line_no", "dt",
+    )
+
+
+def _rule(name: str, reason: str) -> SparkColumn:
+    return F.struct(F.lit(name).alias("rule"), F.lit(reason).alias("reason"))
+
+
+# -- CSV and consent ----------------------------------------------------------------------------
+
+def csv_rows(lines: DataFrame, spec: TableSpec) -> DataFrame:
+    """Candidate rows of a CSV table; the header line is not a record."""
+    columns = CSV_SOURCES[spec.source]
+    schema = ", ".join(f"{c} string" for c in columns) + ", _corrupt_record string"
+    rows = (lines.where(F.col("value") != ",".join(columns))
+            .withColumn("j", F.from_csv("value", schema, {"columnNameOfCorruptRecord": "_corrupt_record",
+                                                          "mode": "PERMISSIVE"})))
+    broken = F.when(F.col("j._corrupt_record").isNotNull(),
+                    _rule("csv_parse", f"row does not have the {len(columns)} fields of the header"))
+    return _typed(rows, {c.name: F.col(f"j.{c.name}") for c in spec.columns}, spec,
+                  F.col("value"), F.lit(None), broken)
+
+
+def consent_rows(lines: DataFrame, spec: TableSpec) -> DataFrame:
+    schema = (", ".join(f"{c.name} {'array<string>' if c.kind == 'sources' else 'string'}"
+                        for c in spec.columns) + ", _corrupt_record string")
+    rows = lines.withColumn("j", F.from_json("value", schema, {"columnNameOfCorruptRecord": "_corrupt_record",
+                                                              "mode": "PERMISSIVE"}))
+    broken = F.when(F.col("j._corrupt_record").isNotNull() | F.col("j").isNull(),
+                    _rule("json_parse", "line is not a valid JSON object"))
+    return _typed(rows, {c.name: F.col(f"j.{c.name}") for c in spec.columns}, spec,
+                  F.col("value"), F.lit(None), broken)
+
+
+# -- accept or quarantine ------------------------------------------------------------------------
+
+def split_rows(candidates: DataFrame, spec: TableSpec) -> tuple[DataFrame, DataFrame]:
+    """(accepted rows, quarantine rows): a rule broken, or a natural key seen before in the delivery."""
+    key = Window.partitionBy("dt", *spec.natural_key).orderBy("file_path", "_item_no", "record")
+    clean = F.size("_violations") == 0
+    ranked = candidates.withColumn("_nth", F.when(clean, F.row_number().over(key)))
+    unique_reason = F.concat(F.lit(f"natural key ({', '.join(spec.natural_key)}) already accepted "
+                                   "in this delivery"))
+    ranked = ranked.withColumn("_violations", F.when(
+        clean & (F.col("_nth") > 1),
+        F.array(F.struct(F.lit("natural_key.unique").alias("rule"), unique_reason.alias("reason"))))
+        .otherwise(F.col("_violations")))
+    accepted = ranked.where(F.size("_violations") == 0).select(*spec.column_names, "dt")
+    quarantined = ranked.where(F.size("_violations") > 0).select(
+        F.lit(spec.name).alias("table"), F.col("_violations")[0]["rule"].alias("rule"),
+        F.array_join(F.transform("_violations", lambda v: v["reason"]), "; ").alias("reason"),
+        "record", F.col("_item_no").alias("item_no"), "file_path", "line_no", "dt")
+    return accepted, quarantined
+
+
+def line_quarantine(lines: DataFrame, source: str) -> DataFrame:
+    return lines.where(F.col("status") == "rejected").select(
+        F.lit(LINE_TABLE.format(source=source)).alias("table"), F.col("line_rule.rule").alias("rule"),
+        F.col("line_rule.reason").alias("reason"), F.col("value").alias("record"),
+        F.lit(None).cast("int").alias("item_no"), "file_path", "line_no", "dt")
+
+
+def failed_collections(lines: DataFrame, source: str) -> DataFrame:
+    return lines.where(F.col("status") == "failed").select(
+        F.lit(source).alias("source"), F.col("j.api").alias("api"), F.col("j.org_code").alias("org_code"),
+        "x_api_tran_id", F.col("j.link_key").alias("link_key"),
+        F.col("j.response.rsp_code").alias("rsp_code"), F.col("j.response.rsp_msg").alias("rsp_msg"),
+        F.try_to_timestamp(F.col("j.collected_at"), F.lit(_DTIME)).alias("collected_at"), "dt")
+
+
+def collections(lines: DataFrame, source: str) -> DataFrame:
+    return lines.where(F.col("status") == "ok").select(
+        F.lit(source).alias("source"), F.col("j.api").alias("api"), F.col("j.org_code").alias("org_code"),
+        "x_api_tran_id", F.col("j.link_key").alias("link_key"),
+        F.col("j.key_version").try_cast("int").alias("key_version"), "dt")
+
+
+def _per_source(lake: Lake, table: str, source: str):
+    """Tables shared by the MyData sources are partitioned by source, then delivery date."""
+    return lake.bronze_table(table) / f"source={source}"
+
+
+def read_quarantine(spark: SparkSession, lake: Lake) -> DataFrame | None:
+    """Every quarantine table as one frame with a ``table`` column (for review and reports)."""
+    frames = []
+    for folder in sorted(p for p in lake.quarantine.iterdir() if p.is_dir() and not p.name.startswith("_")) \
+            if lake.quarantine.is_dir() else []:
+        frame = storage.read_table(spark, folder)
+        if frame is not None:
+            frames.append(frame.withColumn("table", F.lit(folder.name)))
+    return reduce(DataFrame.unionByName, frames) if frames else None
+
+
+# -- the run -------------------------------------------------------------------------------------
+
+@dataclass
+class SourceResult:
+    lines: dict[str, dict[str, int]]  # dt -> status -> count
+    tables: dict[str, dict[str, dict[str, int]]]  # table -> dt -> accepted/quarantined
+    rules: dict[str, dict[str, int]]  # table -> rule -> count
+
+
+def ingest_source(spark: SparkSession, lake: Lake, source: str, deliveries: list[Delivery],
+                  run_id: str) -> SourceResult:
+    dts = sorted({d.dt for d in deliveries})
+    lines = read_lines(spark, deliveries)
+    outputs: dict[str, DataFrame] = {}
+    quarantine_parts: list[DataFrame] = []
+    if source in MYDATA_SOURCES:
+        delivered = storage.read_table(spark, _per_source(lake, COLLECTIONS, source))
+        if delivered is not None:
+            delivered = delivered.where(~F.col("dt").isin(*dts))
+        parsed = mark_duplicates(parse_mydata(lines, source), delivered).cache()
+        line_counts = parsed.groupBy("dt", "status").count().collect()
+        quarantine_parts.append(line_quarantine(parsed, source))
+        outputs[FAILED_COLLECTIONS] = failed_collections(parsed, source)
+        outputs[COLLECTIONS] = collections(parsed, source)
+        candidates = {spec.name: mydata_rows(parsed, spec) for spec in tables_of(source)}
+    else:
+        lines = lines.cache()
+        header = ",".join(CSV_SOURCES[source]) if source in CSV_SOURCES else None
+        counted = lines.where(F.col("value") != header) if header else lines
+        line_counts = counted.groupBy("dt").count().withColumn("status", F.lit("ok")).collect()
+        spec = tables_of(source)[0]
+        builder = consent_rows if source == "consent" else csv_rows
+        candidates = {spec.name: builder(lines, spec)}
+    result = SourceResult({}, {}, {})
+    for row in line_counts:
+        result.lines.setdefault(str(row["dt"]), {})[row["status"]] = int(row["count"])
+    for name, frame in candidates.items():
+        accepted, quarantined = split_rows(frame, TABLES[name])
+        outputs[name] = accepted
+        quarantine_parts.append(quarantined)
+    for name, frame in outputs.items():
+        if name in (COLLECTIONS, FAILED_COLLECTIONS):
+            storage.replace_partitions(frame.drop("source"), _per_source(lake, name, source), dts, run_id)
+        else:
+            storage.replace_partitions(frame, lake.bronze_table(name), dts, run_id)
+    tables = set(candidates) | ({LINE_TABLE.format(source=source)} if source in MYDATA_SOURCES else set())
+    storage.replace_partitions(reduce(DataFrame.unionByName, quarantine_parts),
+                               lake.quarantine, dts, run_id, tables=sorted(tables))
+    # counts come from what was written: cheap Parquet reads, not a second pass over landing
+    for name in candidates:
+        by_dt = result.tables.setdefault(name, {str(dt): {"accepted": 0, "quarantined": 0} for dt in dts})
+        for what, path in (("accepted", lake.bronze_table(name)), ("quarantined", lake.quarantine_table(name))):
+            written = storage.read_table(spark, path)
+            if written is None:
+                continue
+            for row in written.where(F.col("dt").isin(*dts)).groupBy("dt").count().collect():
+                by_dt[str(row["dt"])][what] = int(row["count"])
+    for table in tables:
+        written = storage.read_table(spark, lake.quarantine_table(table))
+        if written is not None:
+            for row in written.where(F.col("dt").isin(*dts)).groupBy("rule").count().collect():
+                result.rules.setdefault(table, {})[row["rule"]] = int(row["count"])
+    spark.catalog.clearCache()
+    return result
+
+
+class NoDeliveryError(RuntimeError):
+    """Nothing complete to ingest: said plainly, not as a stack trace."""
+
+
+def reconcile(source: str, result: SourceResult) -> dict[str, dict]:
+    """Per delivery: lines read against their outcomes, rows against accepted + quarantined."""
+    out = {}
+    for dt, statuses in sorted(result.lines.items()):
+        read = sum(statuses.values())
+        rows = {t: by_dt.get(dt, {"accepted": 0, "quarantined": 0}) for t, by_dt in result.tables.items()}
+        accepted = sum(r["accepted"] for r in rows.values())
+        quarantined = sum(r["quarantined"] for r in rows.values())
+        entry = {"records_read": read, "rows_accepted": accepted, "rows_quarantined": quarantined}
+        if source in MYDATA_SOURCES:
+            entry.update({"lines_parsed": statuses.get("ok", 0),
+                          "lines_quarantined": statuses.get("rejected", 0),
+                          "failed_collections": statuses.get("failed", 0),
+                          "duplicates": statuses.get("duplicate", 0)})
+            entry["balanced"] = read == sum(entry[k] for k in ("lines_parsed", "lines_quarantined",
+                                                               "failed_collections", "duplicates"))
+        else:
+            entry["balanced"] = read == accepted + quarantined
+        out[dt] = entry
+    return out
+
+
+def run(settings: Settings, spark: SparkSession | None = None) -> dict:
+    """Ingest every complete delivery (or those of ``settings.delivery_date``) into bronze."""
+    from mydata.spark import spark_session
+
+    lake = settings.lake
+    deliveries = find_deliveries(lake, settings.delivery_date)
+    complete = [d for d in deliveries if d.complete]
+    when = f" for dt={settings.delivery_date}" if settings.delivery_date else ""
+    if not complete:
+        waiting = ", ".join(f"{d.source} dt={d.dt}" for d in deliveries) or "none"
+        raise NoDeliveryError(f"no complete delivery{when} under {lake.landing} "
+                              f"(deliveries waiting for _SUCCESS: {waiting})")
+    manifest = RunManifest.start("ingest", dt=settings.delivery_date)
+    manifest.notes += [f"waiting for _SUCCESS, not read: {d.source} dt={d.dt}"
+                       for d in deliveries if not d.complete]
+    manifest.notes += [f"empty delivery (no data files): {d.source} dt={d.dt}"
+                       for d in complete if not data_files(d)]
+    spark = spark or spark_session(settings, "ingest")
+    reconciliation, tables, rules = {}, {}, {}
+    for source in ("consent", "customer", "bank", "card", "telecom", "telecom_usage"):
+        mine = [d for d in complete if d.source == source and data_files(d)]
+        if not mine:
+            continue
+        result = ingest_source(spark, lake, source, mine, manifest.run_id)
+        reconciliation[source] = reconcile(source, result)
+        tables.update(result.tables)
+        for table, by_rule in result.rules.items():
+            rules[table] = by_rule
+    manifest.inputs = {"deliveries": [f"{d.source} dt={d.dt}" for d in complete],
+                       "records_read": {s: sum(e["records_read"] for e in by_dt.values())
+                                        for s, by_dt in reconciliation.items()}}
+    manifest.outputs = {"reconciliation": reconciliation, "tables": tables}
+    manifest.quarantined = rules
+    balanced = all(e["balanced"] for by_dt in reconciliation.values() for e in by_dt.values())
+    path = manifest.finish(lake, "succeeded" if balanced else "failed")
+    if not balanced:
+        raise RuntimeError(f"ingest did not reconcile; see {path}")
+    return {"manifest": str(path),
+            "rows_accepted": sum(v["accepted"] for t in tables.values() for v in t.values()),
+            "rows_quarantined": sum(v["quarantined"] for t in tables.values() for v in t.values()),
+            "failed_collections": sum(e.get("failed_collections", 0) for s in reconciliation.values()
+                                      for e in s.values()),
+            "duplicates": sum(e.get("duplicates", 0) for s in reconciliation.values() for e in s.values())}
+
+
+if __name__ == "__main__":  # spark-submit entry point
+    print(run(Settings.load()), file=sys.stdout)

@@ -1,0 +1,200 @@
+"""Ingest: typed bronze, quarantine with reasons, reconciliation against planted defects, reruns."""
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import date
+
+import pytest
+from pyspark.sql import functions as F
+
+from jobs import ingest, storage
+from mydata.config import Settings
+from schemas.bronze import TABLES
+
+LK = "A" * 43
+LK2 = "B" * 43
+
+
+def lines_frame(spark, rows):
+    """(value, dt) pairs as ingest's raw lines."""
+    return spark.createDataFrame(
+        [(v, f"/lake/landing/x/dt={dt}/part-0", i, date.fromisoformat(dt)) for i, (v, dt) in enumerate(rows)],
+        "value string, file_path string, line_no long, dt date")
+
+
+def test_customer_rows_are_typed_or_quarantined_with_the_rule_and_a_reason(spark):
+    header = "link_key,key_version,birth_year,gender,region_code,customer_since"
+    frame = ingest.csv_rows(lines_frame(spark, [
+        (header, "2026-06-01"),
+        (f"{LK},1,1990,F,11,20200115", "2026-06-01"),
+        (f"{LK2},1,19x0,M,11,20200115", "2026-06-01"),
+        (f"{LK2},1,1980,X,99,20200115", "2026-06-01"),
+        (f"{LK2},1,1980,M,11", "2026-06-01"),
+        (f",1,1980,M,11,20200115", "2026-06-01"),
+        (f"{LK},1,1990,F,11,20200115", "2026-06-01"),
+    ]), TABLES["customers"])
+    accepted, quarantined = ingest.split_rows(frame, TABLES["customers"])
+    rows = accepted.collect()
+    assert [(r.link_key, r.birth_year, r.gender, r.customer_since) for r in rows] == \
+        [(LK, 1990, "F", date(2020, 1, 15))]
+    found = sorted((q.rule, q.reason) for q in quarantined.collect())
+    assert found == sorted([
+        ("birth_year.format", "birth_year=19x0 is not a year"),
+        ("gender.in_set", "gender=X is not a known code; region_code=99 is not a known code"),
+        ("csv_parse", "row does not have the 6 fields of the header"),
+        ("link_key.not_null", "link_key is missing"),
+        ("natural_key.unique", "natural key (link_key) already accepted in this delivery"),
+    ])
+
+
+def envelope(api="bank.deposit.transactions", tran="0200000000M00000000000001", rsp="00000", items=None,
+             count=None, link_key=LK):
+    items = items if items is not None else [
+        {"trans_dtime": "20261002121530", "trans_no": "1", "trans_type": "01", "trans_class": "입금",
+         "currency_code": "KRW", "trans_amt": "2500000.000", "balance_amt": "3120000.000",
+         "paid_in_cnt": 0, "trans_memo": "급여"}]
+    response = {"rsp_code": rsp, "rsp_msg": "정상처리"}
+    if rsp == "00000":
+        response.update({"trans_cnt": len(items) if count is None else count, "trans_list": items})
+    record = {"link_key": link_key, "key_version": 1, "org_code": "0200000000", "api": api,
+              "x_api_tran_id": tran, "collected_at": "20261101093015",
+              "request": {"account_num": "Aref", "from_dtime": "20261001000000", "to_dtime": "20261031235959"},
+              "response": response}
+    return json.dumps(record, ensure_ascii=False)
+
+
+def test_mydata_lines_get_one_outcome_each(spark):
+    raw = lines_frame(spark, [
+        (envelope(), "2026-11-01"),
+        (envelope()[:50], "2026-11-01"),
+        (envelope(api="bank.unknown", tran="T2"), "2026-11-01"),
+        (envelope(rsp="40101", tran="T3"), "2026-11-01"),
+        (envelope(), "2026-11-01"),
+        (envelope(count=5, tran="T4"), "2026-11-01"),
+        (envelope(tran="T5", link_key="short"), "2026-11-01"),
+    ])
+    earlier = spark.createDataFrame([("T9", date(2026, 10, 1))], "x_api_tran_id string, dt date")
+    lines = ingest.mark_duplicates(ingest.parse_mydata(raw, "bank"), earlier)
+    outcome = {r.line_no: (r.status, r.line_rule.rule if r.line_rule else None)
+               for r in lines.collect()}
+    assert outcome == {0: ("ok", None), 1: ("rejected", "json_parse"), 2: ("rejected", "api.in_set"),
+                       3: ("failed", None), 4: ("duplicate", None), 5: ("rejected", "count_mismatch"),
+                       6: ("rejected", "link_key.format")}
+
+
+def test_a_response_delivered_again_later_is_a_duplicate(spark):
+    raw = lines_frame(spark, [(envelope(tran="T9"), "2026-11-01")])
+    earlier = spark.createDataFrame([("T9", date(2026, 10, 1))], "x_api_tran_id string, dt date")
+    assert [r.status for r in ingest.mark_duplicates(ingest.parse_mydata(raw, "bank"), earlier).collect()] \
+        == ["duplicate"]
+
+
+def test_transactions_are_exploded_typed_and_bad_items_quarantined_alone(spark):
+    good = {"trans_dtime": "20261002121530", "trans_no": "1", "trans_type": "01", "trans_class": "입금",
+            "currency_code": "KRW", "trans_amt": "2500000.000", "balance_amt": "3120000.000",
+            "paid_in_cnt": 0, "trans_memo": "급여"}
+    bad = dict(good, trans_no="2", trans_amt="-5.000", trans_dtime="20260231093000")
+    raw = lines_frame(spark, [(envelope(items=[good, bad]), "2026-11-01")])
+    lines = ingest.mark_duplicates(ingest.parse_mydata(raw, "bank"), None)
+    spec = TABLES["bank_transactions"]
+    accepted, quarantined = ingest.split_rows(ingest.mydata_rows(lines, spec), spec)
+    row = accepted.collect()
+    assert len(row) == 1 and row[0].trans_no == "1" and row[0].item_no == 0
+    assert str(row[0].trans_amt) == "2500000.000"
+    assert row[0].trans_dtime.strftime("%Y-%m-%d %H:%M:%S") == "2026-10-02 03:15:30"  # KST -> UTC
+    assert dict(accepted.dtypes)["trans_amt"] == "decimal(18,3)"
+    q = quarantined.collect()
+    assert [(r.rule, r.item_no) for r in q] == [("trans_dtime.format", 1)]
+    assert "trans_amt=-5.000 is not a non-negative decimal" in q[0].reason
+    assert json.loads(q[0].record)["trans_no"] == "2"
+
+
+# -- end to end over generated deliveries -----------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def ingested(small_landing, tmp_path_factory, spark):
+    settings, summary = small_landing
+    root = tmp_path_factory.mktemp("ingested") / "lake"
+    shutil.copytree(settings.data_root, root)
+    settings = settings.replace(data_root=root)
+    result = ingest.run(settings, spark)
+    return settings, summary, result, json.loads(open(result["manifest"], encoding="utf-8").read())
+
+
+def test_every_record_is_accounted_for_and_matches_the_planted_defects(ingested, spark):
+    settings, summary, _, manifest = ingested
+    recon = manifest["outputs"]["reconciliation"]
+    assert manifest["status"] == "succeeded"
+    assert all(e["balanced"] for by_dt in recon.values() for e in by_dt.values())
+    quarantine = ingest.read_quarantine(spark, settings.lake)
+    for source, planted in summary.defects.items():
+        total = {k: sum(e.get(k, 0) for e in recon[source].values())
+                 for k in ("records_read", "duplicates", "failed_collections", "lines_quarantined",
+                           "rows_quarantined")}
+        assert total["records_read"] == summary.records[source]
+        if source in ("bank", "card", "telecom"):
+            assert total["duplicates"] == planted.get("duplicate_delivery", 0)
+            assert total["failed_collections"] == planted.get("failed_collection", 0)
+            assert total["lines_quarantined"] == planted.get("malformed_json", 0) + planted.get("missing_link_key", 0)
+            tables = [t.name for t in TABLES.values() if t.source == source]
+            spoilt_lines = (quarantine.where(F.col("table").isin(*tables))
+                            .select("file_path", "line_no").distinct().count())
+            assert spoilt_lines == sum(planted.get(k, 0) for k in ("bad_amount", "bad_date", "unknown_code"))
+        else:
+            assert total["rows_quarantined"] == sum(planted.values())
+    assert summary.records["consent"] == sum(e["records_read"] for e in recon["consent"].values())
+
+
+def test_quarantine_rows_carry_table_rule_reason_and_the_original_record(ingested, spark):
+    settings = ingested[0]
+    quarantine = ingest.read_quarantine(spark, settings.lake)
+    assert quarantine.where(F.col("rule").isNull() | (F.length("reason") == 0)
+                            | F.col("record").isNull() | F.col("file_path").isNull()).count() == 0
+    assert {r.table for r in quarantine.select("table").distinct().collect()} >= {
+        "bank_lines", "bank_transactions", "telecom_usage", "customers"}
+
+
+def test_bronze_tables_are_typed_and_partitioned_by_delivery_date(ingested, spark):
+    settings, summary = ingested[0], ingested[1]
+    for name in ("bank_transactions", "card_approvals", "telecom_usage", "customers", "consent_events"):
+        table = spark.read.parquet(str(settings.lake.bronze_table(name)))
+        assert sorted(str(r.dt) for r in table.select("dt").distinct().collect()) == summary.deliveries
+    types = dict(spark.read.parquet(str(settings.lake.bronze_table("bank_transactions"))).dtypes)
+    assert types["trans_dtime"] == "timestamp" and types["trans_amt"] == "decimal(18,3)"
+    usage = dict(spark.read.parquet(str(settings.lake.bronze_table("telecom_usage"))).dtypes)
+    assert usage["usage_month"] == "date" and usage["night_data_ratio"] == "double"
+
+
+def test_rerunning_a_delivery_replaces_its_partitions_without_duplicates(ingested, spark):
+    settings, summary, first, _ = ingested
+    dt = date.fromisoformat(summary.deliveries[1])
+    before = {name: spark.read.parquet(str(settings.lake.bronze_table(name))).count()
+              for name in ("bank_transactions", "telecom_usage", "consent_events")}
+    again = ingest.run(settings.replace(delivery_date=dt), spark)
+    after = {name: spark.read.parquet(str(settings.lake.bronze_table(name))).count() for name in before}
+    assert after == before
+    manifest = json.loads(open(again["manifest"], encoding="utf-8").read())
+    assert list(manifest["outputs"]["reconciliation"]["bank"]) == [dt.isoformat()]
+    assert not list(settings.lake.bronze.rglob("_staging")) and not list(settings.lake.bronze.rglob("_trash"))
+
+
+def test_a_delivery_without_success_marker_is_not_read_and_says_why(tmp_path, small_landing, spark):
+    settings, summary = small_landing
+    root = tmp_path / "lake"
+    dt = summary.deliveries[0]
+    shutil.copytree(settings.lake.landing / "bank" / f"dt={dt}", root / "landing" / "bank" / f"dt={dt}")
+    (root / "landing" / "bank" / f"dt={dt}" / "_SUCCESS").unlink()
+    with pytest.raises(ingest.NoDeliveryError, match=f"waiting for _SUCCESS: bank dt={dt}"):
+        ingest.run(Settings(data_root=root, delivery_date=dt), spark)
+
+
+def test_recover_restores_a_partition_left_in_trash_by_an_interrupted_swap(tmp_path):
+    table = tmp_path / "t"
+    (table / "_trash" / "run1" / "dt=2026-06-01").mkdir(parents=True)
+    (table / "_trash" / "run1" / "dt=2026-06-01" / "part.parquet").write_text("old")
+    (table / "_staging" / "run1" / "dt=2026-06-01").mkdir(parents=True)
+    done = storage.recover(table)
+    assert (table / "dt=2026-06-01" / "part.parquet").read_text() == "old"
+    assert not (table / "_trash" / "run1").exists() and not (table / "_staging" / "run1").exists()
+    assert len(done) == 2
