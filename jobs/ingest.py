@@ -12,6 +12,9 @@ Per source, one pass over the run's complete deliveries (those with ``_SUCCESS``
    readable reason, as does a second row with the same natural key in a delivery;
 4. bronze and quarantine partitions (``dt=``) are replaced atomically (see ``jobs.storage``).
 
+Quarantine rows (``quarantine/<table>/dt=...``) hold: rule (the first broken), reason (all
+broken, readable), record (the original line, or the list item), item_no, file_path, line_no.
+
 Reconciliation, per delivery: lines read = lines parsed + rejected + failed + duplicate, and per
 table: rows = accepted + quarantined. Both are in the run manifest.
 """
@@ -19,7 +22,6 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from datetime import date
 from functools import reduce
 
 from pyspark.sql import Column as SparkColumn
@@ -36,7 +38,6 @@ from schemas import codes
 from schemas.bronze import TABLES, Column, TableSpec, tables_of
 from schemas.landing import APIS, CSV_SOURCES, LINK_KEY_PATTERN, MYDATA_SOURCES, apis_of
 
-QUARANTINE_COLUMNS = ["table", "rule", "reason", "record", "item_no", "file_path", "line_no", "dt"]
 LINE_TABLE = "{source}_lines"  # quarantine table of whole lines that never became rows
 FAILED_COLLECTIONS = "failed_collections"
 COLLECTIONS = "collections"  # every accepted MyData response: the duplicate index, and lineage
