@@ -5,6 +5,7 @@ import json
 import shutil
 from datetime import date
 
+import pyarrow.parquet as pq
 import pytest
 from pyspark.sql import functions as F
 
@@ -198,3 +199,41 @@ def test_recover_restores_a_partition_left_in_trash_by_an_interrupted_swap(tmp_p
     assert (table / "dt=2026-06-01" / "part.parquet").read_text() == "old"
     assert not (table / "_trash" / "run1").exists() and not (table / "_staging" / "run1").exists()
     assert len(done) == 2
+
+
+def _partition_files(table, dt):
+    folder = table / f"dt={dt}"
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+@pytest.mark.slow
+def test_a_run_killed_mid_write_leaves_the_previous_partition_intact(ingested):
+    """Kill a real ingest process (and its Spark JVM) once it is writing; the old partition stays."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    settings, summary = ingested[0], ingested[1]
+    dt = summary.deliveries[0]
+    tables = [settings.lake.bronze_table(t) for t in ("bank_transactions", "card_approvals", "customers")]
+    before = {t.name: _partition_files(t, dt) for t in tables}
+    rows_before = {t.name: pq.read_table(t / f"dt={dt}").num_rows for t in tables}
+    env = {**os.environ, **settings.replace(delivery_date=dt).as_env()}
+    process = subprocess.Popen([sys.executable, "-m", "jobs.ingest"], env=env, start_new_session=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 240
+        while not any((t / "_staging").exists() for t in tables) and time.monotonic() < deadline:
+            assert process.poll() is None, "ingest ended before it started writing"
+            time.sleep(0.05)
+        assert any((t / "_staging").exists() for t in tables), "ingest never started writing"
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    assert {t.name: _partition_files(t, dt) for t in tables} == before
+    # the next run cleans up what the killed one left and gives the same partitions
+    ingest.run(settings.replace(delivery_date=date.fromisoformat(dt)))
+    assert not any((t / "_staging").exists() or (t / "_trash").exists() for t in tables)
+    assert {t.name: pq.read_table(t / f"dt={dt}").num_rows for t in tables} == rows_before
