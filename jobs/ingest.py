@@ -159,8 +159,7 @@ def parse_mydata(lines: DataFrame, source: str) -> DataFrame:
     env_checks = violations(envelope, {c.name: parse_value(envelope[c.name], c) for c in env_columns},
                             TableSpec("envelope", source, tuple(env_columns), ()))
     rule = (F.when(F.col("j._corrupt_record").isNotNull() | F.col("j").isNull(),
-                   F.struct(F.lit("json_parse").alias("rule"),
-                            F.lit("line is not a valid JSON object").alias("reason")))
+                   _rule("json_parse", "line is not a valid JSON object"))
             .when(~F.coalesce(F.col("j.api").isin(*apis), F.lit(False)),
                   F.struct(F.lit("api.in_set").alias("rule"),
                            F.concat(F.lit("api="), F.coalesce(F.col("j.api"), F.lit("")),
@@ -170,9 +169,7 @@ def parse_mydata(lines: DataFrame, source: str) -> DataFrame:
                            F.array_join(F.transform(env_checks, lambda v: v["reason"]), "; ").alias("reason")))
             .when(F.coalesce(F.col("j.response.rsp_code"), F.lit("")) != codes.SUCCESS_RSP_CODE,
                   F.lit(None))
-            .when(~count_ok,
-                  F.struct(F.lit("count_mismatch").alias("rule"),
-                           F.lit("the response's count field differs from its list length").alias("reason"))))
+            .when(~count_ok, _rule("count_mismatch", "the response's count field differs from its list length")))
     status = (F.when(rule.isNotNull(), "rejected")
               .when(F.col("j.response.rsp_code") != codes.SUCCESS_RSP_CODE, "failed")
               .otherwise("ok"))
@@ -272,12 +269,10 @@ def split_rows(candidates: DataFrame, spec: TableSpec) -> tuple[DataFrame, DataF
     key = Window.partitionBy("dt", *spec.natural_key).orderBy("file_path", "_item_no", "record")
     clean = F.size("_violations") == 0
     ranked = candidates.withColumn("_nth", F.when(clean, F.row_number().over(key)))
-    unique_reason = F.concat(F.lit(f"natural key ({', '.join(spec.natural_key)}) already accepted "
-                                   "in this delivery"))
-    ranked = ranked.withColumn("_violations", F.when(
-        clean & (F.col("_nth") > 1),
-        F.array(F.struct(F.lit("natural_key.unique").alias("rule"), unique_reason.alias("reason"))))
-        .otherwise(F.col("_violations")))
+    repeated = _rule("natural_key.unique",
+                     f"natural key ({', '.join(spec.natural_key)}) already accepted in this delivery")
+    ranked = ranked.withColumn("_violations", F.when(clean & (F.col("_nth") > 1), F.array(repeated))
+                               .otherwise(F.col("_violations")))
     accepted = ranked.where(F.size("_violations") == 0).select(*spec.column_names, "dt")
     quarantined = ranked.where(F.size("_violations") > 0).select(
         F.lit(spec.name).alias("table"), F.col("_violations")[0]["rule"].alias("rule"),
