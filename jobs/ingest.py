@@ -370,17 +370,20 @@ def ingest_source(spark: SparkSession, lake: Lake, source: str, deliveries: list
     # counts come from what was written: cheap Parquet reads, not a second pass over landing
     for name in candidates:
         by_dt = result.tables.setdefault(name, {str(dt): {"accepted": 0, "quarantined": 0} for dt in dts})
-        for what, path in (("accepted", lake.bronze_table(name)), ("quarantined", lake.quarantine_table(name))):
-            written = storage.read_table(spark, path)
-            if written is None:
-                continue
-            for row in written.where(F.col("dt").isin(*dts)).groupBy("dt").count().collect():
-                by_dt[str(row["dt"])][what] = int(row["count"])
-    for table in tables:
-        written = storage.read_table(spark, lake.quarantine_table(table))
+        written = storage.read_table(spark, lake.bronze_table(name))
         if written is not None:
-            for row in written.where(F.col("dt").isin(*dts)).groupBy("rule").count().collect():
-                result.rules.setdefault(table, {})[row["rule"]] = int(row["count"])
+            for row in written.where(F.col("dt").isin(*dts)).groupBy("dt").count().collect():
+                by_dt[str(row["dt"])]["accepted"] = int(row["count"])
+    for table in tables:  # one read per quarantine table gives both its per-date and per-rule counts
+        written = storage.read_table(spark, lake.quarantine_table(table))
+        if written is None:
+            continue
+        for row in written.where(F.col("dt").isin(*dts)).groupBy("dt", "rule").count().collect():
+            count = int(row["count"])
+            rules = result.rules.setdefault(table, {})
+            rules[row["rule"]] = rules.get(row["rule"], 0) + count
+            if table in result.tables:
+                result.tables[table][str(row["dt"])]["quarantined"] += count
     spark.catalog.clearCache()
     return result
 
