@@ -18,6 +18,8 @@ Runs the stages that exist, in order, on the lake under `MYDATA_DATA_ROOT`:
    incomplete ones are listed as waiting. Writes `manifests/landing/<run>.json`.
 2. **ingest**: landing -> typed bronze tables, bad rows to quarantine with a reason, failed
    collections and duplicate deliveries counted; reconciliation in `manifests/ingest/<run>.json`.
+3. **validate**: the Great Expectations suites of `schemas/` over the bronze partitions ingest
+   wrote; any failed expectation fails the run. Writes the run's page under `reports/ingest/`.
 
 Trigger with `mydata demo`, or `airflow dags test mydata_pipeline <date>`.
 Param `dt` (YYYY-MM-DD) limits the run to one delivery date; empty means all.
@@ -49,7 +51,14 @@ def mydata_pipeline():
 
         return ingest_job.run(Settings.load(delivery_date=(params or {}).get("dt") or None))
 
-    inventory_landing() >> ingest()
+    @task(task_id="validate")
+    def validate() -> dict:
+        from jobs import validate as validate_job
+        from mydata.config import Settings
+
+        return validate_job.run(Settings.load())
+
+    inventory_landing() >> ingest() >> validate()
 
 
 mydata_pipeline()

@@ -236,6 +236,11 @@ def _rule(name: str, reason: str) -> SparkColumn:
     return F.struct(F.lit(name).alias("rule"), F.lit(reason).alias("reason"))
 
 
+def _shown_reason() -> SparkColumn:
+    """A reason fit for manifests and reports: a malformed link key is still a pseudonym."""
+    return F.regexp_replace("reason", r"link_key=[^;]*", "link_key=<hidden>")
+
+
 # -- CSV and consent ----------------------------------------------------------------------------
 
 def csv_rows(lines: DataFrame, spec: TableSpec) -> DataFrame:
@@ -326,6 +331,7 @@ class SourceResult:
     lines: dict[str, dict[str, int]]  # dt -> status -> count
     tables: dict[str, dict[str, dict[str, int]]]  # table -> dt -> accepted/quarantined
     rules: dict[str, dict[str, int]]  # table -> rule -> count
+    examples: dict[str, dict[str, str]]  # table -> rule -> one reason, link keys hidden
 
 
 def ingest_source(spark: SparkSession, lake: Lake, source: str, deliveries: list[Delivery],
@@ -352,7 +358,7 @@ def ingest_source(spark: SparkSession, lake: Lake, source: str, deliveries: list
         spec = tables_of(source)[0]
         builder = consent_rows if source == "consent" else csv_rows
         candidates = {spec.name: builder(lines, spec)}
-    result = SourceResult({}, {}, {})
+    result = SourceResult({}, {}, {}, {})
     for row in line_counts:
         result.lines.setdefault(str(row["dt"]), {})[row["status"]] = int(row["count"])
     for name, frame in candidates.items():
@@ -378,10 +384,13 @@ def ingest_source(spark: SparkSession, lake: Lake, source: str, deliveries: list
         written = storage.read_table(spark, lake.quarantine_table(table))
         if written is None:
             continue
-        for row in written.where(F.col("dt").isin(*dts)).groupBy("dt", "rule").count().collect():
+        counts = (written.where(F.col("dt").isin(*dts)).groupBy("dt", "rule")
+                  .agg(F.count(F.lit(1)).alias("count"), F.min(_shown_reason()).alias("example")))
+        for row in counts.collect():
             count = int(row["count"])
             rules = result.rules.setdefault(table, {})
             rules[row["rule"]] = rules.get(row["rule"], 0) + count
+            result.examples.setdefault(table, {}).setdefault(row["rule"], row["example"])
             if table in result.tables:
                 result.tables[table][str(row["dt"])]["quarantined"] += count
     spark.catalog.clearCache()
@@ -432,7 +441,7 @@ def run(settings: Settings, spark: SparkSession | None = None) -> dict:
     manifest.notes += [f"empty delivery (no data files): {d.source} dt={d.dt}"
                        for d in complete if not data_files(d)]
     spark = spark or spark_session(settings, "ingest")
-    reconciliation, tables, rules = {}, {}, {}
+    reconciliation, tables, rules, examples = {}, {}, {}, {}
     for source in ("consent", "customer", "bank", "card", "telecom", "telecom_usage"):
         mine = [d for d in complete if d.source == source and data_files(d)]
         if not mine:
@@ -440,12 +449,12 @@ def run(settings: Settings, spark: SparkSession | None = None) -> dict:
         result = ingest_source(spark, lake, source, mine, manifest.run_id)
         reconciliation[source] = reconcile(source, result)
         tables.update(result.tables)
-        for table, by_rule in result.rules.items():
-            rules[table] = by_rule
+        rules.update(result.rules)
+        examples.update(result.examples)
     manifest.inputs = {"deliveries": [f"{d.source} dt={d.dt}" for d in complete],
                        "records_read": {s: sum(e["records_read"] for e in by_dt.values())
                                         for s, by_dt in reconciliation.items()}}
-    manifest.outputs = {"reconciliation": reconciliation, "tables": tables}
+    manifest.outputs = {"reconciliation": reconciliation, "tables": tables, "rule_examples": examples}
     manifest.quarantined = rules
     balanced = all(e["balanced"] for by_dt in reconciliation.values() for e in by_dt.values())
     path = manifest.finish(lake, "succeeded" if balanced else "failed")

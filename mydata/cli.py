@@ -97,6 +97,23 @@ def cmd_ingest(args: argparse.Namespace) -> int:
           f"quarantined, {result['failed_collections']:,} failed collections, "
           f"{result['duplicates']:,} duplicate deliveries")
     print(f"manifest: {result['manifest']}")
+    return _validate(args)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    return _validate(args, args.run)
+
+
+def _validate(args: argparse.Namespace, ingest_run: str | None = None) -> int:
+    from jobs import validate
+
+    try:
+        result = validate.run(_settings(args), ingest_run=ingest_run)
+    except validate.ValidationFailed as exc:
+        print(f"mydata validate: {exc}", file=sys.stderr)
+        return 1
+    print(f"validated: {result['expectations']:,} expectations met over {result['rows_checked']:,} bronze rows")
+    print(f"report: {result['report']}")
     return 0
 
 
@@ -152,7 +169,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=7)
 
     add("landing", cmd_landing, "inventory the landing zone (complete deliveries, record counts)")
-    add("ingest", cmd_ingest, "landing -> typed bronze with quarantine (all complete deliveries, or --dt)")
+    add("ingest", cmd_ingest, "landing -> typed bronze with quarantine (all complete deliveries, or --dt), "
+                              "then validate")
+    p = add("validate", cmd_validate, "check an ingest run's bronze with Great Expectations; write its report")
+    p.add_argument("--run", help="ingest run id (default: the latest)")
 
     p = add("airflow", cmd_airflow, "run the airflow CLI against the project's Airflow home")
     p.add_argument("airflow_args", nargs=argparse.REMAINDER)

@@ -65,6 +65,11 @@ def print_summary(settings: Settings) -> None:
             print(f"    {source:<14} {total['records_read']:>9,} read -> {total['rows_accepted']:>9,} rows "
                   f"accepted, {total['rows_quarantined'] + total['lines_quarantined']:>6,} quarantined, "
                   f"{total['failed_collections']:>4,} failed collections, {total['duplicates']:>4,} duplicates")
+    validated = latest_manifest(lake, "validate")
+    if validated:
+        out = validated["outputs"]
+        print(f"  validate: {validated['status']}, {out['expectations']:,} expectations over "
+              f"{out['rows_checked']:,} bronze rows; report {out['report']}")
     print("\nWhere things are")
     for name, path in lake.zones().items():
         if path.exists():

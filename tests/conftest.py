@@ -1,6 +1,7 @@
 """Shared fixtures: one SparkSession per test session, small generated landing zones."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -57,3 +58,16 @@ def copy_landing(tmp_path):
         shutil.copytree(source.data_root, target)
         return source.replace(data_root=target)
     return _copy
+
+
+@pytest.fixture(scope="session")
+def ingested(small_landing, tmp_path_factory, spark):
+    """``small_landing`` ingested once: (settings, summary, run() result, the run manifest)."""
+    from jobs import ingest
+
+    settings, summary = small_landing
+    root = tmp_path_factory.mktemp("ingested") / "lake"
+    shutil.copytree(settings.data_root, root)
+    settings = settings.replace(data_root=root)
+    result = ingest.run(settings, spark)
+    return settings, summary, result, json.loads(open(result["manifest"], encoding="utf-8").read())

@@ -27,3 +27,6 @@ def test_pipeline_dag_runs_end_to_end_through_airflow(small_landing, copy_landin
     read = sum(e["records_read"] for by_dt in ingested["outputs"]["reconciliation"].values()
                for e in by_dt.values())
     assert read == summary.total_records
+    validated = latest_manifest(settings.lake, "validate")
+    assert validated["status"] == "succeeded"
+    assert validated["outputs"]["ingest_run"] == ingested["run_id"]

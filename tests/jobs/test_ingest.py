@@ -113,16 +113,6 @@ def test_transactions_are_exploded_typed_and_bad_items_quarantined_alone(spark):
 
 # -- end to end over generated deliveries -----------------------------------------------------------
 
-@pytest.fixture(scope="session")
-def ingested(small_landing, tmp_path_factory, spark):
-    settings, summary = small_landing
-    root = tmp_path_factory.mktemp("ingested") / "lake"
-    shutil.copytree(settings.data_root, root)
-    settings = settings.replace(data_root=root)
-    result = ingest.run(settings, spark)
-    return settings, summary, result, json.loads(open(result["manifest"], encoding="utf-8").read())
-
-
 def test_every_record_is_accounted_for_and_matches_the_planted_defects(ingested, spark):
     settings, summary, _, manifest = ingested
     recon = manifest["outputs"]["reconciliation"]

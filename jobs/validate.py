@@ -1,0 +1,235 @@
+"""Validate an ingest run's bronze partitions with Great Expectations, and report the run in HTML.
+
+Ingest checked every row against the rules of ``schemas.bronze`` and quarantined failures; this
+job checks what it published, table by table, with the suites of ``schemas.expectations`` (an
+independent engine over the same rules). Any failed expectation fails the run: downstream jobs
+must not build on bronze that breaks its contract. Either way the run gets a page,
+``reports/ingest/<ingest run id>.html`` (reconciliation, quarantine by rule, every expectation),
+and ``reports/ingest/index.html`` lists the runs.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from jobs import storage
+from mydata import html
+from mydata.config import Settings
+from mydata.lake import Lake
+from mydata.manifest import RunManifest, latest_manifest
+from schemas.bronze import TABLES
+from schemas.expectations import PARTITION, expectation_suite, gx
+
+REPORT_FOLDER = "ingest"
+
+
+class ValidationFailed(RuntimeError):
+    """Published bronze breaks an expectation of its suite."""
+
+
+@dataclass
+class ExpectationOutcome:
+    rule: str
+    expectation: str
+    column: str
+    success: bool
+    checked: int | None
+    unexpected: int | None
+
+
+@dataclass
+class TableValidation:
+    table: str
+    dts: list[str]
+    rows: int
+    outcomes: list[ExpectationOutcome]
+
+    @property
+    def success(self) -> bool:
+        return all(o.success for o in self.outcomes)
+
+
+def _validator():
+    """One ephemeral context per run: a Spark data source taking DataFrames, no progress bars."""
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    batch = (context.data_sources.add_spark("bronze").add_dataframe_asset("partitions")
+             .add_batch_definition_whole_dataframe("run"))
+    return context, batch
+
+
+def validate_frame(frame: DataFrame, table: str, context=None, batch=None) -> list[ExpectationOutcome]:
+    """Run the table's suite over ``frame``; keep counts only (never the unexpected values, which
+    could be link keys)."""
+    if context is None:
+        context, batch = _validator()
+    suite = context.suites.add(expectation_suite(TABLES[table]))
+    result = batch.get_batch(batch_parameters={"dataframe": frame}).validate(
+        suite, result_format="SUMMARY")
+    outcomes = []
+    for item in result.results:
+        config, found = item.expectation_config, item.result or {}
+        kwargs = config.kwargs
+        outcomes.append(ExpectationOutcome(
+            rule=(config.meta or {}).get("rule", config.type), expectation=config.type,
+            column=kwargs.get("column") or ", ".join(kwargs.get("column_list") or []),
+            success=bool(item.success), checked=found.get("element_count"),
+            unexpected=found.get("unexpected_count")))
+    context.suites.delete(suite.name)
+    return outcomes
+
+
+def validate_run(spark: SparkSession, lake: Lake, ingest: dict) -> list[TableValidation]:
+    """Every table the ingest run wrote, over the delivery dates it wrote."""
+    context, batch = _validator()
+    validations = []
+    for table, by_dt in sorted(ingest["outputs"]["tables"].items()):
+        dts = sorted(by_dt)
+        frame = storage.read_table(spark, lake.bronze_table(table))
+        if frame is None:
+            frame = spark.createDataFrame([], _empty_schema(table))
+        frame = frame.where(F.col(PARTITION).isin(*[date.fromisoformat(d) for d in dts]))
+        outcomes = validate_frame(frame, table, context, batch)
+        rows = next((o.checked for o in outcomes if o.checked is not None),
+                    sum(v["accepted"] for v in by_dt.values()))
+        validations.append(TableValidation(table, dts, rows, outcomes))
+    return validations
+
+
+def _empty_schema(table: str) -> str:
+    spec = TABLES[table]
+    return ", ".join(f"`{c.name}` {c.spark_type}" for c in spec.columns) + f", {PARTITION} date"
+
+
+# -- the report ------------------------------------------------------------------------------------
+
+def render_report(ingest: dict, validations: list[TableValidation]) -> str:
+    recon = ingest["outputs"]["reconciliation"]
+    tables = ingest["outputs"]["tables"]
+    examples = ingest["outputs"].get("rule_examples", {})
+    passed = all(v.success for v in validations)
+    total = {key: sum(e.get(key, 0) for by_dt in recon.values() for e in by_dt.values())
+             for key in ("records_read", "rows_accepted", "rows_quarantined", "lines_quarantined",
+                         "failed_collections", "duplicates")}
+    facts = {"run": ingest["run_id"], "status": ingest["status"],
+             "deliveries": len(ingest["inputs"]["deliveries"]), "code": ingest["code_version"],
+             "started": ingest["started_at"][:19].replace("T", " ") + " UTC"}
+    summary = html.table(
+        ["records read", "rows accepted", "rows quarantined", "lines quarantined",
+         "failed collections", "duplicate deliveries", "expectations"],
+        [[total["records_read"], total["rows_accepted"], total["rows_quarantined"],
+          total["lines_quarantined"], total["failed_collections"], total["duplicates"],
+          html.status(passed, f"all {sum(len(v.outcomes) for v in validations)} met", "FAILED")]])
+    recon_rows = []
+    for source, by_dt in sorted(recon.items()):
+        for dt, e in sorted(by_dt.items()):
+            recon_rows.append([source, dt, e["records_read"], e.get("lines_parsed", ""),
+                               e.get("lines_quarantined", ""), e.get("failed_collections", ""),
+                               e.get("duplicates", ""), e["rows_accepted"], e["rows_quarantined"],
+                               html.status(e["balanced"], "balanced", "NOT BALANCED")])
+    by_table = {v.table: v for v in validations}
+    table_rows = []
+    for name, by_dt in sorted(tables.items()):
+        accepted = sum(v["accepted"] for v in by_dt.values())
+        quarantined = sum(v["quarantined"] for v in by_dt.values())
+        check = by_table.get(name)
+        met = sum(o.success for o in check.outcomes) if check else 0
+        table_rows.append([name, accepted, quarantined,
+                           f"{quarantined / (accepted + quarantined):.3%}" if accepted + quarantined else "",
+                           html.status(bool(check and check.success),
+                                       f"{met}/{len(check.outcomes)} met" if check else "",
+                                       f"{met}/{len(check.outcomes)} met" if check else "not checked")])
+    rule_rows = []
+    most = max((n for rules in ingest["quarantined"].values() for n in rules.values()), default=0)
+    for name, rules in sorted(ingest["quarantined"].items()):
+        for rule, count in sorted(rules.items(), key=lambda kv: -kv[1]):
+            rule_rows.append([name, html.code(rule), count, html.bar(count, most, 120, "#c2543c"),
+                              examples.get(name, {}).get(rule, "")])
+    failing = [[v.table, html.code(o.rule), o.expectation, o.column, o.checked, o.unexpected]
+               for v in validations for o in v.outcomes if not o.success]
+    detail = [[v.table, html.code(o.rule), o.expectation, o.column, o.checked, o.unexpected,
+               html.status(o.success)] for v in validations for o in v.outcomes]
+    sections = [
+        html.section("Summary", summary),
+        html.section("Reconciliation", html.table(
+            ["source", "delivery", "records read", "lines parsed", "lines quarantined",
+             "failed collections", "duplicates", "rows accepted", "rows quarantined", ""],
+            recon_rows), note="Per delivery, every record read has exactly one outcome: for MyData "
+                              "sources lines read = parsed + quarantined + failed collections + "
+                              "duplicates; for CSV and consent, rows read = accepted + quarantined."),
+        html.section("Bronze tables", html.table(
+            ["table", "rows accepted", "rows quarantined", "quarantined share", "expectations"],
+            table_rows)),
+        html.section("Quarantine by rule", html.table(
+            ["table", "rule", "rows", "", "an example reason"], rule_rows),
+            note="Quarantined rows keep the original record, file and line under "
+                 "quarantine/<table>/dt=…; link key values are never shown here."),
+        html.section("Failed expectations", html.table(
+            ["table", "rule", "expectation", "column", "rows checked", "unexpected"], failing)),
+        html.section("All expectations (Great Expectations, on the published bronze partitions)",
+                     html.table(["table", "rule", "expectation", "column", "rows checked",
+                                 "unexpected", ""], detail)),
+    ]
+    return html.page("Ingest run report", facts, sections)
+
+
+def render_index(lake: Lake) -> str:
+    rows = []
+    for path in sorted((lake.manifests / "validate").glob("*.json"), reverse=True):
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        out = doc["outputs"]
+        report = Path(out.get("report", ""))
+        rows.append([html.Markup(f'<a href="{html.escape(report.name)}">{html.escape(out["ingest_run"])}</a>'),
+                     ", ".join(out.get("delivery_dates", [])), doc["started_at"][:19].replace("T", " "),
+                     out.get("rows_checked", 0), html.status(doc["status"] == "succeeded", "passed", "FAILED")])
+    return html.page("Ingest runs", {"runs": len(rows)}, [html.section("Runs, newest first", html.table(
+        ["ingest run", "delivery dates", "validated (UTC)", "rows checked", "expectations"], rows))])
+
+
+def run(settings: Settings, spark: SparkSession | None = None, ingest_run: str | None = None) -> dict:
+    """Validate the latest ingest run (or ``ingest_run``) and write its report."""
+    from mydata.spark import spark_session
+
+    lake = settings.lake
+    ingest = (json.loads(lake.manifest("ingest", ingest_run).read_text(encoding="utf-8"))
+              if ingest_run else latest_manifest(lake, "ingest"))
+    if ingest is None:
+        raise FileNotFoundError(f"no ingest run to validate under {lake.manifests / 'ingest'}")
+    spark = spark or spark_session(settings, "validate")
+    manifest = RunManifest.start("validate", ingest_run=ingest["run_id"])
+    validations = validate_run(spark, lake, ingest)
+    report = html.write_page(lake.report(REPORT_FOLDER) / f"{ingest['run_id']}.html",
+                             render_report(ingest, validations))
+    passed = all(v.success for v in validations)
+    failed = [f"{v.table}: {o.rule} ({o.unexpected} of {o.checked} rows)"
+              for v in validations for o in v.outcomes if not o.success]
+    manifest.inputs = {"ingest_run": ingest["run_id"]}
+    manifest.outputs = {
+        "ingest_run": ingest["run_id"], "report": str(report),
+        "delivery_dates": sorted({dt for v in validations for dt in v.dts}),
+        "rows_checked": sum(v.rows for v in validations),
+        "expectations": sum(len(v.outcomes) for v in validations),
+        "failed": failed,
+        "tables": {v.table: {"rows": v.rows, "met": sum(o.success for o in v.outcomes),
+                             "evaluated": len(v.outcomes)} for v in validations}}
+    path = manifest.finish(lake, "succeeded" if passed else "failed")
+    index = html.write_page(lake.report(REPORT_FOLDER) / "index.html", render_index(lake))
+    if not passed:
+        raise ValidationFailed(f"bronze breaks {len(failed)} expectation(s): {'; '.join(failed[:5])}; "
+                               f"see {report}")
+    return {"manifest": str(path), "report": str(report), "index": str(index),
+            "expectations": manifest.outputs["expectations"], "rows_checked": manifest.outputs["rows_checked"]}
+
+
+if __name__ == "__main__":  # spark-submit entry point
+    print(run(Settings.load()), file=sys.stdout)

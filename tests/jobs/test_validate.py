@@ -1,0 +1,90 @@
+"""Validate: Great Expectations over published bronze, a gate that fails, and a readable report."""
+from __future__ import annotations
+
+import json
+import re
+from datetime import date
+
+import pytest
+from pyspark.sql import functions as F
+
+from jobs import storage, validate
+
+LK, LK2 = "A" * 43, "B" * 43
+CUSTOMERS = "link_key string, key_version int, birth_year int, gender string, region_code string, " \
+            "customer_since date, dt date"
+
+
+def test_a_frame_breaking_its_contract_fails_the_expectations_that_restate_the_rules(spark):
+    june = date(2026, 6, 1)
+    frame = spark.createDataFrame([
+        (LK, 1, 1990, "F", "11", date(2020, 1, 15), june),
+        (LK, 1, 1990, "F", "11", date(2020, 1, 15), june),       # natural key twice in a delivery
+        (LK2, 1, 1980, "X", "11", date(2020, 1, 15), june),      # unknown gender code
+        ("short", 1, 1850, "M", "11", date(2020, 1, 15), june),  # link key shape, birth year bound
+        (LK2, 1, 1980, "M", "11", date(2020, 1, 15), date(2026, 7, 1)),  # same key, next delivery: fine
+    ], CUSTOMERS)
+    failed = {o.rule: (o.unexpected, o.checked) for o in validate.validate_frame(frame, "customers")
+              if not o.success}
+    assert set(failed) == {"natural_key.unique", "gender.in_set", "link_key.format", "birth_year.range"}
+    assert failed["gender.in_set"] == (1, 5)
+    assert failed["birth_year.range"] == (1, 5)
+
+
+def test_clean_rows_meet_every_expectation(spark):
+    frame = spark.createDataFrame([(LK, 1, 1990, "F", "11", date(2020, 1, 15), date(2026, 6, 1)),
+                                   (LK2, 2, 1961, "M", "50", date(2001, 3, 1), date(2026, 6, 1))],
+                                  CUSTOMERS)
+    outcomes = validate.validate_frame(frame, "customers")
+    assert outcomes and all(o.success for o in outcomes)
+
+
+@pytest.fixture(scope="module")
+def validated(ingested, spark):
+    settings, _, _, manifest = ingested
+    result = validate.run(settings, spark, ingest_run=manifest["run_id"])
+    return settings, manifest, result
+
+
+def test_an_ingest_run_passes_its_gate_and_gets_a_report_page(validated):
+    settings, ingest_manifest, result = validated
+    checked = json.loads(open(result["manifest"], encoding="utf-8").read())
+    assert checked["status"] == "succeeded"
+    assert checked["outputs"]["ingest_run"] == ingest_manifest["run_id"]
+    accepted = sum(v["accepted"] for t in ingest_manifest["outputs"]["tables"].values() for v in t.values())
+    assert checked["outputs"]["rows_checked"] == accepted
+    assert set(checked["outputs"]["tables"]) == set(ingest_manifest["outputs"]["tables"])
+    page = open(result["report"], encoding="utf-8").read()
+    for table in ingest_manifest["outputs"]["tables"]:
+        assert f"<td>{table}</td>" in page
+    assert "NOT BALANCED" not in page and "FAILED" not in page
+    assert f"{accepted:,}" in page
+    assert ingest_manifest["run_id"] in open(result["index"], encoding="utf-8").read()
+
+
+def test_reports_and_manifests_show_no_link_key(validated, spark):
+    settings, ingest_manifest, result = validated
+    keys = {r.link_key for r in spark.read.parquet(str(settings.lake.bronze_table("customers")))
+            .select("link_key").distinct().collect()}
+    texts = [open(result["report"], encoding="utf-8").read(), open(result["manifest"], encoding="utf-8").read(),
+             json.dumps(ingest_manifest, ensure_ascii=False)]
+    for text in texts:
+        tokens = set(re.findall(r"[A-Za-z0-9_-]{43}", text))
+        assert not tokens & keys
+
+
+def test_a_bronze_partition_edited_after_ingest_fails_the_gate(validated, spark, tmp_path):
+    settings, ingest_manifest, _ = validated
+    lake = settings.replace(data_root=tmp_path / "lake").lake
+    table = lake.bronze_table("customers")
+    frame = spark.read.parquet(str(settings.lake.bronze_table("customers")))
+    edited = frame.withColumn("gender", F.when(F.col("birth_year") % 2 == 0, F.lit("?"))
+                              .otherwise(F.col("gender")))
+    dts = [date.fromisoformat(d) for d in ingest_manifest["outputs"]["tables"]["customers"]]
+    storage.replace_partitions(edited, table, dts, "edit")
+    manifest = dict(ingest_manifest, outputs=dict(ingest_manifest["outputs"],
+                                                  tables={"customers": ingest_manifest["outputs"]["tables"]["customers"]}))
+    (result,) = validate.validate_run(spark, lake, manifest)
+    failed = [o for o in result.outcomes if not o.success]
+    assert [o.rule for o in failed] == ["gender.in_set"]
+    assert failed[0].unexpected == frame.where(F.col("birth_year") % 2 == 0).count()
