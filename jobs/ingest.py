@@ -44,8 +44,10 @@ COLLECTIONS = "collections"  # every accepted MyData response: the duplicate ind
 
 _DTIME, _DATE = "yyyyMMddHHmmss", "yyyyMMdd"
 _DECIMAL = r"^[0-9]+(\.[0-9]+)?$"
+_SIGNED_DECIMAL = r"^-?[0-9]+(\.[0-9]+)?$"
 _KIND_TEXT = {"dtime": "KST timestamp YYYYMMDDhhmmss", "date": "date YYYYMMDD",
               "month": "month YYYYMM", "amount": "non-negative decimal",
+              "balance": "decimal",
               "rate": "non-negative decimal rate", "bool": "true/false", "int": "whole number",
               "count": "whole number", "day": "day of month", "year": "year",
               "number": "non-negative number", "ratio": "number", "version": "key version",
@@ -65,6 +67,8 @@ def parse_value(raw: SparkColumn, column: Column) -> SparkColumn:
         return F.when(F.length(raw) == 8, F.try_to_date(raw, _DATE))
     if kind == "month":
         return F.when(F.length(raw) == 6, F.try_to_date(F.concat(raw, F.lit("01")), _DATE))
+    if kind == "balance":
+        return F.when(raw.rlike(_SIGNED_DECIMAL), raw.try_cast(column.spark_type))
     if kind in ("amount", "rate", "number", "ratio"):
         return F.when(raw.rlike(_DECIMAL), raw.try_cast(column.spark_type))
     if kind in ("int", "count", "day", "year", "version"):

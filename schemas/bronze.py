@@ -15,6 +15,7 @@ from schemas.landing import APIS, CONSENT_FIELDS, CSV_SOURCES, FIELD_KINDS
 #: landing kind -> Spark SQL type of the parsed column
 SPARK_TYPES = {
     "dtime": "timestamp", "date": "date", "month": "date", "amount": "decimal(18,3)",
+    "balance": "decimal(18,3)",
     "rate": "decimal(9,5)", "code": "string", "bool": "boolean", "int": "int", "day": "int",
     "text": "string", "ref": "string", "link_key": "string", "version": "int", "str": "string",
     "ratio": "double", "number": "double", "count": "int", "year": "int", "sources": "array<string>",

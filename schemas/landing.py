@@ -120,8 +120,10 @@ FIELD_KINDS: dict[str, str] = {
     "trans_date": "date", "from_date": "date", "to_date": "date",
     # months YYYYMM
     "charge_month": "month", "trans_month": "month", "from_month": "month", "to_month": "month",
+    # balances: signed decimal strings (an overdraft, 마이너스 통장, is below zero)
+    "balance_amt": "balance",
     # non-negative decimal strings
-    "balance_amt": "amount", "withdrawable_amt": "amount", "trans_amt": "amount",
+    "withdrawable_amt": "amount", "trans_amt": "amount",
     "loan_principal": "amount", "approved_amt": "amount", "charge_amt": "amount",
     "paid_amt": "amount",
     # rates (decimal strings, percent)

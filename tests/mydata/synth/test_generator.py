@@ -54,6 +54,9 @@ def check_value(api: str, name: str, value) -> None:
             Decimal(value)
         except InvalidOperation:
             raise ContractError(f"{name}={value!r} is not a decimal") from None
+    elif kind == "balance":
+        if not isinstance(value, str) or not re.fullmatch(r"-?\d+(\.\d+)?", value):
+            raise ContractError(f"{name}={value!r} is not a decimal string")
     elif kind == "code":
         allowed = STATUS_SETS[api] if name == "status" else CODE_SETS[name]
         if value not in allowed:
