@@ -5,6 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CONSTRAINTS := requirements/constraints.txt
 PYTEST_ARGS ?=
+SCALE ?= 10000
 
 .PHONY: venv demo test bench clean-data
 
@@ -21,6 +22,11 @@ demo: venv
 
 test: venv
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Throughput at SCALE subjects x 6 months (figures for the issues' notes; never a timed test).
+bench: venv
+	$(PY) benchmarks/bench_generate.py $(SCALE)
+	$(PY) benchmarks/bench_ingest.py $(SCALE)
 
 clean-data:
 	rm -rf var
