@@ -188,16 +188,15 @@ def mark_duplicates(lines: DataFrame, delivered: DataFrame | None) -> DataFrame:
     counted = lines.withColumn(
         "_nth", F.when(F.col("status").isin("ok", "failed"), F.row_number().over(first)))
     if delivered is not None:
-        earlier = delivered.select(F.col("x_api_tran_id").alias("_seen_id"),
-                                   F.col("dt").alias("_seen_dt")).distinct()
-        counted = counted.join(earlier, (counted.x_api_tran_id == earlier._seen_id)
-                               & (earlier._seen_dt < counted.dt), "left")
-        seen = F.col("_seen_id").isNotNull()
+        # one row per id (its first delivery), so the join cannot multiply lines
+        earlier = delivered.groupBy(F.col("x_api_tran_id").alias("_seen_id")).agg(F.min("dt").alias("_seen_dt"))
+        counted = counted.join(earlier, counted.x_api_tran_id == earlier._seen_id, "left")
+        seen = F.coalesce(F.col("_seen_dt") < F.col("dt"), F.lit(False))
     else:
         seen = F.lit(False)
     duplicate = F.col("status").isin("ok", "failed") & ((F.col("_nth") > 1) | seen)
     return (counted.withColumn("status", F.when(duplicate, "duplicate").otherwise(F.col("status")))
-            .drop("_nth", "_seen_id", "_seen_dt").dropDuplicates(["file_path", "line_no"]))
+            .drop("_nth", "_seen_id", "_seen_dt"))
 
 
 def mydata_rows(lines: DataFrame, spec: TableSpec) -> DataFrame:
@@ -280,8 +279,9 @@ def split_rows(candidates: DataFrame, spec: TableSpec) -> tuple[DataFrame, DataF
     ranked = candidates.withColumn("_nth", F.when(clean, F.row_number().over(key)))
     repeated = _rule("natural_key.unique",
                      f"natural key ({', '.join(spec.natural_key)}) already accepted in this delivery")
+    # both outputs read the ranking: cached, the window's shuffle runs once, not twice
     ranked = ranked.withColumn("_violations", F.when(clean & (F.col("_nth") > 1), F.array(repeated))
-                               .otherwise(F.col("_violations")))
+                               .otherwise(F.col("_violations"))).cache()
     accepted = ranked.where(F.size("_violations") == 0).select(*spec.column_names, "dt")
     quarantined = ranked.where(F.size("_violations") > 0).select(
         F.lit(spec.name).alias("table"), F.col("_violations")[0]["rule"].alias("rule"),
