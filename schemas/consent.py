@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Iterable, Mapping
 
 GENESIS_HASH = "0" * 64
@@ -17,6 +18,25 @@ GENESIS_HASH = "0" * 64
 def canonical_json(event: Mapping) -> str:
     body = {k: v for k, v in event.items() if k != "hash"}
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+#: the fields of an event as delivered, in the order LANDING.md lists them
+EVENT_FIELDS = ("event_id", "link_key", "key_version", "event_type", "event_time", "purpose", "sources",
+                "end_date", "channel", "notice_version", "prev_hash", "hash")
+
+
+def delivered_event(typed: Mapping) -> dict:
+    """An event back in its delivered JSON form from typed values (bronze, ledger), for hashing."""
+    event = {name: typed.get(name) for name in EVENT_FIELDS}
+    if isinstance(event["event_time"], datetime):
+        event["event_time"] = event["event_time"].strftime("%Y%m%d%H%M%S")
+    if isinstance(event["end_date"], date):
+        event["end_date"] = event["end_date"].strftime("%Y%m%d")
+    if event["key_version"] is not None:
+        event["key_version"] = int(event["key_version"])
+    if event["sources"] is not None:
+        event["sources"] = list(event["sources"])
+    return event
 
 
 def event_hash(event: Mapping) -> str:
