@@ -39,8 +39,9 @@ def recover(table: Path) -> list[str]:
 
 
 def replace_partitions(frame: DataFrame, table: Path, dts: list[date], run_id: str,
-                       tables: list[str] | None = None) -> None:
-    """Make ``frame`` (with a ``dt`` column) the whole content of partitions ``dts`` of ``table``.
+                       tables: list[str] | None = None, key: str = "dt") -> None:
+    """Make ``frame`` (with a ``key`` column, ``dt`` by default) the whole content of partitions
+    ``dts`` of ``table``.
 
     With ``tables``, ``frame`` has a ``table`` column and ``table`` is the folder holding one
     table per value (quarantine/<table>/dt=...): one write job serves them all.
@@ -50,14 +51,14 @@ def replace_partitions(frame: DataFrame, table: Path, dts: list[date], run_id: s
         target.mkdir(parents=True, exist_ok=True)
         recover(target)
     staging = table / STAGING / run_id
-    keys = ["table", "dt"] if tables is not None else ["dt"]
+    keys = ["table", key] if tables is not None else [key]
     frame.write.mode("overwrite").partitionBy(*keys).parquet(str(staging))
     for target in targets:
         source = staging / f"table={target.name}" if tables is not None else staging
         trash = target / TRASH / run_id
         trash.mkdir(parents=True, exist_ok=True)
         for dt in dts:
-            name = f"dt={dt.isoformat()}"
+            name = f"{key}={dt.isoformat()}"
             final, new = target / name, source / name
             if final.exists():
                 os.rename(final, trash / name)
@@ -72,7 +73,8 @@ def replace_partitions(frame: DataFrame, table: Path, dts: list[date], run_id: s
 
 
 def has_data(table: Path) -> bool:
-    return any(p for p in table.glob("dt=*/*.parquet")) or any(table.glob("*/dt=*/*.parquet"))
+    """Any Parquet file in a partition folder (``dt=``, ``as_of=``, …), one or two levels down."""
+    return any(p for p in table.glob("*=*/*.parquet")) or any(table.glob("*=*/*=*/*.parquet"))
 
 
 def read_table(spark: SparkSession, table: Path) -> DataFrame | None:

@@ -71,3 +71,24 @@ def ingested(small_landing, tmp_path_factory, spark):
     settings = settings.replace(data_root=root)
     result = ingest.run(settings, spark)
     return settings, summary, result, json.loads(open(result["manifest"], encoding="utf-8").read())
+
+
+@pytest.fixture(scope="session")
+def fused(ingested, tmp_path_factory, spark):
+    """``ingested`` with its consent ledger built and fused for marketing and analytics as of the
+    last delivery: (settings, {purpose: fuse.run() result plus "as_of"})."""
+    from datetime import date
+
+    from jobs import consent, fuse
+
+    settings, summary, _, _ = ingested
+    root = tmp_path_factory.mktemp("fused") / "lake"
+    shutil.copytree(settings.data_root, root)
+    settings = settings.replace(data_root=root)
+    consent.run(settings, spark)
+    as_of = date.fromisoformat(summary.deliveries[-1])
+    results = {}
+    for purpose in ("marketing", "analytics"):
+        result = fuse.run(settings.replace(purpose=purpose, as_of=as_of), spark)
+        results[purpose] = {**result, "as_of": as_of.isoformat()}
+    return settings, results

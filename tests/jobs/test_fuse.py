@@ -1,0 +1,152 @@
+"""Consent-based fusion: who is fused and why not, what silver holds, and what it never holds."""
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import pyarrow.parquet as pq
+import pytest
+
+from jobs import consent, fuse, storage
+from mydata.keys import KeyStore, purpose_pseudonym
+from schemas.bronze import TABLES
+from schemas.silver import silver_columns
+
+STATES = "link_key string, key_version int, source string, state string, end_date date"
+
+
+def test_linkage_gives_each_subject_one_outcome(spark):
+    until = date(2027, 1, 1)
+    states = spark.createDataFrame([
+        *[("fused", 1, s, "valid", until) for s in ("bank", "card", "telecom")],
+        *[("no-telecom-data", 1, s, "valid", until) for s in ("bank", "card", "telecom")],
+        ("withdrew-card", 1, "bank", "valid", until), ("withdrew-card", 1, "card", "withdrawn", until),
+        ("withdrew-card", 1, "telecom", "valid", until),
+        *[("expired", 1, s, "expired", until) for s in ("bank", "card", "telecom")],
+        ("bank-only", 1, "bank", "valid", until),
+    ], STATES)
+    data = [(k, 1, s) for k in ("fused", "withdrew-card", "expired", "bank-only", "never-asked")
+            for s in ("bank", "card", "telecom")]
+    presence = spark.createDataFrame(data + [("no-telecom-data", 1, "bank"), ("no-telecom-data", 1, "card"),
+                                             ("rekeyed", 2, "telecom")], "link_key string, key_version int, source string")
+    customers = spark.createDataFrame([("customer-only", 1)], "link_key string, key_version int")
+    got = {(r.link_key, r.outcome, r.missing) for r in fuse.linkage(states, presence, customers, [1]).collect()}
+    assert got == {("fused", "fused", ""), ("no-telecom-data", "source_missing", "telecom"),
+                   ("withdrew-card", "withdrawn", ""), ("expired", "expired", ""),
+                   ("bank-only", "no_consent", ""), ("never-asked", "no_consent", ""),
+                   ("rekeyed", "key_version_mismatch", "bank,card"),
+                   ("customer-only", "no_consent", "bank,card,telecom")}
+
+
+def test_silver_rows_are_re_keyed_and_lose_what_the_purpose_may_not_use(spark):
+    spec = TABLES["bank_transactions"]
+    columns = silver_columns(spec, "marketing")
+    assert "trans_memo" not in columns and "account_num" not in columns and "trans_no" not in columns
+    assert "trans_memo" in silver_columns(spec, "credit_scoring")
+    records = spark.createDataFrame(
+        [("K1", 1, "A-1", 9, "급여", date(2026, 11, 1)), ("K2", 1, "A-2", 7, "x", date(2026, 11, 1))],
+        "link_key string, key_version int, account_num string, trans_amt int, trans_memo string, dt date")
+    keyed = spark.createDataFrame([("K1", 1, "P1")], "link_key string, key_version int, pseudonym string")
+    rows = fuse.to_silver(records, keyed, ["trans_amt"], date(2026, 11, 1)).collect()
+    assert [r.asDict() for r in rows] == [{"pseudonym": "P1", "trans_amt": 9, "delivered": date(2026, 11, 1),
+                                           "as_of": date(2026, 11, 1)}]
+
+
+# -- end to end over generated data ------------------------------------------------------------------
+
+def landing_consent(settings) -> list[dict]:
+    return [json.loads(line) for path in sorted(settings.lake.landing.glob("consent/dt=*/*.jsonl"))
+            for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def valid_everywhere(events: list[dict], purpose: str, moment: str) -> set[str]:
+    """The rule, independently: per link key and source, the latest event at or before the moment."""
+    latest: dict[tuple[str, str], dict] = {}
+    for e in events:  # chain order
+        if e["purpose"] == purpose and e["event_time"] <= moment:
+            for s in e["sources"]:
+                if (e["link_key"], s) not in latest or e["event_time"] >= latest[(e["link_key"], s)]["event_time"]:
+                    latest[(e["link_key"], s)] = e
+    ok = {k for k, e in latest.items() if e["event_type"] != "withdraw" and moment[:8] < e["end_date"]}
+    return {lk for lk in {k for k, _ in ok} if all((lk, s) in ok for s in ("bank", "card", "telecom"))}
+
+
+def silver_strings(settings) -> set[str]:
+    """Every string value in every silver and gold Parquet file."""
+    values: set[str] = set()
+    for zone in (settings.lake.silver, settings.lake.gold):
+        for path in zone.rglob("*.parquet"):
+            table = pq.read_table(path)
+            for column in table.column_names:
+                if str(table.schema.field(column).type) in ("string", "large_string"):
+                    values.update(v for v in table.column(column).to_pylist() if v is not None)
+    return values
+
+
+@pytest.mark.slow
+def test_fusion_keeps_only_subjects_consented_for_every_source(fused, spark):
+    settings, results = fused
+    as_of = date.fromisoformat(results["marketing"]["as_of"])
+    keystore = KeyStore.open(settings)
+    allowed = valid_everywhere(landing_consent(settings), "marketing", as_of.strftime("%Y%m%d") + "000000")
+    allowed_pseudonyms = {purpose_pseudonym(keystore.purpose_secret("marketing"), lk) for lk in allowed}
+    for table in [*fuse.fused_tables(), "subjects"]:
+        folder = fuse.silver_table(settings.lake, table, "marketing") / f"as_of={as_of}"
+        seen = {r.pseudonym for r in spark.read.parquet(str(folder)).select("pseudonym").distinct().collect()}
+        assert seen and seen <= allowed_pseudonyms, table
+    linkage = results["marketing"]["linkage"]
+    subjects = spark.read.parquet(str(fuse.silver_table(settings.lake, "subjects", "marketing")))
+    assert subjects.count() == linkage["fused"] > 0
+    assert linkage["withdrawn"] > 0 and linkage["expired"] + linkage["no_consent"] > 0
+    # the generator re-keyed 2% of subjects' telecom records with link key version 2
+    truth = (settings.lake.truth / "subjects.csv").read_text().splitlines()[1:]
+    rekeyed = sum(1 for line in truth if line.endswith(",2") and line.split(",")[4] == "1")
+    assert linkage["key_version_mismatch"] == rekeyed > 0
+
+
+@pytest.mark.slow
+def test_pseudonyms_differ_between_purposes(fused, spark):
+    settings, results = fused
+    marketing, analytics = (
+        {r.pseudonym for r in spark.read.parquet(str(fuse.silver_table(settings.lake, "subjects", p)))
+         .select("pseudonym").collect()} for p in ("marketing", "analytics"))
+    assert marketing and analytics and not marketing & analytics
+    keystore = KeyStore.open(settings)
+    moment = results["marketing"]["as_of"].replace("-", "") + "000000"
+    both = valid_everywhere(landing_consent(settings), "marketing", moment) & \
+        valid_everywhere(landing_consent(settings), "analytics", moment)
+    assert both
+    for lk in sorted(both)[:20]:
+        assert purpose_pseudonym(keystore.purpose_secret("marketing"), lk) != \
+            purpose_pseudonym(keystore.purpose_secret("analytics"), lk)
+
+
+@pytest.mark.slow
+def test_no_link_key_or_secret_leaves_bronze(fused, spark):
+    settings, results = fused
+    link_keys = {r.link_key for r in storage.read_table(spark, settings.lake.bronze_table("consent_events"))
+                 .select("link_key").distinct().collect()}
+    link_keys |= {r.link_key for r in storage.read_table(spark, settings.lake.bronze_table("customers"))
+                  .select("link_key").distinct().collect()}
+    assert not silver_strings(settings) & link_keys
+    keystore = json.loads((settings.lake.keys / "keystore.json").read_text())
+    secrets = [v for kind in ("link", "purpose") for versions in keystore[kind].values()
+               for v in (versions.values() if isinstance(versions, dict) else [versions])]
+    texts = [p.read_text(encoding="utf-8") for zone in (settings.lake.reports, settings.lake.manifests)
+             for p in zone.rglob("*") if p.is_file()]
+    assert texts and secrets
+    for text in texts:
+        assert not any(lk in text for lk in link_keys)
+        assert not any(secret in text for secret in secrets)
+    report = (settings.lake.reports / "fusion").glob("*.html")
+    assert any("Subjects by outcome" in p.read_text() for p in report)
+
+
+@pytest.mark.slow
+def test_a_fusion_run_names_the_consent_snapshot_it_used(fused, spark):
+    settings, results = fused
+    manifest = json.loads(open(results["marketing"]["manifest"]).read())
+    snapshot = manifest["inputs"]["consent_snapshot"]
+    head = consent.verify_ledger(spark, settings.lake).head
+    assert snapshot["ledger_head"] == head.as_dict()
+    assert snapshot["id"] == fuse.snapshot_id("marketing", date.fromisoformat(results["marketing"]["as_of"]), head)
