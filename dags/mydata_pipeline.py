@@ -20,9 +20,16 @@ Runs the stages that exist, in order, on the lake under `MYDATA_DATA_ROOT`:
    collections and duplicate deliveries counted; reconciliation in `manifests/ingest/<run>.json`.
 3. **validate**: the Great Expectations suites of `schemas/` over the bronze partitions ingest
    wrote; any failed expectation fails the run. Writes the run's page under `reports/ingest/`.
+4. **consent**: new consent deliveries appended to the hash-chained ledger, verified; a broken
+   chain fails the run and names the first bad event.
+5. **fuse**: silver for the purpose (param `purpose`) as of the run's logical date (or param
+   `as_of`): only subjects with valid consent for bank, card and telecom, re-keyed to purpose
+   pseudonyms; linkage report under `reports/fusion/`.
+6. **purge**: subjects who withdrew are removed from every derived table of the purpose; the
+   purge is recorded in `consent/purge_audit.jsonl`.
 
 Trigger with `mydata demo`, or `airflow dags test mydata_pipeline <date>`.
-Param `dt` (YYYY-MM-DD) limits the run to one delivery date; empty means all.
+Param `dt` (YYYY-MM-DD) limits ingest to one delivery date; empty means all.
 """
 
 
@@ -32,7 +39,7 @@ Param `dt` (YYYY-MM-DD) limits the run to one delivery date; empty means all.
     start_date=datetime(2026, 1, 1),
     catchup=False,
     doc_md=DOC,
-    params={"dt": ""},
+    params={"dt": "", "purpose": "marketing", "as_of": ""},
     tags=["mydata", "embedded"],
     default_args={"retries": 0},
 )
@@ -58,7 +65,30 @@ def mydata_pipeline():
 
         return validate_job.run(Settings.load())
 
-    inventory_landing() >> ingest() >> validate()
+    @task(task_id="consent")
+    def consent() -> dict:
+        from jobs import consent as consent_job
+        from mydata.config import Settings
+
+        return consent_job.run(Settings.load())
+
+    @task(task_id="fuse")
+    def fuse(params=None, logical_date=None) -> dict:
+        from jobs import fuse as fuse_job
+        from mydata.config import Settings
+
+        params = params or {}
+        return fuse_job.run(Settings.load(purpose=params.get("purpose") or None,
+                                          as_of=params.get("as_of") or logical_date.date()))
+
+    @task(task_id="purge")
+    def purge(params=None) -> dict:
+        from jobs import purge as purge_job
+        from mydata.config import Settings
+
+        return purge_job.run(Settings.load(purpose=(params or {}).get("purpose") or None))
+
+    inventory_landing() >> ingest() >> validate() >> consent() >> fuse() >> purge()
 
 
 mydata_pipeline()

@@ -117,6 +117,76 @@ def _validate(args: argparse.Namespace, ingest_run: str | None = None) -> int:
     return 0
 
 
+def cmd_consent(args: argparse.Namespace) -> int:
+    from jobs import consent, consent_review
+    from mydata.spark import spark_session
+
+    settings = _settings(args)
+    if args.action == "append":
+        try:
+            result = consent.run(settings)
+        except consent.ConsentChainBroken as exc:
+            print(f"mydata consent append: {exc}", file=sys.stderr)
+            return 1
+        appended = ", ".join(f"dt={dt}: {n:,}" for dt, n in result["appended"].items()) or "nothing new"
+        print(f"appended {appended}; ledger head after {result['head']['events']:,} events: {result['head']['hash']}")
+        return 0
+    spark = spark_session(settings, f"consent-{args.action}")
+    if args.action == "verify":
+        check = consent.verify_ledger(spark, settings.lake)
+        if not check.ok:
+            print(f"consent ledger BROKEN at {check.problem}", file=sys.stderr)
+            return 1
+        print(f"consent ledger verifies: {check.events:,} events, head {check.head.hash}")
+        return 0
+    as_of = settings.as_of or date.today()
+    if args.action == "status":
+        if not args.link_key:
+            raise ConfigError("consent status needs the subject's link key")
+        status = consent_review.subject_status(spark, settings.lake, args.link_key, as_of)
+        if not status.events:
+            print("no consent event for this link key")
+            return 1
+        print(f"{len(status.events)} event(s), in chain order:")
+        for e in status.events:
+            print(f"  #{e['seq']:<7} {e['event_id']:<14} {e['event_time']:%Y-%m-%d %H:%M} {e['event_type']:<8} "
+                  f"{e['purpose']:<14} {','.join(e['sources']):<18} until {e['end_date']} via {e['channel']} "
+                  f"({e['notice_version']})")
+        print(f"consent as of {as_of}:")
+        for s in status.states:
+            print(f"  {s['purpose']:<14} {s['source']:<8} {s['state']:<9} since {s['since']:%Y-%m-%d} "
+                  f"({s['event_id']}), until {s['until']}")
+        return 0
+    result = consent_review.write_report(settings, spark, as_of)
+    print(f"consent report as of {as_of}: {result['report']}")
+    return 0 if result["ledger_ok"] else 1
+
+
+def cmd_fuse(args: argparse.Namespace) -> int:
+    from jobs import consent, fuse
+
+    try:
+        result = fuse.run(_settings(args))
+    except consent.ConsentChainBroken as exc:
+        print(f"mydata fuse: {exc}", file=sys.stderr)
+        return 1
+    counts = ", ".join(f"{k} {v:,}" for k, v in result["linkage"].items())
+    print(f"fused {result['subjects_fused']:,} subjects (consent snapshot {result['snapshot']}); {counts}")
+    print(f"report: {result['report']}")
+    print(f"manifest: {result['manifest']}")
+    return 0
+
+
+def cmd_purge(args: argparse.Namespace) -> int:
+    from jobs import purge
+
+    result = purge.run(_settings(args))
+    print(f"purged {result['pseudonyms_purged']:,} withdrawn subject(s), {result['rows_removed_total']:,} rows "
+          f"from {len(result['rows_removed'])} partition(s)")
+    print(f"manifest: {result['manifest']}")
+    return 0
+
+
 def cmd_airflow(args: argparse.Namespace) -> int:
     from mydata.airflow_runner import run_airflow
 
@@ -173,6 +243,14 @@ def build_parser() -> argparse.ArgumentParser:
                               "then validate")
     p = add("validate", cmd_validate, "check an ingest run's bronze with Great Expectations; write its report")
     p.add_argument("--run", help="ingest run id (default: the latest)")
+
+    p = add("consent", cmd_consent, "consent ledger: append bronze events, verify the chain, one subject's "
+                                    "status, the review report (--as-of; default today)")
+    p.add_argument("action", choices=("append", "verify", "status", "report"))
+    p.add_argument("link_key", nargs="?", help="for status: the subject's link key")
+    add("fuse", cmd_fuse, "bronze -> silver for --purpose as of --as-of, only subjects with valid consent "
+                          "for every source; writes the linkage report")
+    add("purge", cmd_purge, "remove subjects who withdrew consent for --purpose from every derived table")
 
     p = add("airflow", cmd_airflow, "run the airflow CLI against the project's Airflow home")
     p.add_argument("airflow_args", nargs=argparse.REMAINDER)

@@ -70,6 +70,22 @@ def print_summary(settings: Settings) -> None:
         out = validated["outputs"]
         print(f"  validate: {validated['status']}, {out['expectations']:,} expectations over "
               f"{out['rows_checked']:,} bronze rows; report {out['report']}")
+    appended = latest_manifest(lake, "consent")
+    if appended:
+        head = appended["outputs"].get("ledger_head", {})
+        print(f"  consent: {appended['status']}, ledger of {head.get('events', 0):,} events "
+              f"(head {head.get('hash', '')[:16]}…); `mydata consent verify` re-checks it")
+    fused = latest_manifest(lake, "fuse")
+    if fused:
+        out = fused["outputs"]
+        left_out = ", ".join(f"{k} {v:,}" for k, v in out["linkage"].items() if k != "fused")
+        print(f"  fuse: {fused['status']}, {fused['parameters']['purpose']} as of {fused['parameters']['as_of']}: "
+              f"{out['subjects_fused']:,} subjects fused (left out: {left_out})")
+        print(f"    silver: {lake.silver}; linkage report {out['report']}")
+    purged = latest_manifest(lake, "purge")
+    if purged:
+        print(f"  purge: {purged['status']}, {purged['outputs']['pseudonyms_purged']:,} withdrawn subject(s) "
+              f"removed from {len(purged['outputs']['rows_removed'])} partition(s)")
     print("\nWhere things are")
     for name, path in lake.zones().items():
         if path.exists():

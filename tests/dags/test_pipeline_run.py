@@ -30,3 +30,11 @@ def test_pipeline_dag_runs_end_to_end_through_airflow(small_landing, copy_landin
     validated = latest_manifest(settings.lake, "validate")
     assert validated["status"] == "succeeded"
     assert validated["outputs"]["ingest_run"] == ingested["run_id"]
+    appended = latest_manifest(settings.lake, "consent")
+    assert appended["status"] == "succeeded"
+    assert appended["outputs"]["ledger_head"]["events"] == summary.records["consent"]
+    fused = latest_manifest(settings.lake, "fuse")
+    assert fused["status"] == "succeeded" and fused["parameters"]["as_of"] == summary.deliveries[-1]
+    assert fused["inputs"]["consent_snapshot"]["ledger_head"] == appended["outputs"]["ledger_head"]
+    assert fused["outputs"]["subjects_fused"] > 0
+    assert latest_manifest(settings.lake, "purge")["status"] == "succeeded"

@@ -1,6 +1,8 @@
 import base64
 import json
 
+import pytest
+
 from mydata.cli import main
 from mydata.config import Settings
 from mydata.keys import KeyStore
@@ -30,3 +32,45 @@ def test_bad_flag_values_exit_2_with_one_line(tmp_path, capsys):
     assert main(["--data-root", str(tmp_path), "--as-of", "yesterday", "keys"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "as_of must be a date" in err
+
+
+def test_fuse_without_an_as_of_date_says_so(tmp_path, capsys):
+    assert main(["--data-root", str(tmp_path), "fuse"]) == 2
+    assert "needs an as-of date" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_consent_commands_for_a_reviewer(fused, spark, capsys, tmp_path):
+    import shutil
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from jobs import consent
+
+    settings, results = fused
+    root = tmp_path / "lake"
+    shutil.copytree(settings.data_root, root)
+    as_of = results["marketing"]["as_of"]
+    assert main(["--data-root", str(root), "consent", "verify"]) == 0
+    assert "consent ledger verifies" in capsys.readouterr().out
+    link_key = consent.read_ledger(spark, settings.lake).orderBy("seq").first()["link_key"]
+    assert main(["--data-root", str(root), "--as-of", as_of, "consent", "status", link_key]) == 0
+    out = capsys.readouterr().out
+    assert "in chain order" in out and f"consent as of {as_of}" in out and link_key not in out
+    assert main(["--data-root", str(root), "--as-of", as_of, "consent", "report"]) == 0
+    assert "as_of=" in capsys.readouterr().out
+    # an edited ledger: verify exits 1 and names the event
+    ledger = next((root / "consent" / "ledger").glob("dt=*"))
+    path = next(ledger.glob("*.parquet"))
+    table = pq.read_table(path)
+    rows = table.to_pylist()
+    rows[0]["channel"] = "web" if rows[0]["channel"] != "web" else "app"
+    pq.write_table(pa.Table.from_pylist(rows, schema=table.schema), path, use_deprecated_int96_timestamps=True)
+    assert main(["--data-root", str(root), "consent", "verify"]) == 1
+    # edited in place, the file no longer matches its checksum: still a clear verdict, no trace
+    err = capsys.readouterr().err
+    assert "BROKEN" in err and "altered outside the pipeline" in err and "Traceback" not in err
+    path.with_name(f".{path.name}.crc").unlink()  # a careful editor also drops the checksum
+    assert main(["--data-root", str(root), "consent", "verify"]) == 1
+    assert f"({rows[0]['event_id']})" in capsys.readouterr().err
