@@ -8,7 +8,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from jobs import consent, fuse, storage
-from mydata.keys import KeyStore, purpose_pseudonym
+from mydata.keys import KeyStore, link_key, purpose_pseudonym
+from mydata.synth import subject_ci
 from schemas.bronze import TABLES
 from schemas.silver import silver_columns
 
@@ -122,21 +123,24 @@ def test_pseudonyms_differ_between_purposes(fused, spark):
 
 
 @pytest.mark.slow
-def test_no_link_key_or_secret_leaves_bronze(fused, spark):
+def test_no_link_key_ci_or_secret_leaves_bronze(fused, spark):
     settings, results = fused
     link_keys = {r.link_key for r in storage.read_table(spark, settings.lake.bronze_table("consent_events"))
                  .select("link_key").distinct().collect()}
     link_keys |= {r.link_key for r in storage.read_table(spark, settings.lake.bronze_table("customers"))
                   .select("link_key").distinct().collect()}
-    assert not silver_strings(settings) & link_keys
+    cis = {subject_ci(11, i) for i in range(300)}  # small_landing's seed and subjects
+    assert not silver_strings(settings) & (link_keys | cis)
     keystore = json.loads((settings.lake.keys / "keystore.json").read_text())
     secrets = [v for kind in ("link", "purpose") for versions in keystore[kind].values()
                for v in (versions.values() if isinstance(versions, dict) else [versions])]
     texts = [p.read_text(encoding="utf-8") for zone in (settings.lake.reports, settings.lake.manifests)
              for p in zone.rglob("*") if p.is_file()]
     assert texts and secrets
+    secret = KeyStore.open(settings).link_secret(1)
+    assert sum(link_key(secret, ci) in link_keys for ci in cis) > 250  # these are the subjects' CIs
     for text in texts:
-        assert not any(lk in text for lk in link_keys)
+        assert not any(lk in text for lk in link_keys) and not any(ci in text for ci in cis)
         assert not any(secret in text for secret in secrets)
     report = (settings.lake.reports / "fusion").glob("*.html")
     assert any("Subjects by outcome" in p.read_text() for p in report)
