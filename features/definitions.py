@@ -1,0 +1,189 @@
+"""Every feature as data: what it means, where it comes from, over which window, how it aggregates.
+
+The features job compiles these into one aggregation per silver table (all of a table's features
+in one pass), joins the results on the purpose pseudonym and evaluates the derived ones. Only
+records strictly before the as-of date count; a window of ``n`` months means
+``[as_of - n months, as_of)``. Amounts are KRW. The catalog page is generated from this file.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from features.merchants import category_sql
+
+
+@dataclass(frozen=True)
+class Source:
+    """A silver table as features see it: the record time windows apply to, extra columns."""
+    table: str
+    time_column: str | None  # None: one row per subject, no window (the subjects table)
+    columns: tuple[tuple[str, str], ...] = ()  # (name, Spark SQL) computed before aggregating
+
+
+SOURCES: dict[str, Source] = {s.table: s for s in (
+    Source("subjects", None),
+    Source("bank_transactions", "trans_dtime"),
+    Source("bank_balances", "collected_at"),
+    Source("bank_accounts", "collected_at"),
+    Source("loans", "collected_at"),
+    Source("card_approvals", "approved_dtime", (("category", category_sql()),)),
+    Source("card_bills", "charge_month"),
+    Source("telecom_contracts", "collected_at"),
+    Source("telecom_bills", "charge_month"),
+    Source("telecom_payments", "trans_month"),
+    Source("telecom_micropayments", "trans_date"),
+    Source("telecom_usage", "usage_month"),
+)}
+
+#: aggregations a feature may use; "monthly" is a sum divided by the window's months, "latest" the
+#: value of the newest record in the window, "expr" a per-subject expression (subjects, derived)
+AGGREGATIONS = ("sum", "monthly", "mean", "count", "max", "min", "stddev", "latest", "expr")
+
+
+@dataclass(frozen=True)
+class Feature:
+    name: str
+    description: str
+    source: str  # a key of SOURCES, or "derived" (an expression over features declared before it)
+    agg: str
+    expr: str = "1"
+    window: int | None = None  # months before the as-of date
+    where: str | None = None
+    dtype: str = "double"  # double, int or string
+    unit: str = ""
+    quasi_identifier: bool = False
+    #: value for a subject without records in the window (sums and counts: 0); None leaves it null
+    fill: float | str | None = 0.0
+
+
+def _f(name, description, source, agg, expr="1", window=None, where=None, dtype="double", unit="KRW",
+       quasi_identifier=False, fill=0.0) -> Feature:
+    return Feature(name, description, source, agg, expr, window, where, dtype, unit, quasi_identifier, fill)
+
+
+_PAID = "status = '01'"  # a card approval that was not cancelled
+_INFLOW, _OUTFLOW = "trans_type = '01'", "trans_type = '02'"
+_TIER = "CASE device_tier WHEN 'premium' THEN 3 WHEN 'mid' THEN 2 WHEN 'budget' THEN 1 END"
+
+FEATURES: tuple[Feature, ...] = (
+    # -- subject (customer master) ------------------------------------------------------------------
+    _f("age", "age in years at the as-of date (from birth year); released as a band", "subjects", "expr",
+       "year(DATE'{as_of}') - birth_year", dtype="int", unit="years", quasi_identifier=True, fill=None),
+    _f("gender", "gender as the customer master holds it (M/F)", "subjects", "expr", "gender",
+       dtype="string", unit="", quasi_identifier=True, fill=None),
+    _f("region_code", "시도 code of residence; released as a wider area when needed", "subjects", "expr",
+       "region_code", dtype="string", unit="", quasi_identifier=True, fill=None),
+    _f("customer_tenure_months", "months since the subject became a bank customer", "subjects", "expr",
+       "floor(months_between(DATE'{as_of}', customer_since))", dtype="int", unit="months", fill=None),
+    # -- bank: flows -----------------------------------------------------------------------------
+    _f("bank_inflow_1m", "deposits into bank accounts in the last month", "bank_transactions", "sum",
+       "trans_amt", 1, _INFLOW),
+    _f("bank_inflow_3m_avg", "monthly average of deposits over 3 months (income-like inflows)",
+       "bank_transactions", "monthly", "trans_amt", 3, _INFLOW),
+    _f("bank_large_inflow_3m_avg", "monthly average of single deposits of 1,000,000 KRW or more over 3 "
+       "months (salary- and pension-like credits)", "bank_transactions", "monthly", "trans_amt", 3,
+       f"{_INFLOW} AND trans_amt >= 1000000"),
+    _f("bank_outflow_1m", "withdrawals from bank accounts in the last month", "bank_transactions", "sum",
+       "trans_amt", 1, _OUTFLOW),
+    _f("bank_outflow_3m_avg", "monthly average of withdrawals over 3 months", "bank_transactions", "monthly",
+       "trans_amt", 3, _OUTFLOW),
+    _f("bank_txn_count_3m", "bank transactions over 3 months", "bank_transactions", "count", window=3,
+       dtype="int", unit="count"),
+    _f("bank_balance_mean_3m", "mean running balance after transactions over 3 months", "bank_transactions",
+       "mean", "balance_amt", 3, fill=None),
+    _f("bank_balance_volatility_3m", "standard deviation of the running balance over 3 months",
+       "bank_transactions", "stddev", "balance_amt", 3, fill=None),
+    _f("bank_balance_level", "total deposit balance at the latest collection", "bank_balances", "sum",
+       "balance_amt", 1),
+    _f("bank_withdrawable", "total withdrawable amount at the latest collection", "bank_balances", "sum",
+       "withdrawable_amt", 1),
+    _f("bank_rate_mean", "mean offered deposit rate at the latest collection", "bank_balances", "mean",
+       "offered_rate", 1, unit="%", fill=None),
+    _f("bank_accounts", "accounts listed at the latest collection", "bank_accounts", "count", window=1,
+       dtype="int", unit="count"),
+    _f("bank_overdraft_accounts", "accounts with an overdraft facility at the latest collection",
+       "bank_accounts", "count", window=1, where="is_minus", dtype="int", unit="count"),
+    # -- bank: loans -------------------------------------------------------------------------------
+    _f("loan_balance", "outstanding loan balance at the latest collection", "loans", "sum", "balance_amt", 1),
+    _f("loan_principal", "original principal of the loans at the latest collection", "loans", "sum",
+       "loan_principal", 1),
+    _f("loan_count", "loans at the latest collection", "loans", "count", window=1, dtype="int", unit="count"),
+    _f("loan_rate_mean", "mean loan interest rate at the latest collection", "loans", "mean",
+       "last_offered_rate", 1, unit="%", fill=None),
+    # -- card --------------------------------------------------------------------------------------
+    _f("card_spend_1m", "card spending (approvals not cancelled) in the last month", "card_approvals", "sum",
+       "approved_amt", 1, _PAID),
+    _f("card_spend_3m_avg", "monthly average card spending over 3 months", "card_approvals", "monthly",
+       "approved_amt", 3, _PAID),
+    _f("card_spend_6m_avg", "monthly average card spending over 6 months", "card_approvals", "monthly",
+       "approved_amt", 6, _PAID),
+    _f("card_txn_count_3m", "card approvals not cancelled over 3 months", "card_approvals", "count", window=3,
+       where=_PAID, dtype="int", unit="count"),
+    _f("card_ticket_mean_3m", "mean amount per card approval over 3 months", "card_approvals", "mean",
+       "approved_amt", 3, _PAID, fill=None),
+    _f("card_instalment_spend_3m", "card spending paid in instalments over 3 months", "card_approvals", "sum",
+       "approved_amt", 3, f"{_PAID} AND pay_type = '02'"),
+    _f("card_cancellations_3m", "cancelled card approvals over 3 months", "card_approvals", "count", window=3,
+       where="status = '02' OR cancel_dtime IS NOT NULL", dtype="int", unit="count"),
+    *[_f(f"card_{category}_3m", f"card spending at {label} over 3 months (category from merchant names)",
+         "card_approvals", "sum", "approved_amt", 3, f"{_PAID} AND category = '{category}'")
+      for category, label in (("overseas", "overseas merchants"), ("cafe", "cafés"),
+                              ("delivery", "food delivery apps"), ("online", "online shops"),
+                              ("mart", "supermarkets"), ("department", "department stores"),
+                              ("travel", "airlines, hotels and travel agents"), ("golf", "golf"),
+                              ("education", "academies and education"), ("kids", "children's shops"),
+                              ("transport", "transport"), ("fuel", "fuel stations"))],
+    _f("card_bill_mean_3m", "mean monthly card bill over 3 months", "card_bills", "mean", "charge_amt", 3,
+       fill=None),
+    # -- telecom -----------------------------------------------------------------------------------
+    _f("telecom_arpu_3m", "monthly average telecom bill over 3 months (ARPU)", "telecom_bills", "monthly",
+       "charge_amt", 3),
+    _f("telecom_lines", "active telecom lines at the latest collection", "telecom_contracts", "count",
+       window=1, where="status = '01'", dtype="int", unit="count"),
+    _f("telecom_data_mb_3m_avg", "monthly mobile data over 3 months", "telecom_usage", "monthly", "data_mb", 3,
+       unit="MB"),
+    _f("telecom_voice_min_3m_avg", "monthly voice minutes over 3 months", "telecom_usage", "monthly",
+       "voice_min", 3, unit="minutes"),
+    _f("telecom_sms_3m_avg", "monthly text messages over 3 months", "telecom_usage", "monthly", "sms_cnt", 3,
+       unit="count"),
+    _f("telecom_night_ratio_3m", "share of mobile data used at night, mean over 3 months", "telecom_usage",
+       "mean", "night_data_ratio", 3, unit="ratio", fill=None),
+    _f("telecom_roaming_days_6m", "days roaming abroad over 6 months", "telecom_usage", "sum", "roaming_days",
+       6, unit="days"),
+    _f("telecom_finance_app_3m_avg", "monthly sessions in finance apps over 3 months", "telecom_usage",
+       "monthly", "finance_app_sessions", 3, unit="sessions"),
+    _f("telecom_device_tier", "device tier of the newest usage record (1 budget, 2 mid, 3 premium)",
+       "telecom_usage", "latest", _TIER, 3, unit="tier", fill=None),
+    _f("telecom_plan_fee", "monthly plan fee of the newest usage record", "telecom_usage", "latest",
+       "plan_fee", 3, fill=None),
+    _f("telecom_tenure_months", "longest tenure with the operator across lines", "telecom_usage", "max",
+       "tenure_months", 3, dtype="int", unit="months", fill=None),
+    _f("telecom_billed_6m", "telecom bills over 6 months", "telecom_bills", "sum", "charge_amt", 6),
+    _f("telecom_paid_6m", "telecom bill payments over 6 months", "telecom_payments", "sum", "paid_amt", 6),
+    _f("telecom_micropay_3m", "micropayments charged to the phone bill over 3 months",
+       "telecom_micropayments", "sum", "trans_amt", 3),
+    _f("telecom_micropay_gaming_3m", "game micropayments over 3 months", "telecom_micropayments", "sum",
+       "trans_amt", 3, "trans_title LIKE '%게임%'"),
+    # -- derived: ratios within and across sources -------------------------------------------------
+    _f("bank_savings_rate_3m", "share of 3-month inflows not withdrawn again", "derived", "expr",
+       "(bank_inflow_3m_avg - bank_outflow_3m_avg) / NULLIF(bank_inflow_3m_avg, 0)", unit="ratio", fill=None),
+    _f("loan_utilisation", "outstanding loan balance over original principal", "derived", "expr",
+       "loan_balance / NULLIF(loan_principal, 0)", unit="ratio", fill=None),
+    _f("card_instalment_share_3m", "share of 3-month card spending paid in instalments", "derived", "expr",
+       "card_instalment_spend_3m / NULLIF(card_spend_3m_avg * 3, 0)", unit="ratio", fill=None),
+    _f("telecom_unpaid_share_6m", "share of 6-month telecom bills not paid (late or partial payments)",
+       "derived", "expr", "greatest(telecom_billed_6m - telecom_paid_6m, 0) / NULLIF(telecom_billed_6m, 0)",
+       unit="ratio", fill=None),
+    _f("telecom_bill_share_of_income", "telecom bill as a share of monthly bank inflows", "derived", "expr",
+       "telecom_arpu_3m / NULLIF(bank_inflow_3m_avg, 0)", unit="ratio", fill=None),
+    _f("card_spend_share_of_income", "card spending as a share of monthly bank inflows", "derived", "expr",
+       "card_spend_3m_avg / NULLIF(bank_inflow_3m_avg, 0)", unit="ratio", fill=None),
+    _f("micropay_vs_card_spend", "micropayments over card spending (3 months)", "derived", "expr",
+       "telecom_micropay_3m / NULLIF(card_spend_3m_avg * 3, 0)", unit="ratio", fill=None),
+)
+
+BY_NAME: dict[str, Feature] = {f.name: f for f in FEATURES}
+QUASI_IDENTIFIERS: tuple[str, ...] = tuple(f.name for f in FEATURES if f.quasi_identifier)
+assert len(BY_NAME) == len(FEATURES), "feature names are unique"
+assert all(f.source in SOURCES or f.source == "derived" for f in FEATURES)
+assert all(f.agg in AGGREGATIONS for f in FEATURES)
