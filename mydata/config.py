@@ -27,6 +27,8 @@ ENV_VARS: dict[str, str] = {
     "MYDATA_DRIVER_MEMORY": "driver_memory",
     "MYDATA_SPARK_UI": "spark_ui",
     "MYDATA_DAGS_FOLDER": "dags_folder",
+    "MYDATA_K_ANONYMITY": "k_anonymity",
+    "MYDATA_MAX_SUPPRESSION": "max_suppression",
 }
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -74,6 +76,10 @@ class Settings:
     driver_memory: str = "4g"
     spark_ui: bool = False
     dags_folder: Path = PROJECT_ROOT / "dags"
+    #: release gate: every quasi-identifier combination has at least k subjects, and at most this
+    #: share of subjects may be suppressed to get there
+    k_anonymity: int = 5
+    max_suppression: float = 0.05
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_root", Path(self.data_root).expanduser().resolve())
@@ -87,6 +93,15 @@ class Settings:
             raise ConfigError(
                 f"shuffle_partitions must be a whole number, got {self.shuffle_partitions!r}"
             ) from None
+        try:
+            object.__setattr__(self, "k_anonymity", int(self.k_anonymity))
+            object.__setattr__(self, "max_suppression", float(self.max_suppression))
+        except (TypeError, ValueError):
+            raise ConfigError(f"k_anonymity must be a whole number and max_suppression a share, got "
+                              f"{self.k_anonymity!r} and {self.max_suppression!r}") from None
+        if self.k_anonymity < 2 or not 0 <= self.max_suppression < 1:
+            raise ConfigError(f"k_anonymity must be at least 2 and max_suppression in [0, 1), got "
+                              f"{self.k_anonymity} and {self.max_suppression}")
         if self.purpose not in PURPOSES:
             raise ConfigError(f"purpose must be one of {', '.join(PURPOSES)}, got {self.purpose!r}")
         if not self.spark_master:
