@@ -49,3 +49,12 @@ def test_bad_values_give_clear_errors(kwargs, message):
 def test_unknown_override_is_refused():
     with pytest.raises(ConfigError, match="unknown setting"):
         Settings.load(env={}, colour="blue")
+
+
+def test_the_release_gate_settings_come_from_the_environment_and_are_checked():
+    settings = Settings.load(env={"MYDATA_K_ANONYMITY": "10", "MYDATA_MAX_SUPPRESSION": "0.02"})
+    assert (settings.k_anonymity, settings.max_suppression) == (10, 0.02)
+    assert (Settings().k_anonymity, Settings().max_suppression) == (5, 0.05)
+    for bad in ({"MYDATA_K_ANONYMITY": "1"}, {"MYDATA_K_ANONYMITY": "five"}, {"MYDATA_MAX_SUPPRESSION": "1.5"}):
+        with pytest.raises(ConfigError):
+            Settings.load(env=bad)
