@@ -25,7 +25,12 @@ Runs the stages that exist, in order, on the lake under `MYDATA_DATA_ROOT`:
 5. **fuse**: silver for the purpose (param `purpose`) as of the run's logical date (or param
    `as_of`): only subjects with valid consent for bank, card and telecom, re-keyed to purpose
    pseudonyms; linkage report under `reports/fusion/`.
-6. **purge**: subjects who withdrew are removed from every derived table of the purpose; the
+6. **features**: the declarations of `features/` compiled into one aggregation per silver
+   table, point in time as of the same date: the release candidate in `silver/features/`.
+7. **release**: the k-anonymity gate (generalise quasi-identifiers, suppress small groups, at
+   most the allowed share) publishes `gold/features/`, the privacy report and the feature
+   catalog; when k cannot be reached, nothing is published and the run fails.
+8. **purge**: subjects who withdrew are removed from every derived table of the purpose; the
    purge is recorded in `consent/purge_audit.jsonl`.
 
 Trigger with `mydata demo`, or `airflow dags test mydata_pipeline <date>`.
@@ -81,6 +86,24 @@ def mydata_pipeline():
         return fuse_job.run(Settings.load(purpose=params.get("purpose") or None,
                                           as_of=params.get("as_of") or logical_date.date()))
 
+    @task(task_id="features")
+    def features(params=None, logical_date=None) -> dict:
+        from jobs import features as features_job
+        from mydata.config import Settings
+
+        params = params or {}
+        return features_job.run(Settings.load(purpose=params.get("purpose") or None,
+                                              as_of=params.get("as_of") or logical_date.date()))
+
+    @task(task_id="release")
+    def release(params=None, logical_date=None) -> dict:
+        from jobs import privacy
+        from mydata.config import Settings
+
+        params = params or {}
+        return privacy.run(Settings.load(purpose=params.get("purpose") or None,
+                                         as_of=params.get("as_of") or logical_date.date()))
+
     @task(task_id="purge")
     def purge(params=None) -> dict:
         from jobs import purge as purge_job
@@ -88,7 +111,8 @@ def mydata_pipeline():
 
         return purge_job.run(Settings.load(purpose=(params or {}).get("purpose") or None))
 
-    inventory_landing() >> ingest() >> validate() >> consent() >> fuse() >> purge()
+    (inventory_landing() >> ingest() >> validate() >> consent() >> fuse() >> features() >> release()
+     >> purge())
 
 
 mydata_pipeline()

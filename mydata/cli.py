@@ -177,6 +177,30 @@ def cmd_fuse(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_features(args: argparse.Namespace) -> int:
+    from jobs import features
+
+    result = features.run(_settings(args))
+    print(f"features: {result['features']} features for {result['subjects']:,} subjects -> {result['candidate']} "
+          "(release candidate; `mydata release` publishes it)")
+    return 0
+
+
+def cmd_release(args: argparse.Namespace) -> int:
+    from jobs import privacy
+
+    try:
+        result = privacy.run(_settings(args))
+    except privacy.ReleaseBlocked as exc:
+        print(f"mydata release: {exc}", file=sys.stderr)
+        return 1
+    print(f"released {result['published']:,} subjects ({result['suppressed']:,} suppressed) at {result['level']}")
+    print(f"snapshot: {result['snapshot']}")
+    print(f"privacy report: {result['report']}")
+    print(f"feature catalog: {result['catalog']}")
+    return 0
+
+
 def cmd_purge(args: argparse.Namespace) -> int:
     from jobs import purge
 
@@ -250,6 +274,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("link_key", nargs="?", help="for status: the subject's link key")
     add("fuse", cmd_fuse, "bronze -> silver for --purpose as of --as-of, only subjects with valid consent "
                           "for every source; writes the linkage report")
+    add("features", cmd_features, "silver -> feature release candidate for --purpose as of --as-of")
+    add("release", cmd_release, "k-anonymity gate (MYDATA_K_ANONYMITY, MYDATA_MAX_SUPPRESSION), then publish the "
+                                "feature snapshot to gold with its privacy report and catalog")
     add("purge", cmd_purge, "remove subjects who withdrew consent for --purpose from every derived table")
 
     p = add("airflow", cmd_airflow, "run the airflow CLI against the project's Airflow home")

@@ -82,6 +82,20 @@ def print_summary(settings: Settings) -> None:
         print(f"  fuse: {fused['status']}, {fused['parameters']['purpose']} as of {fused['parameters']['as_of']}: "
               f"{out['subjects_fused']:,} subjects fused (left out: {left_out})")
         print(f"    silver: {lake.silver}; linkage report {out['report']}")
+    computed = latest_manifest(lake, "features")
+    if computed:
+        print(f"  features: {computed['status']}, {computed['outputs']['features']} features for "
+              f"{computed['outputs']['subjects']:,} subjects (release candidate)")
+    released = latest_manifest(lake, "privacy")
+    if released:
+        out = released["outputs"]
+        if released["status"] == "succeeded":
+            print(f"  release: k={released['parameters']['k']} reached at {out['level']}: {out['published']:,} "
+                  f"subjects published, {out['suppressed']:,} suppressed; smallest group {out['smallest_group']}")
+            print(f"    snapshot {out['snapshot']}")
+            print(f"    privacy report {out['report']}; feature catalog {out['catalog']}")
+        else:
+            print(f"  release: BLOCKED, nothing published; privacy report {out['report']}")
     purged = latest_manifest(lake, "purge")
     if purged:
         print(f"  purge: {purged['status']}, {purged['outputs']['pseudonyms_purged']:,} withdrawn subject(s) "

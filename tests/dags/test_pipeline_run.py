@@ -37,4 +37,7 @@ def test_pipeline_dag_runs_end_to_end_through_airflow(small_landing, copy_landin
     assert fused["status"] == "succeeded" and fused["parameters"]["as_of"] == summary.deliveries[-1]
     assert fused["inputs"]["consent_snapshot"]["ledger_head"] == appended["outputs"]["ledger_head"]
     assert fused["outputs"]["subjects_fused"] > 0
+    assert latest_manifest(settings.lake, "features")["outputs"]["subjects"] == fused["outputs"]["subjects_fused"]
+    released = latest_manifest(settings.lake, "privacy")
+    assert released["status"] == "succeeded" and released["outputs"]["smallest_group"] >= 5
     assert latest_manifest(settings.lake, "purge")["status"] == "succeeded"
