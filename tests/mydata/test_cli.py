@@ -34,8 +34,9 @@ def test_bad_flag_values_exit_2_with_one_line(tmp_path, capsys):
     assert err.count("\n") == 1 and "as_of must be a date" in err
 
 
-def test_fuse_without_an_as_of_date_says_so(tmp_path, capsys):
-    assert main(["--data-root", str(tmp_path), "fuse"]) == 2
+@pytest.mark.parametrize("command", ["fuse", "features", "release"])
+def test_as_of_jobs_without_an_as_of_date_say_so(tmp_path, capsys, command):
+    assert main(["--data-root", str(tmp_path), command]) == 2
     assert "needs an as-of date" in capsys.readouterr().err
 
 
