@@ -211,11 +211,11 @@ def test_snapshot_matches_the_reference_over_random_histories(spark, histories, 
     for subject, events in enumerate(histories):
         for e in events:
             rows.append((seq, f"e-{seq}", f"subject-{subject}", 1, e["event_type"], T0 + timedelta(hours=e["hour"]),
-                         e["purpose"], e["sources"], T0.date() + timedelta(days=e["end_day"])))
+                         e["purpose"], e["sources"], T0.date() + timedelta(days=e["end_day"]), "app"))
             seq += 1
     ledger = spark.createDataFrame(rows, "seq long, event_id string, link_key string, key_version int, event_type string, "
                                          "event_time timestamp, purpose string, sources array<string>, "
-                                         "end_date date")
+                                         "end_date date, channel string")
     t = T0 + timedelta(hours=as_of_hour)
     got = {(r.link_key, r.source) for r in consent.consent_snapshot(ledger, "marketing", t).collect()}
     assert got == reference_snapshot(histories, "marketing", t)
