@@ -75,3 +75,15 @@ def latest_manifest(lake: Lake, job: str) -> dict | None:
         return None
     paths = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime)
     return json.loads(paths[-1].read_text(encoding="utf-8")) if paths else None
+
+
+def latest_matching(lake: Lake, job: str, **parameters: Any) -> dict | None:
+    """The newest succeeded manifest of ``job`` whose parameters include ``parameters``."""
+    folder = lake.manifests / job
+    for path in sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True) \
+            if folder.is_dir() else []:
+        document = json.loads(path.read_text(encoding="utf-8"))
+        if document.get("status") == "succeeded" and all(
+                document.get("parameters", {}).get(k) == v for k, v in parameters.items()):
+            return document
+    return None

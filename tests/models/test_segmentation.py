@@ -1,0 +1,82 @@
+"""Segmentation: k chosen from the data, seeded, registered with lineage, scored in Spark."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import adjusted_rand_score
+
+from jobs.score import assign_segments
+from models import registry
+from models.pipeline import ModelSpec, build_pipeline, model_features
+from models.snapshots import feature_dtypes
+from models.train import train
+from mydata.lake import Lake
+
+
+def blobs(rows_per_type: int = 120, seed: int = 3) -> tuple[pd.DataFrame, np.ndarray]:
+    """Three kinds of subject, each with its own typical level of every feature; some values missing."""
+    rng = np.random.default_rng(seed)
+    features = model_features()
+    centres = rng.lognormal(0.0, 1.5, size=(3, len(features))) * 1_000
+    parts, truth = [], []
+    for kind in range(3):
+        parts.append(pd.DataFrame(centres[kind] * rng.lognormal(0.0, 0.15, size=(rows_per_type, len(features))),
+                                  columns=features))
+        truth += [kind] * rows_per_type
+    frame = pd.concat(parts, ignore_index=True)
+    frame.iloc[::17, 3] = np.nan  # means over no records are null in real snapshots
+    frame.insert(0, "pseudonym", [f"P{i:05d}" for i in range(len(frame))])
+    return frame, np.array(truth)
+
+
+def test_training_finds_the_kinds_and_is_reproducible():
+    frame, truth = blobs()
+    model = train(frame, ks=range(2, 7), seed=5)
+    assert model.spec.k == 3 and model.selection.rule == "highest silhouette"
+    assert adjusted_rand_score(truth, model.labels) > 0.95  # frame is already in pseudonym order
+    assert model.stability > 0.9 and set(model.selection.silhouette) == set(range(2, 7))
+    again = train(frame.sample(frac=1, random_state=1), ks=range(2, 7), seed=5)  # row order changes nothing
+    assert (again.labels == model.labels).all()
+    mixture = train(frame, algorithm="gmm", ks=range(2, 6), seed=5)
+    assert mixture.selection.rule == "lowest BIC" and set(mixture.selection.bic) == set(range(2, 6))
+
+
+def test_a_bad_model_spec_is_refused():
+    with pytest.raises(ValueError, match="algorithm"):
+        ModelSpec("dbscan")
+    with pytest.raises(ValueError, match="k must be"):
+        ModelSpec("kmeans", 1)
+
+
+def test_the_registry_versions_promotes_and_compares(tmp_path):
+    lake = Lake(tmp_path)
+    frame, _ = blobs(40)
+    first = registry.register(lake, "marketing", build_pipeline(ModelSpec(k=3)).fit(frame[model_features()]),
+                              {"parameters": {"k": 3}, "metrics": {"silhouette": 0.5}, "features": model_features(),
+                               "snapshot": "a", "snapshot_hash": "h1", "consent_snapshot": "s1"})
+    second = registry.register(lake, "marketing", build_pipeline(ModelSpec(k=4)).fit(frame[model_features()]),
+                               {"parameters": {"k": 4}, "metrics": {"silhouette": 0.4}, "features": model_features()[1:],
+                                "snapshot": "a", "snapshot_hash": "h1", "consent_snapshot": "s1"})
+    assert [v.version for v in registry.versions(lake, "marketing")] == ["v0001", "v0002"]
+    with pytest.raises(registry.RegistryError, match="no model promoted"):
+        registry.get(lake, "marketing")
+    registry.promote(lake, "marketing", "1")
+    assert registry.get(lake, "marketing").version == "v0001" == registry.current_version(lake, "marketing")
+    assert "scikit-learn" in first.metadata["libraries"] and first.metadata["created_at"]
+    diff = registry.compare(first, second)
+    assert diff["parameters"] == {"k": (3, 4)} and diff["metrics"] == {"silhouette": (0.5, 0.4)}
+    assert diff["features"]["only_in_v0001"] == [model_features()[0]] and not diff["inputs"]
+    assert (registry.get(lake, "marketing", "v0002").load().predict(frame[model_features()]) >= 0).all()
+    with pytest.raises(registry.RegistryError, match="no model v0009"):
+        registry.get(lake, "marketing", "9")
+
+
+def test_spark_scoring_equals_the_pipeline(spark):
+    frame, _ = blobs(50)
+    pipeline = build_pipeline(ModelSpec(k=3, seed=1)).fit(frame[model_features()])
+    snapshot = spark.createDataFrame(frame.astype({c: "float64" for c in model_features()}))
+    scored = {r.pseudonym: r.segment for r in assign_segments(snapshot, pipeline, model_features()).collect()}
+    expected = dict(zip(frame["pseudonym"], pipeline.predict(frame[model_features()])))
+    assert scored == expected and len(scored) == len(frame)
+    assert set(feature_dtypes()) >= set(model_features())
