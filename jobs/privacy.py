@@ -76,6 +76,7 @@ class LevelOutcome:
     suppressed: int
     subjects: int
     sizes: dict[str, int]  # size bucket -> groups
+    smallest: int  # the smallest group's size
 
     @property
     def share(self) -> float:
@@ -97,10 +98,12 @@ def assess(generalised: DataFrame, level: Level, k: int) -> LevelOutcome:
     rows = sizes.groupBy(_bucket(F.col("count")).alias("bucket")).agg(
         F.count(F.lit(1)).alias("groups"), F.sum("count").alias("subjects"),
         F.sum(F.when(F.col("count") < k, 1).otherwise(0)).alias("small"),
-        F.sum(F.when(F.col("count") < k, F.col("count")).otherwise(0)).alias("suppressed")).collect()
+        F.sum(F.when(F.col("count") < k, F.col("count")).otherwise(0)).alias("suppressed"),
+        F.min("count").alias("smallest")).collect()
     return LevelOutcome(level, sum(r["groups"] for r in rows), sum(r["small"] for r in rows),
                         sum(r["suppressed"] for r in rows), sum(r["subjects"] for r in rows),
-                        {r["bucket"]: int(r["groups"]) for r in rows})
+                        {r["bucket"]: int(r["groups"]) for r in rows},
+                        min((int(r["smallest"]) for r in rows), default=0))
 
 
 def suppress(generalised: DataFrame, k: int) -> DataFrame:
@@ -215,13 +218,12 @@ def run(settings: Settings, spark: SparkSession | None = None) -> dict:
     published = spark.read.parquet(str(snapshot)).cache()
     after = assess(published, LEVELS[chosen], k)
     cuts = published.approxQuantile(SENSITIVE_FEATURE, [i / SENSITIVE_BANDS for i in range(1, SENSITIVE_BANDS)],
-                                    0.001) if published.count() else []
+                                    0.001) if after.subjects else []
     manifest.outputs.update({
         "snapshot": str(snapshot), "level": LEVELS[chosen].description, "published": after.subjects,
         "suppressed": outcomes[chosen].suppressed, "suppressed_share": round(outcomes[chosen].share, 6),
         "after_sizes": after.sizes, "l_diversity": l_diversity(published, SENSITIVE_FEATURE, sorted(set(cuts)))})
-    manifest.outputs["smallest_group"] = int(published.groupBy(*RELEASED_QUASI_IDENTIFIERS).count()
-                                             .agg(F.min("count")).first()[0] or 0)
+    manifest.outputs["smallest_group"] = after.smallest
     html.write_page(report, render_report(manifest, outcomes, chosen))
     catalog = features_job.write_catalog(lake, purpose, as_of, published)
     manifest.outputs["catalog"] = str(catalog)

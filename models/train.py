@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import clone
 from sklearn.metrics import adjusted_rand_score, silhouette_score
+from sklearn.pipeline import Pipeline
 
 from models.pipeline import ModelSpec, build_pipeline, clusterer, model_features, preprocessing
 
@@ -28,6 +29,8 @@ class Selection:
     inertia: dict[int, float] = field(default_factory=dict)
     chosen: int = 0
     rule: str = ""
+    #: the fitted clustering step per k (the chosen one becomes the model: no refit)
+    models: dict[int, object] = field(default_factory=dict, repr=False)
 
 
 @dataclass
@@ -49,7 +52,7 @@ def select_k(prepared: np.ndarray, algorithm: str, ks=DEFAULT_KS, seed: int = 0,
         raise ValueError(f"not enough subjects ({len(prepared)}) for any number of segments")
     selection = Selection(ks, {})
     for k in ks:
-        model = clusterer(ModelSpec(algorithm, k, seed)).fit(prepared)
+        model = selection.models[k] = clusterer(ModelSpec(algorithm, k, seed)).fit(prepared)
         labels = model.predict(prepared)
         if len(set(labels)) > 1:
             selection.silhouette[k] = float(silhouette_score(prepared, labels, sample_size=min(sample, len(prepared)),
@@ -85,10 +88,11 @@ def train(frame: pd.DataFrame, algorithm: str = "kmeans", ks=DEFAULT_KS, seed: i
     """Choose k (unless given), fit the final pipeline, measure stability; seeded end to end."""
     features = model_features()
     frame = frame.sort_values("pseudonym").reset_index(drop=True)  # row order never changes a model
-    prepared = preprocessing(features, pca_components, seed).fit_transform(frame[features])
+    prep = preprocessing(features, pca_components, seed)
+    prepared = prep.fit_transform(frame[features])
     selection = select_k(prepared, algorithm, ks if k is None else [k], seed)
     spec = ModelSpec(algorithm, selection.chosen, seed, pca_components)
-    pipeline = build_pipeline(spec, features).fit(frame[features])
+    pipeline = Pipeline([("prep", prep), ("model", selection.models[spec.k])])  # both already fitted
     labels = pipeline.predict(frame[features])
     stable = stability(frame, spec, features)
     sizes = np.bincount(labels, minlength=spec.k)
