@@ -27,6 +27,8 @@ test: venv
 bench: venv
 	$(PY) benchmarks/bench_generate.py $(SCALE)
 	$(PY) benchmarks/bench_ingest.py $(SCALE)
+	$(PY) benchmarks/bench_features.py $(SCALE)
+	$(PY) benchmarks/bench_models.py --source var/bench/$(SCALE)x6/gold/features/purpose=marketing
 
 clean-data:
 	rm -rf var

@@ -30,7 +30,14 @@ Runs the stages that exist, in order, on the lake under `MYDATA_DATA_ROOT`:
 7. **release**: the k-anonymity gate (generalise quasi-identifiers, suppress small groups, at
    most the allowed share) publishes `gold/features/`, the privacy report and the feature
    catalog; when k cannot be reached, nothing is published and the run fails.
-8. **purge**: subjects who withdrew are removed from every derived table of the purpose; the
+8. **segment**: when no model is current, or the snapshot drifted from the current model's
+   (PSI above `MYDATA_DRIFT_THRESHOLD`), a segmentation model is trained, registered under
+   `models/` with its profile page under `reports/models/`, and promoted; otherwise the current
+   model is kept and the drift report says why. Param `truth` (generated data only) adds the
+   ARI against the generator's latent types.
+9. **score**: the current model assigns every published subject a segment in Spark:
+   `gold/segments/`.
+10. **purge**: subjects who withdrew are removed from every derived table of the purpose; the
    purge is recorded in `consent/purge_audit.jsonl`.
 
 Trigger with `mydata demo`, or `airflow dags test mydata_pipeline <date>`.
@@ -44,7 +51,7 @@ Param `dt` (YYYY-MM-DD) limits ingest to one delivery date; empty means all.
     start_date=datetime(2026, 1, 1),
     catchup=False,
     doc_md=DOC,
-    params={"dt": "", "purpose": "marketing", "as_of": ""},
+    params={"dt": "", "purpose": "marketing", "as_of": "", "truth": False},
     tags=["mydata", "embedded"],
     default_args={"retries": 0},
 )
@@ -104,6 +111,25 @@ def mydata_pipeline():
         return privacy.run(Settings.load(purpose=params.get("purpose") or None,
                                          as_of=params.get("as_of") or logical_date.date()))
 
+    @task(task_id="segment")
+    def segment(params=None, logical_date=None) -> dict:
+        from models import train
+        from mydata.config import Settings
+
+        params = params or {}
+        return train.refresh(Settings.load(purpose=params.get("purpose") or None,
+                                           as_of=params.get("as_of") or logical_date.date()),
+                             truth=bool(params.get("truth")))
+
+    @task(task_id="score")
+    def score(params=None, logical_date=None) -> dict:
+        from jobs import score as score_job
+        from mydata.config import Settings
+
+        params = params or {}
+        return score_job.run(Settings.load(purpose=params.get("purpose") or None,
+                                           as_of=params.get("as_of") or logical_date.date()))
+
     @task(task_id="purge")
     def purge(params=None) -> dict:
         from jobs import purge as purge_job
@@ -112,7 +138,7 @@ def mydata_pipeline():
         return purge_job.run(Settings.load(purpose=(params or {}).get("purpose") or None))
 
     (inventory_landing() >> ingest() >> validate() >> consent() >> fuse() >> features() >> release()
-     >> purge())
+     >> segment() >> score() >> purge())
 
 
 mydata_pipeline()

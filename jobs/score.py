@@ -2,7 +2,7 @@
 
 The fitted pipeline is broadcast once and applied batch by batch with ``mapInPandas``, so a
 snapshot of any size is scored on the executors and nothing is collected to the driver. Output:
-``gold/segments/purpose=<p>/as_of=<date>/`` (pseudonym, segment, model version), which the
+``gold/segments/purpose=<p>/as_of=<date>/`` (pseudonym, segment, its label, model version), which the
 purge finds like any derived table.
 """
 from __future__ import annotations
@@ -38,6 +38,15 @@ def assign_segments(snapshot: DataFrame, pipeline, features: list[str]) -> DataF
     return snapshot.select("pseudonym", *columns).mapInPandas(predict, "pseudonym string, segment int")
 
 
+def with_labels(segments: DataFrame, metadata: dict) -> DataFrame:
+    """Each segment's readable label from the model's profile, as a literal map (no join)."""
+    labels = {s["segment"]: s["label"] for s in metadata.get("profile", {}).get("segments", [])}
+    if not labels:
+        return segments.withColumn("segment_label", F.lit(None).cast("string"))
+    mapping = F.create_map(*[F.lit(x) for item in sorted(labels.items()) for x in item])
+    return segments.withColumn("segment_label", mapping[F.col("segment")])
+
+
 def run(settings: Settings, spark: SparkSession | None = None, version: str | None = None) -> dict:
     """Score the published snapshot of ``settings.purpose`` as of ``settings.as_of`` with the current
     model (or ``version``)."""
@@ -55,8 +64,8 @@ def run(settings: Settings, spark: SparkSession | None = None, version: str | No
     spark = spark or spark_session(settings, "score")
     manifest = RunManifest.start(JOB, purpose=purpose, as_of=as_of.isoformat(), model=chosen.version)
     snapshot = spark.read.parquet(str(folder))
-    segments = (assign_segments(snapshot, chosen.load(), chosen.metadata["features"])
-                .withColumn("model_version", F.lit(chosen.version)).withColumn("as_of", F.lit(as_of)))
+    segments = with_labels(assign_segments(snapshot, chosen.load(), chosen.metadata["features"]), chosen.metadata)
+    segments = segments.withColumn("model_version", F.lit(chosen.version)).withColumn("as_of", F.lit(as_of))
     target = lake.gold / SEGMENTS / f"purpose={purpose}"
     storage.replace_partitions(segments, target, [as_of], manifest.run_id, key="as_of")
     written = spark.read.parquet(str(target / f"as_of={as_of.isoformat()}"))

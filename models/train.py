@@ -19,6 +19,9 @@ from sklearn.pipeline import Pipeline
 from models.pipeline import ModelSpec, build_pipeline, clusterer, model_features, preprocessing
 
 DEFAULT_KS = tuple(range(3, 11))
+#: models are fitted on at most this many subjects (a seeded sample); every subject is then assigned.
+#: Centres found on 50,000 subjects move very little with more, and training time stops growing.
+FIT_ROWS = 50_000
 
 
 @dataclass
@@ -84,20 +87,23 @@ def stability(frame: pd.DataFrame, spec: ModelSpec, features: list[str], runs: i
 
 
 def train(frame: pd.DataFrame, algorithm: str = "kmeans", ks=DEFAULT_KS, seed: int = 0,
-          pca_components: int | None = None, k: int | None = None) -> TrainedModel:
-    """Choose k (unless given), fit the final pipeline, measure stability; seeded end to end."""
+          pca_components: int | None = None, k: int | None = None, fit_rows: int = FIT_ROWS) -> TrainedModel:
+    """Choose k (unless given), fit the final pipeline, measure stability; seeded end to end.
+
+    Fitting uses a seeded sample of ``fit_rows`` subjects when there are more; ``labels`` cover all."""
     features = model_features()
     frame = frame.sort_values("pseudonym").reset_index(drop=True)  # row order never changes a model
+    fit = frame if len(frame) <= fit_rows else frame.sample(n=fit_rows, random_state=seed).sort_index()
     prep = preprocessing(features, pca_components, seed)
-    prepared = prep.fit_transform(frame[features])
+    prepared = prep.fit_transform(fit[features])
     selection = select_k(prepared, algorithm, ks if k is None else [k], seed)
     spec = ModelSpec(algorithm, selection.chosen, seed, pca_components)
     pipeline = Pipeline([("prep", prep), ("model", selection.models[spec.k])])  # both already fitted
     labels = pipeline.predict(frame[features])
-    stable = stability(frame, spec, features)
+    stable = stability(fit, spec, features)
     sizes = np.bincount(labels, minlength=spec.k)
     metrics = {"k": spec.k, "silhouette": selection.silhouette[spec.k], "stability_ari": stable,
-               "rows": len(frame), "smallest_segment_share": float(sizes.min() / len(frame))}
+               "rows": len(frame), "fit_rows": len(fit), "smallest_segment_share": float(sizes.min() / len(frame))}
     if selection.bic:
         metrics["bic"] = selection.bic[spec.k]
     return TrainedModel(pipeline, spec, features, selection, stable, labels, metrics)
@@ -110,32 +116,82 @@ def refit_like(model: TrainedModel, frame: pd.DataFrame):
 
 def train_and_register(lake, purpose: str, as_of=None, algorithm: str = "kmeans", ks=DEFAULT_KS, seed: int = 0,
                        pca_components: int | None = None, truth: dict[str, str] | None = None):
-    """Train on a published snapshot and register the model with its lineage; returns the version.
+    """Train on a published snapshot, register the model with its lineage and profile, write its
+    report; returns (the registered version, the trained model).
 
     ``truth`` (pseudonym -> latent type, for generated data only) adds the adjusted Rand index
     against the generator's customer types to the metrics.
     """
-    from models import registry
+    from models import profile, registry
     from models.snapshots import load_snapshot, snapshot_folder
     from mydata.manifest import latest_matching
 
     folder = snapshot_folder(purpose, as_of, lake.root)
-    frame = load_snapshot(purpose, folder.name.split("=", 1)[1], lake.root)
+    as_of = folder.name.split("=", 1)[1]
+    frame = load_snapshot(purpose, as_of, lake.root).sort_values("pseudonym").reset_index(drop=True)
     model = train(frame, algorithm, ks, seed, pca_components)
-    fused = latest_matching(lake, "fuse", purpose=purpose, as_of=folder.name.split("=", 1)[1])
+    fused = latest_matching(lake, "fuse", purpose=purpose, as_of=as_of)
     metrics = dict(model.metrics)
     if truth:
-        ordered = frame.sort_values("pseudonym")["pseudonym"]
-        known = [(truth[p], label) for p, label in zip(ordered, model.labels) if p in truth]
+        known = [(truth[p], label) for p, label in zip(frame["pseudonym"], model.labels) if p in truth]
         if known:
             metrics["ari_vs_latent_types"] = float(adjusted_rand_score(*zip(*known)))
+            metrics["subjects_with_truth"] = len(known)
     metadata = {
-        "snapshot": str(folder), "snapshot_hash": registry.snapshot_hash(folder), "as_of": folder.name.split("=", 1)[1],
+        "snapshot": str(folder), "snapshot_hash": registry.snapshot_hash(folder), "as_of": as_of,
         "features": model.features,
         "consent_snapshot": fused["inputs"]["consent_snapshot"]["id"] if fused else None,
         "parameters": {**model.spec.as_dict(), "ks": list(model.selection.ks)},
         "metrics": metrics,
-        "selection": {"rule": model.selection.rule, "silhouette": model.selection.silhouette,
-                      "bic": model.selection.bic, "inertia": model.selection.inertia},
+        "selection": {"rule": model.selection.rule,
+                      **{name: {str(k): v for k, v in getattr(model.selection, name).items()}
+                         for name in ("silhouette", "bic", "inertia")}},
+        "profile": profile.profile(model.pipeline, frame, model.labels, model.features),
     }
-    return registry.register(lake, purpose, model.pipeline, metadata), model
+    version = registry.register(lake, purpose, model.pipeline, metadata)
+    profile.write_report(lake, version.metadata)
+    return version, model
+
+
+def run(settings, algorithm: str = "kmeans", ks=DEFAULT_KS, seed: int = 0, pca_components: int | None = None,
+        k: int | None = None, promote: bool = False, truth: bool = False) -> dict:
+    """Train on the snapshot as of ``settings.as_of`` (default: the newest) and register; with
+    ``truth``, score against the generator's latent types in ``truth/`` (generated data only)."""
+    from models import profile, registry
+    from mydata.keys import KeyStore
+    from mydata.manifest import RunManifest
+    from mydata.synth import latent_types
+
+    lake, purpose = settings.lake, settings.purpose
+    types = latent_types(lake.truth, KeyStore.open(settings).purpose_secret(purpose)) if truth else None
+    manifest = RunManifest.start("train", purpose=purpose, as_of=settings.as_of and settings.as_of.isoformat(),
+                                 algorithm=algorithm, seed=seed, k=k, ks=list(ks) if k is None else [k])
+    version, _ = train_and_register(lake, purpose, settings.as_of, algorithm, ks if k is None else [k], seed,
+                                    pca_components, types)
+    if promote:
+        registry.promote(lake, purpose, version.version)
+    report = profile.report_path(lake, purpose, version.version)
+    manifest.inputs = {"snapshot": version.metadata["snapshot"], "snapshot_hash": version.metadata["snapshot_hash"],
+                       "consent_snapshot": version.metadata["consent_snapshot"]}
+    manifest.outputs = {"version": version.version, "promoted": promote, "metrics": version.metadata["metrics"],
+                        "segments": version.metadata["profile"]["segments"], "report": str(report)}
+    path = manifest.finish(lake)
+    return {"manifest": str(path), **manifest.outputs}
+
+
+def refresh(settings, truth: bool = False) -> dict:
+    """Train (and promote) when no model is current or the snapshot as of ``settings.as_of`` drifted
+    past ``settings.drift_threshold`` from the current model's; otherwise keep the current model.
+
+    This is what an unattended pipeline calls; `mydata model train` trains on request."""
+    from models import drift, registry
+
+    current = registry.current_version(settings.lake, settings.purpose)
+    checked = None
+    if current is not None:
+        checked = drift.run(settings)
+        if not checked["retrain"]:
+            return {"trained": False, "version": current, "reason": "no drift past the threshold", "drift": checked}
+    result = run(settings, promote=True, truth=truth)
+    reason = "no current model" if checked is None else f"drift: {', '.join(checked['drifted'])}"
+    return {"trained": True, "reason": reason, "drift": checked, **result}

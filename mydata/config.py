@@ -29,6 +29,7 @@ ENV_VARS: dict[str, str] = {
     "MYDATA_DAGS_FOLDER": "dags_folder",
     "MYDATA_K_ANONYMITY": "k_anonymity",
     "MYDATA_MAX_SUPPRESSION": "max_suppression",
+    "MYDATA_DRIFT_THRESHOLD": "drift_threshold",
 }
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -80,6 +81,8 @@ class Settings:
     #: share of subjects may be suppressed to get there
     k_anonymity: int = 5
     max_suppression: float = 0.05
+    #: retraining is due when a feature's or the segment shares' population stability index passes this
+    drift_threshold: float = 0.25
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_root", Path(self.data_root).expanduser().resolve())
@@ -102,6 +105,12 @@ class Settings:
         if self.k_anonymity < 2 or not 0 <= self.max_suppression < 1:
             raise ConfigError(f"k_anonymity must be at least 2 and max_suppression in [0, 1), got "
                               f"{self.k_anonymity} and {self.max_suppression}")
+        try:
+            object.__setattr__(self, "drift_threshold", float(self.drift_threshold))
+        except (TypeError, ValueError):
+            raise ConfigError(f"drift_threshold must be a number, got {self.drift_threshold!r}") from None
+        if self.drift_threshold <= 0:
+            raise ConfigError(f"drift_threshold must be above 0, got {self.drift_threshold}")
         if self.purpose not in PURPOSES:
             raise ConfigError(f"purpose must be one of {', '.join(PURPOSES)}, got {self.purpose!r}")
         if not self.spark_master:

@@ -29,7 +29,7 @@ def run_demo(settings: Settings, subjects: int = 2_000, months: int = 6, seed: i
     log = lake.airflow_home / "logs" / f"demo-{logical.isoformat()}.log"
     print(f"airflow: dags test {DEMO_DAG} {logical} (home {lake.airflow_home}; log {log})")
     started = time.perf_counter()
-    result = dags_test(settings, DEMO_DAG, logical, log=log)
+    result = dags_test(settings, DEMO_DAG, logical, conf={"truth": True}, log=log)
     if result.returncode != 0:
         print(f"airflow dags test FAILED (exit {result.returncode}); last lines of {log}:")
         print("\n".join(log.read_text(encoding="utf-8").splitlines()[-40:]))
@@ -96,6 +96,19 @@ def print_summary(settings: Settings) -> None:
             print(f"    privacy report {out['report']}; feature catalog {out['catalog']}")
         else:
             print(f"  release: BLOCKED, nothing published; privacy report {out['report']}")
+    trained = latest_manifest(lake, "train")
+    if trained:
+        out = trained["outputs"]
+        m = out["metrics"]
+        truth = f", ARI vs the generator's latent types {m['ari_vs_latent_types']:.3f}" if "ari_vs_latent_types" in m else ""
+        print(f"  segment: model {trained['parameters']['purpose']} {out['version']}, k={m['k']} chosen by "
+              f"silhouette {m['silhouette']:.3f}, stability {m['stability_ari']:.3f}{truth}")
+        for s in out["segments"]:
+            print(f"    segment {s['segment']}: {s['size']:>6,} ({s['share']:.1%}) {s['label']}")
+        print(f"    profile {out['report']}")
+    scored = latest_manifest(lake, "score")
+    if scored:
+        print(f"  score: {scored['status']}, {scored['outputs']['rows']:,} subjects -> {scored['outputs']['segments']}")
     purged = latest_manifest(lake, "purge")
     if purged:
         print(f"  purge: {purged['status']}, {purged['outputs']['pseudonyms_purged']:,} withdrawn subject(s) "

@@ -38,7 +38,7 @@ def make_landing(root: Path, **options) -> tuple[Settings, GenerationSummary]:
     return settings, summary
 
 
-@pytest.fixture(name="make_landing")
+@pytest.fixture(name="make_landing", scope="session")
 def make_landing_fixture():
     return make_landing
 
@@ -92,3 +92,55 @@ def fused(ingested, tmp_path_factory, spark):
         result = fuse.run(settings.replace(purpose=purpose, as_of=as_of), spark)
         results[purpose] = {**result, "as_of": as_of.isoformat()}
     return settings, results
+
+
+def _blobs(rows_per_type: int = 120, seed: int = 3, shares: tuple[float, ...] = (1.0, 1.0, 1.0)):
+    """Three kinds of subject, each with its own typical level of every model feature; some values
+    missing. ``shares`` scales how many of each kind there are. Returns (frame, true kind per row)."""
+    import numpy as np
+    import pandas as pd
+
+    from models.pipeline import model_features
+
+    rng = np.random.default_rng(seed)
+    features = model_features()
+    centres = np.random.default_rng(3).lognormal(0.0, 1.5, size=(3, len(features))) * 1_000
+    parts, truth = [], []
+    for kind, share in enumerate(shares):
+        rows = int(rows_per_type * share)
+        parts.append(pd.DataFrame(centres[kind] * rng.lognormal(0.0, 0.15, size=(rows, len(features))),
+                                  columns=features))
+        truth += [kind] * rows
+    frame = pd.concat(parts, ignore_index=True)
+    frame.iloc[::17, 3] = np.nan  # means over no records are null in real snapshots
+    frame.insert(0, "pseudonym", [f"P{i:05d}" for i in range(len(frame))])
+    return frame, np.array(truth)
+
+
+@pytest.fixture(name="blobs")
+def blobs_fixture():
+    return _blobs
+
+
+def _publish_snapshot(root: Path, frame, purpose: str = "marketing", as_of: str = "2026-10-01") -> Path:
+    """Write ``frame`` as a published feature snapshot (gold/features), with the released
+    quasi-identifiers filled in, as the release job would leave it."""
+    from models.snapshots import feature_dtypes
+
+    frame = frame.copy()
+    for column in ("age_band", "gender", "region"):
+        frame[column] = {"age_band": "30-49", "gender": "F", "region": "capital"}[column]
+    for column, dtype in feature_dtypes().items():
+        if column not in frame:
+            frame[column] = None
+        elif dtype == "Int64":
+            frame[column] = frame[column].round()
+    folder = root / "gold" / "features" / f"purpose={purpose}" / f"as_of={as_of}"
+    folder.mkdir(parents=True, exist_ok=True)
+    frame[list(feature_dtypes())].astype(feature_dtypes()).to_parquet(folder / "part-00000.parquet", index=False)
+    return folder
+
+
+@pytest.fixture(name="publish_snapshot")
+def publish_snapshot_fixture():
+    return _publish_snapshot

@@ -28,7 +28,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import IO, Iterator
 
-from mydata.keys import KeyStore, Secret, link_key
+from mydata.keys import KeyStore, Secret, link_key, purpose_pseudonym
 from mydata.lake import SUCCESS_MARKER, Lake
 from mydata.synth import defects as planted
 from mydata.synth.profiles import (
@@ -774,3 +774,16 @@ def iter_landing_files(landing: Path) -> Iterator[Path]:
     for path in sorted(landing.rglob("*")):
         if path.is_file():
             yield path
+
+
+def latent_types(truth_dir: Path, secret: Secret) -> dict[str, str]:
+    """Purpose pseudonym -> the generator's latent customer type, to score a segmentation against.
+
+    ``secret`` is the purpose secret the pseudonyms were made with (``KeyStore.purpose_secret``).
+    Ground truth for evaluation only: the pipeline itself never reads ``truth/``.
+    """
+    path = truth_dir / "subjects.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"no generator ground truth at {path}")
+    with open(path, encoding="utf-8", newline="") as handle:
+        return {purpose_pseudonym(secret, row["link_key"]): row["latent_type"] for row in csv.DictReader(handle)}

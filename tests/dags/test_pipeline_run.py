@@ -1,4 +1,5 @@
-"""A real Airflow DAG run (`airflow dags test`, SQLite, Spark local mode) over generated data."""
+"""A real Airflow DAG run (`airflow dags test`, SQLite, Spark local mode) over a generated
+10,000-subject sample: every stage, and segments that find the generator's latent types again."""
 import json
 from datetime import date
 
@@ -8,13 +9,18 @@ from mydata.airflow_runner import dags_test
 from mydata.manifest import latest_manifest
 
 
+@pytest.fixture(scope="module")
+def sample_10k(make_landing, tmp_path_factory):
+    """10,000 subjects x 2 months with the default defect and re-keying rates."""
+    return make_landing(tmp_path_factory.mktemp("sample_10k"), subjects=10_000, months=2, seed=21, workers=2)
+
+
 @pytest.mark.slow
-def test_pipeline_dag_runs_end_to_end_through_airflow(small_landing, copy_landing, tmp_path):
-    settings, summary = small_landing
-    settings = copy_landing(settings)
+def test_pipeline_dag_runs_end_to_end_through_airflow(sample_10k, tmp_path):
+    settings, summary = sample_10k
     log = tmp_path / "dags-test.log"
     result = dags_test(settings, "mydata_pipeline", date.fromisoformat(summary.deliveries[-1]),
-                       conf={"dt": ""}, log=log)
+                       conf={"dt": "", "truth": True}, log=log)
     text = log.read_text(encoding="utf-8")
     assert result.returncode == 0, text[-3000:]
     assert "state=success" in text
@@ -40,4 +46,13 @@ def test_pipeline_dag_runs_end_to_end_through_airflow(small_landing, copy_landin
     assert latest_manifest(settings.lake, "features")["outputs"]["subjects"] == fused["outputs"]["subjects_fused"]
     released = latest_manifest(settings.lake, "privacy")
     assert released["status"] == "succeeded" and released["outputs"]["smallest_group"] >= 5
+    trained = latest_manifest(settings.lake, "train")  # no model yet: the segment task trains and promotes one
+    assert trained["status"] == "succeeded" and trained["outputs"]["promoted"]
+    assert trained["inputs"]["consent_snapshot"] == fused["inputs"]["consent_snapshot"]["id"]
+    metrics = trained["outputs"]["metrics"]  # the issue's quality bar, on the generator's ground truth
+    assert metrics["ari_vs_latent_types"] >= 0.6 and metrics["subjects_with_truth"] == metrics["rows"]
+    assert sum(s["size"] for s in trained["outputs"]["segments"]) == released["outputs"]["published"]
+    scored = latest_manifest(settings.lake, "score")
+    assert scored["status"] == "succeeded" and scored["inputs"]["model"] == trained["outputs"]["version"]
+    assert scored["outputs"]["rows"] == released["outputs"]["published"] == sum(scored["outputs"]["sizes"].values())
     assert latest_manifest(settings.lake, "purge")["status"] == "succeeded"

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from jobs.score import assign_segments
+from jobs.score import assign_segments, with_labels
 from models import registry
 from models.pipeline import ModelSpec, build_pipeline, model_features
 from models.snapshots import feature_dtypes
@@ -14,23 +14,7 @@ from models.train import train
 from mydata.lake import Lake
 
 
-def blobs(rows_per_type: int = 120, seed: int = 3) -> tuple[pd.DataFrame, np.ndarray]:
-    """Three kinds of subject, each with its own typical level of every feature; some values missing."""
-    rng = np.random.default_rng(seed)
-    features = model_features()
-    centres = rng.lognormal(0.0, 1.5, size=(3, len(features))) * 1_000
-    parts, truth = [], []
-    for kind in range(3):
-        parts.append(pd.DataFrame(centres[kind] * rng.lognormal(0.0, 0.15, size=(rows_per_type, len(features))),
-                                  columns=features))
-        truth += [kind] * rows_per_type
-    frame = pd.concat(parts, ignore_index=True)
-    frame.iloc[::17, 3] = np.nan  # means over no records are null in real snapshots
-    frame.insert(0, "pseudonym", [f"P{i:05d}" for i in range(len(frame))])
-    return frame, np.array(truth)
-
-
-def test_training_finds_the_kinds_and_is_reproducible():
+def test_training_finds_the_kinds_and_is_reproducible(blobs):
     frame, truth = blobs()
     model = train(frame, ks=range(2, 7), seed=5)
     assert model.spec.k == 3 and model.selection.rule == "highest silhouette"
@@ -49,7 +33,7 @@ def test_a_bad_model_spec_is_refused():
         ModelSpec("kmeans", 1)
 
 
-def test_the_registry_versions_promotes_and_compares(tmp_path):
+def test_the_registry_versions_promotes_and_compares(tmp_path, blobs):
     lake = Lake(tmp_path)
     frame, _ = blobs(40)
     first = registry.register(lake, "marketing", build_pipeline(ModelSpec(k=3)).fit(frame[model_features()]),
@@ -72,7 +56,7 @@ def test_the_registry_versions_promotes_and_compares(tmp_path):
         registry.get(lake, "marketing", "9")
 
 
-def test_spark_scoring_equals_the_pipeline(spark):
+def test_spark_scoring_equals_the_pipeline(spark, blobs):
     frame, _ = blobs(50)
     pipeline = build_pipeline(ModelSpec(k=3, seed=1)).fit(frame[model_features()])
     snapshot = spark.createDataFrame(frame.astype({c: "float64" for c in model_features()}))
@@ -80,3 +64,11 @@ def test_spark_scoring_equals_the_pipeline(spark):
     expected = dict(zip(frame["pseudonym"], pipeline.predict(frame[model_features()])))
     assert scored == expected and len(scored) == len(frame)
     assert set(feature_dtypes()) >= set(model_features())
+
+
+def test_scored_segments_carry_the_profile_labels(spark):
+    segments = spark.createDataFrame([("P1", 0), ("P2", 2), ("P3", 1)], "pseudonym string, segment int")
+    metadata = {"profile": {"segments": [{"segment": 0, "label": "high card golf"},
+                                         {"segment": 1, "label": "low telecom data mb"}]}}
+    labelled = {r.pseudonym: r.segment_label for r in with_labels(segments, metadata).collect()}
+    assert labelled == {"P1": "high card golf", "P2": None, "P3": "low telecom data mb"}

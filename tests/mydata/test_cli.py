@@ -75,3 +75,53 @@ def test_consent_commands_for_a_reviewer(fused, spark, capsys, tmp_path):
     path.with_name(f".{path.name}.crc").unlink()  # a careful editor also drops the checksum
     assert main(["--data-root", str(root), "consent", "verify"]) == 1
     assert f"({rows[0]['event_id']})" in capsys.readouterr().err
+
+
+def test_model_commands_for_a_data_scientist(tmp_path, capsys, blobs, publish_snapshot):
+    """Train, list, compare, promote, show and drift, all through the CLI on published snapshots."""
+    from models import registry, train
+
+    root = str(tmp_path)
+    publish_snapshot(tmp_path, blobs(60)[0], as_of="2026-10-01")
+    publish_snapshot(tmp_path, blobs(60, seed=4)[0], as_of="2026-11-01")  # the same kinds a month on
+    later, _ = blobs(60, seed=5, shares=(3.0, 0.4, 0.4))  # one kind now dominates
+    publish_snapshot(tmp_path, later, as_of="2026-12-01")
+    model = ["--data-root", root, "model"]
+    assert main([*model, "list"]) == 0 and "no models for marketing yet" in capsys.readouterr().out
+    assert main([*model, "show"]) == 2 and "no model promoted for marketing" in capsys.readouterr().err
+    assert main(["--data-root", root, "--as-of", "2026-10-01", "model", "train", "--k-min", "2", "--k-max", "5",
+                 "--promote"]) == 0
+    out = capsys.readouterr().out
+    assert "registered marketing v0001 (promoted to current): k=3" in out and out.count("  segment ") == 3
+    profile_page = tmp_path / "reports" / "models" / "marketing" / "v0001.html"
+    assert f"profile: {profile_page}" in out and profile_page.is_file()
+    assert main(["--data-root", root, "--as-of", "2026-10-01", "model", "train", "--k", "4"]) == 0
+    assert "registered marketing v0002: k=4" in capsys.readouterr().out
+    assert main([*model, "list"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert listed[1].startswith("* v0001") and listed[2].startswith("  v0002")
+    assert main([*model, "compare", "1", "2"]) == 0
+    compared = capsys.readouterr().out
+    assert "parameter k: 3 -> 4" in compared and "parameter ks: [2, 3, 4, 5] -> [4]" in compared
+    assert main([*model, "compare", "1"]) == 2 and "needs two versions" in capsys.readouterr().err
+    assert main([*model, "promote", "9"]) == 2 and "no model v0009" in capsys.readouterr().err
+    assert main([*model, "show", "1"]) == 0
+    shown = capsys.readouterr().out
+    assert "marketing v0001 (current)" in shown and "snapshot_hash" in shown and "as_of=2026-10-01" in shown
+
+    assert main(["--data-root", root, "--as-of", "2026-11-01", "model", "drift"]) == 0
+    stable = capsys.readouterr().out
+    assert "retraining not needed" in stable and "2026-10-01_to_2026-11-01.html" in stable
+    assert main(["--data-root", root, "--as-of", "2026-12-01", "model", "drift"]) == 0
+    drifted = capsys.readouterr().out
+    assert "retraining is due: " in drifted and "segment shares" in drifted
+    page = (tmp_path / "reports" / "drift" / "marketing" / "2026-10-01_to_2026-12-01.html").read_text(encoding="utf-8")
+    assert "RETRAIN" in page and "segment shares" in page.lower()
+
+    settings = Settings(data_root=tmp_path, as_of="2026-11-01")
+    kept = train.refresh(settings)
+    assert not kept["trained"] and kept["version"] == "v0001"
+    retrained = train.refresh(settings.replace(as_of="2026-12-01"))
+    assert retrained["trained"] and retrained["reason"].startswith("drift: ") and retrained["version"] == "v0003"
+    assert registry.current_version(settings.lake, "marketing") == "v0003"
+    assert registry.get(settings.lake, "marketing").metadata["as_of"] == "2026-12-01"
