@@ -11,8 +11,8 @@ from mydata.manifest import latest_manifest
 
 @pytest.fixture(scope="module")
 def sample_10k(make_landing, tmp_path_factory):
-    """10,000 subjects x 2 months with the default defect and re-keying rates."""
-    return make_landing(tmp_path_factory.mktemp("sample_10k"), subjects=10_000, months=2, seed=21, workers=2)
+    """10,000 subjects x 1 month with the default defect and re-keying rates."""
+    return make_landing(tmp_path_factory.mktemp("sample_10k"), subjects=10_000, months=1, seed=21, workers=2)
 
 
 @pytest.mark.slow

@@ -159,19 +159,6 @@ def test_bronze_tables_are_typed_and_partitioned_by_delivery_date(ingested, spar
     assert usage["usage_month"] == "date" and usage["night_data_ratio"] == "double"
 
 
-def test_rerunning_a_delivery_replaces_its_partitions_without_duplicates(ingested, spark):
-    settings, summary, first, _ = ingested
-    dt = date.fromisoformat(summary.deliveries[1])
-    before = {name: spark.read.parquet(str(settings.lake.bronze_table(name))).count()
-              for name in ("bank_transactions", "telecom_usage", "consent_events")}
-    again = ingest.run(settings.replace(delivery_date=dt), spark)
-    after = {name: spark.read.parquet(str(settings.lake.bronze_table(name))).count() for name in before}
-    assert after == before
-    manifest = json.loads(open(again["manifest"], encoding="utf-8").read())
-    assert list(manifest["outputs"]["reconciliation"]["bank"]) == [dt.isoformat()]
-    assert not list(settings.lake.bronze.rglob("_staging")) and not list(settings.lake.bronze.rglob("_trash"))
-
-
 def test_a_delivery_without_success_marker_is_not_read_and_says_why(tmp_path, small_landing, spark):
     settings, summary = small_landing
     root = tmp_path / "lake"
@@ -199,8 +186,9 @@ def _partition_files(table, dt):
 
 
 @pytest.mark.slow
-def test_a_run_killed_mid_write_leaves_the_previous_partition_intact(ingested):
-    """Kill a real ingest process (and its Spark JVM) once it is writing; the old partition stays."""
+def test_a_run_killed_mid_write_leaves_the_previous_partition_intact_and_a_rerun_replaces_it(ingested, spark):
+    """Kill a real ingest process (and its Spark JVM) once it is writing; the old partition stays.
+    Rerunning the date then cleans up, and replaces its partitions without duplicating a row."""
     import os
     import signal
     import subprocess
@@ -225,7 +213,11 @@ def test_a_run_killed_mid_write_leaves_the_previous_partition_intact(ingested):
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
     assert {t.name: _partition_files(t, dt) for t in tables} == before
-    # the next run cleans up what the killed one left and gives the same partitions
-    ingest.run(settings.replace(delivery_date=date.fromisoformat(dt)))
-    assert not any((t / "_staging").exists() or (t / "_trash").exists() for t in tables)
+    totals = {name: spark.read.parquet(str(settings.lake.bronze_table(name))).count()
+              for name in ("bank_transactions", "telecom_usage", "consent_events")}
+    again = ingest.run(settings.replace(delivery_date=date.fromisoformat(dt)), spark)
+    assert not list(settings.lake.bronze.rglob("_staging")) and not list(settings.lake.bronze.rglob("_trash"))
     assert {t.name: pq.read_table(t / f"dt={dt}").num_rows for t in tables} == rows_before
+    assert {name: spark.read.parquet(str(settings.lake.bronze_table(name))).count() for name in totals} == totals
+    manifest = json.loads(open(again["manifest"], encoding="utf-8").read())
+    assert list(manifest["outputs"]["reconciliation"]["bank"]) == [dt]
