@@ -377,26 +377,24 @@ def ingest_source(spark: SparkSession, lake: Lake, source: str, deliveries: list
     tables = set(candidates) | ({LINE_TABLE.format(source=source)} if source in MYDATA_SOURCES else set())
     storage.replace_partitions(reduce(DataFrame.unionByName, quarantine_parts),
                                lake.quarantine, dts, run_id, tables=sorted(tables))
-    # counts come from what was written: cheap Parquet reads, not a second pass over landing
+    # counts come from the cached rankings the writes used: one job for every table's accepted rows
+    # and one for the quarantine, instead of reading each written table back
     for name in candidates:
-        by_dt = result.tables.setdefault(name, {str(dt): {"accepted": 0, "quarantined": 0} for dt in dts})
-        written = storage.read_table(spark, lake.bronze_table(name))
-        if written is not None:
-            for row in written.where(F.col("dt").isin(*dts)).groupBy("dt").count().collect():
-                by_dt[str(row["dt"])]["accepted"] = int(row["count"])
-    for table in tables:  # one read per quarantine table gives both its per-date and per-rule counts
-        written = storage.read_table(spark, lake.quarantine_table(table))
-        if written is None:
-            continue
-        counts = (written.where(F.col("dt").isin(*dts)).groupBy("dt", "rule")
-                  .agg(F.count(F.lit(1)).alias("count"), F.min(_shown_reason()).alias("example")))
-        for row in counts.collect():
-            count = int(row["count"])
-            rules = result.rules.setdefault(table, {})
-            rules[row["rule"]] = rules.get(row["rule"], 0) + count
-            result.examples.setdefault(table, {}).setdefault(row["rule"], row["example"])
-            if table in result.tables:
-                result.tables[table][str(row["dt"])]["quarantined"] += count
+        result.tables[name] = {str(dt): {"accepted": 0, "quarantined": 0} for dt in dts}
+    accepted_counts = reduce(DataFrame.unionByName, [
+        outputs[name].select(F.lit(name).alias("table"), "dt") for name in candidates])
+    for row in accepted_counts.groupBy("table", "dt").count().collect():
+        result.tables[row["table"]][str(row["dt"])]["accepted"] = int(row["count"])
+    quarantined = reduce(DataFrame.unionByName, quarantine_parts)
+    counts = (quarantined.groupBy("table", "dt", "rule")
+              .agg(F.count(F.lit(1)).alias("count"), F.min(_shown_reason()).alias("example")))
+    for row in counts.collect():
+        table, count = row["table"], int(row["count"])
+        rules = result.rules.setdefault(table, {})
+        rules[row["rule"]] = rules.get(row["rule"], 0) + count
+        result.examples.setdefault(table, {}).setdefault(row["rule"], row["example"])
+        if table in result.tables:
+            result.tables[table][str(row["dt"])]["quarantined"] += count
     spark.catalog.clearCache()
     return result
 
