@@ -1,13 +1,17 @@
 """The whole pipeline as one DAG, for the embedded run (`make demo`, `airflow dags test`).
 
-Wiring only: each task is one call into jobs/. Settings come from the MYDATA_* environment
-(see mydata.config); the run's params may name a delivery date.
+Wiring only: each task is one call into jobs/ or models/ (mydata.orchestration.job_task).
+Settings come from the MYDATA_* environment (see mydata.config); the run's params may name a
+delivery date. The scheduled DAGs (mydata_ingest, mydata_fusion_features, mydata_segmentation,
+mydata_consent_purge) split the same stages by cadence.
 """
 from __future__ import annotations
 
 from datetime import datetime
 
-from airflow.sdk import dag, task
+from airflow.sdk import dag
+
+from mydata.orchestration import job_task
 
 DOC = """
 ### MyData pipeline (embedded)
@@ -51,94 +55,22 @@ Param `dt` (YYYY-MM-DD) limits ingest to one delivery date; empty means all.
     start_date=datetime(2026, 1, 1),
     catchup=False,
     doc_md=DOC,
-    params={"dt": "", "purpose": "marketing", "as_of": "", "truth": False},
+    params={"dt": "", "purpose": "marketing", "as_of": "", "truth": False, "retrain": False},
     tags=["mydata", "embedded"],
     default_args={"retries": 0},
 )
 def mydata_pipeline():
-    @task(task_id="inventory_landing")
-    def inventory_landing(params=None) -> dict:
-        from jobs import landing
-        from mydata.config import Settings
-
-        return landing.run(Settings.load(delivery_date=(params or {}).get("dt") or None))
-
-    @task(task_id="ingest")
-    def ingest(params=None) -> dict:
-        from jobs import ingest as ingest_job
-        from mydata.config import Settings
-
-        return ingest_job.run(Settings.load(delivery_date=(params or {}).get("dt") or None))
-
-    @task(task_id="validate")
-    def validate() -> dict:
-        from jobs import validate as validate_job
-        from mydata.config import Settings
-
-        return validate_job.run(Settings.load())
-
-    @task(task_id="consent")
-    def consent() -> dict:
-        from jobs import consent as consent_job
-        from mydata.config import Settings
-
-        return consent_job.run(Settings.load())
-
-    @task(task_id="fuse")
-    def fuse(params=None, logical_date=None) -> dict:
-        from jobs import fuse as fuse_job
-        from mydata.config import Settings
-
-        params = params or {}
-        return fuse_job.run(Settings.load(purpose=params.get("purpose") or None,
-                                          as_of=params.get("as_of") or logical_date.date()))
-
-    @task(task_id="features")
-    def features(params=None, logical_date=None) -> dict:
-        from jobs import features as features_job
-        from mydata.config import Settings
-
-        params = params or {}
-        return features_job.run(Settings.load(purpose=params.get("purpose") or None,
-                                              as_of=params.get("as_of") or logical_date.date()))
-
-    @task(task_id="release")
-    def release(params=None, logical_date=None) -> dict:
-        from jobs import privacy
-        from mydata.config import Settings
-
-        params = params or {}
-        return privacy.run(Settings.load(purpose=params.get("purpose") or None,
-                                         as_of=params.get("as_of") or logical_date.date()))
-
-    @task(task_id="segment")
-    def segment(params=None, logical_date=None) -> dict:
-        from models import train
-        from mydata.config import Settings
-
-        params = params or {}
-        return train.refresh(Settings.load(purpose=params.get("purpose") or None,
-                                           as_of=params.get("as_of") or logical_date.date()),
-                             truth=bool(params.get("truth")))
-
-    @task(task_id="score")
-    def score(params=None, logical_date=None) -> dict:
-        from jobs import score as score_job
-        from mydata.config import Settings
-
-        params = params or {}
-        return score_job.run(Settings.load(purpose=params.get("purpose") or None,
-                                           as_of=params.get("as_of") or logical_date.date()))
-
-    @task(task_id="purge")
-    def purge(params=None) -> dict:
-        from jobs import purge as purge_job
-        from mydata.config import Settings
-
-        return purge_job.run(Settings.load(purpose=(params or {}).get("purpose") or None))
-
-    (inventory_landing() >> ingest() >> validate() >> consent() >> fuse() >> features() >> release()
-     >> segment() >> score() >> purge())
+    (job_task("inventory_landing", "jobs.landing", dt="param")
+     >> job_task("ingest", "jobs.ingest", dt="param")
+     >> job_task("validate", "jobs.validate")
+     >> job_task("consent", "jobs.consent")
+     >> job_task("fuse", "jobs.fuse", as_of=True)
+     >> job_task("features", "jobs.features", as_of=True)
+     >> job_task("release", "jobs.privacy", as_of=True)
+     >> job_task("segment", "models.train", as_of=True, spark=False, function="refresh",
+                 from_params=("truth", "retrain"))
+     >> job_task("score", "jobs.score", as_of=True)
+     >> job_task("purge", "jobs.purge"))
 
 
 mydata_pipeline()

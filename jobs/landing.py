@@ -44,6 +44,14 @@ def find_deliveries(lake: Lake, dt: date | None = None) -> list[Delivery]:
     return found
 
 
+def deliveries_ready(dt: date | str, settings: Settings | None = None) -> bool:
+    """Every source has delivered ``dt`` completely (``_SUCCESS``): what the ingest DAG waits for."""
+    lake = (settings or Settings.load()).lake
+    day = dt if isinstance(dt, date) else date.fromisoformat(str(dt))
+    complete = {d.source for d in find_deliveries(lake, day) if d.complete}
+    return complete >= set(SOURCES)
+
+
 def data_files(delivery: Delivery) -> list[Path]:
     return sorted(p for p in delivery.path.iterdir()
                   if p.is_file() and p.name.endswith(DATA_SUFFIXES) and not p.name.startswith((".", "_")))

@@ -179,19 +179,19 @@ def run(settings, algorithm: str = "kmeans", ks=DEFAULT_KS, seed: int = 0, pca_c
     return {"manifest": str(path), **manifest.outputs}
 
 
-def refresh(settings, truth: bool = False) -> dict:
-    """Train (and promote) when no model is current or the snapshot as of ``settings.as_of`` drifted
-    past ``settings.drift_threshold`` from the current model's; otherwise keep the current model.
-
-    This is what an unattended pipeline calls; `mydata model train` trains on request."""
+def refresh(settings, truth: bool = False, retrain: bool = False) -> dict:
+    """Train (and promote) when asked (``retrain``), when no model is current, or when the snapshot
+    as of ``settings.as_of`` drifted past ``settings.drift_threshold`` from the current model's;
+    otherwise keep the current model. This is what the DAGs call."""
     from models import drift, registry
 
     current = registry.current_version(settings.lake, settings.purpose)
     checked = None
-    if current is not None:
+    if current is not None and not retrain:
         checked = drift.run(settings)
         if not checked["retrain"]:
             return {"trained": False, "version": current, "reason": "no drift past the threshold", "drift": checked}
     result = run(settings, promote=True, truth=truth)
-    reason = "no current model" if checked is None else f"drift: {', '.join(checked['drifted'])}"
+    reason = ("requested" if retrain else "no current model" if checked is None
+              else f"drift: {', '.join(checked['drifted'])}")
     return {"trained": True, "reason": reason, "drift": checked, **result}

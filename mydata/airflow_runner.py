@@ -13,6 +13,7 @@ from datetime import date
 from pathlib import Path
 
 from mydata.config import Settings
+from mydata.orchestration import SPARK_CONN_ID, spark_connection, uses_cluster
 
 
 def airflow_env(settings: Settings, base: dict[str, str] | None = None) -> dict[str, str]:
@@ -31,7 +32,11 @@ def airflow_env(settings: Settings, base: dict[str, str] | None = None) -> dict[
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
         "PYTHONPATH": os.pathsep.join(filter(None, [str(settings.dags_folder.parent),
                                                     env.get("PYTHONPATH", "")])),
+        # spark-submit (pyspark's own, in the venv) for tasks that run on a cluster
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
     })
+    if uses_cluster(settings):
+        env[f"AIRFLOW_CONN_{SPARK_CONN_ID.upper()}"] = spark_connection(settings.spark_master)
     return env
 
 

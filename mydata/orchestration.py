@@ -1,0 +1,111 @@
+"""What every DAG file shares, so that a DAG file only wires.
+
+- ``run_settings``: the one way a task turns its run (params, logical date) into ``Settings``.
+- ``job_task``: the one switch between Spark in the task's own process (local mode, the default)
+  and ``spark-submit`` to a cluster. When ``MYDATA_SPARK_MASTER`` names a cluster
+  (``spark://…``), Spark jobs become ``SparkSubmitOperator`` tasks that run the very same job
+  module's ``__main__`` (which reads the same ``MYDATA_*`` settings); otherwise a Python task
+  calls the job's ``run()``. Either way the job code is the same.
+- ``DEFAULT_ARGS``: retries with backoff; a rerun replaces what a failed try wrote, so retrying
+  is always safe.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from mydata.config import PROJECT_ROOT, Settings
+
+DEFAULT_ARGS: dict[str, Any] = {
+    "owner": "data-engineering",
+    "retries": 2,
+    "retry_delay": timedelta(minutes=1),
+    "retry_exponential_backoff": True,
+    "max_retry_delay": timedelta(minutes=15),
+}
+#: the Airflow connection spark-submit tasks use; ``mydata.airflow_runner`` derives it from the settings
+SPARK_CONN_ID = "mydata_spark"
+#: what the DAGs produce and consume (data-aware scheduling): URIs name lake zones, not files
+BRONZE = "mydata://lake/bronze"
+CONSENT_LEDGER = "mydata://lake/consent/ledger"
+GOLD_FEATURES = "mydata://lake/gold/features"
+GOLD_SEGMENTS = "mydata://lake/gold/segments"
+
+
+def _day(value: Any) -> date | None:
+    if value in (None, ""):
+        return None
+    if isinstance(value, datetime):
+        return value.date()
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
+
+
+def run_settings(params: dict | None = None, logical_date: Any = None, *, as_of: bool = False,
+                 dt: bool | str = False, purpose: str | None = None) -> Settings:
+    """Settings for one task of one run: the environment's, then ``purpose`` or the run's; with
+    ``as_of`` the run's ``as_of`` param or else its logical date; with ``dt`` the ``dt`` param or
+    else the logical date (daily ingest: one delivery date per run); with ``dt="param"`` only the
+    param (empty: every delivery). An asset-triggered run has no logical date: pass its
+    ``run_after`` instead."""
+    params = params or {}
+    overrides: dict[str, Any] = {"purpose": purpose or params.get("purpose") or None}
+    if as_of:
+        overrides["as_of"] = _day(params.get("as_of")) or _day(logical_date)
+    if dt:
+        overrides["delivery_date"] = _day(params.get("dt")) or (None if dt == "param" else _day(logical_date))
+    return Settings.load(**overrides)
+
+
+def call_job(module: str, params: dict | None = None, logical_date: Any = None, *, as_of: bool = False,
+             dt: bool | str = False, purpose: str | None = None, function: str = "run",
+             from_params: tuple[str, ...] = ()) -> dict:
+    """``<module>.<function>(settings, **{name: params[name] for name in from_params})`` in this process."""
+    job = importlib.import_module(module)
+    params = params or {}
+    kwargs = {name: params[name] for name in from_params if name in params}
+    return getattr(job, function)(run_settings(params, logical_date, as_of=as_of, dt=dt, purpose=purpose), **kwargs)
+
+
+def uses_cluster(settings: Settings | None = None) -> bool:
+    return not (settings or Settings.load()).spark_master.startswith("local")
+
+
+def spark_connection(master: str) -> str:
+    """The Airflow connection (JSON form) for a ``spark://host:port`` master, client deploy mode."""
+    if not master.startswith("spark://"):
+        raise ValueError(f"a cluster master looks like spark://host:7077, got {master!r}")
+    host, _, port = master[len("spark://"):].partition(":")
+    return json.dumps({"conn_type": "spark", "host": host, "port": int(port or 7077),
+                       "extra": {"deploy-mode": "client", "spark-binary": "spark-submit"}})
+
+
+def job_task(task_id: str, module: str, *, as_of: bool = False, dt: bool | str = False, purpose: str | None = None,
+             spark: bool = True, function: str = "run", from_params: tuple[str, ...] = (), **task_kwargs: Any):
+    """One pipeline stage as a task: in-process, or spark-submit when the settings name a cluster
+    and the stage is a Spark job (``spark``; training is scikit-learn and always runs in-process)."""
+    settings = Settings.load()
+    if spark and uses_cluster(settings):
+        from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+
+        env = {**settings.as_env(), "PYTHONPATH": str(PROJECT_ROOT)}
+        if as_of:
+            env["MYDATA_AS_OF"] = "{{ params.as_of or ds }}"
+        if dt:
+            env["MYDATA_DT"] = "{{ params.dt }}" if dt == "param" else "{{ params.dt or ds }}"
+        env["MYDATA_PURPOSE"] = purpose or "{{ params.purpose or '" + settings.purpose + "' }}"
+        return SparkSubmitOperator(
+            task_id=task_id, conn_id=SPARK_CONN_ID, application=str(PROJECT_ROOT / (module.replace(".", "/") + ".py")),
+            name=f"mydata-{task_id}", env_vars=env, driver_memory=settings.driver_memory,
+            conf={"spark.executorEnv.PYTHONPATH": str(PROJECT_ROOT)}, **task_kwargs)
+
+    from airflow.sdk import task
+
+    @task(task_id=task_id, **task_kwargs)
+    def in_process(params=None, logical_date=None, dag_run=None) -> dict:
+        when = logical_date or (dag_run.run_after if dag_run is not None else None)
+        return call_job(module, params, when, as_of=as_of, dt=dt, purpose=purpose, function=function,
+                        from_params=from_params)
+
+    return in_process()
