@@ -22,8 +22,8 @@ from mydata.synth import GenerationSummary, GeneratorOptions, generate  # noqa: 
 def spark(tmp_path_factory):
     from mydata.spark import spark_session
 
-    settings = Settings(data_root=tmp_path_factory.mktemp("spark"), shuffle_partitions=4,
-                        driver_memory="2g")
+    settings = Settings(data_root=tmp_path_factory.mktemp("spark"), shuffle_partitions=2,
+                        driver_memory="2g")  # test data is small: one shuffle partition per core
     session = spark_session(settings, "mydata-tests")
     yield session
     session.stop()

@@ -18,6 +18,7 @@ def sample_10k(make_landing, tmp_path_factory):
 @pytest.mark.slow
 def test_pipeline_dag_runs_end_to_end_through_airflow(sample_10k, tmp_path):
     settings, summary = sample_10k
+    settings = settings.replace(shuffle_partitions=2)  # the tasks read it from MYDATA_SHUFFLE_PARTITIONS
     log = tmp_path / "dags-test.log"
     result = dags_test(settings, "mydata_pipeline", date.fromisoformat(summary.deliveries[-1]),
                        conf={"dt": "", "truth": True}, log=log)
