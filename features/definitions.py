@@ -36,7 +36,8 @@ SOURCES: dict[str, Source] = {s.table: s for s in (
 )}
 
 #: aggregations a feature may use; "monthly" is a sum divided by the window's months, "latest" the
-#: value of the newest record in the window, "expr" a per-subject expression (subjects, derived)
+#: value of the newest record in the window (of records equally new, the largest value), "expr" a
+#: per-subject expression (subjects, derived)
 AGGREGATIONS = ("sum", "monthly", "mean", "count", "max", "min", "stddev", "latest", "expr")
 
 

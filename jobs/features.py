@@ -60,7 +60,9 @@ def aggregate(feature: Feature, as_of: date) -> SparkColumn:
     elif agg == "stddev":
         column = F.stddev_samp(value)
     elif agg == "latest":
-        column = F.max_by(value, F.when(condition & value.isNotNull(), F.col(_TIME)))
+        # newest record; records equally new (two lines in one month) give the largest value, so the
+        # result never depends on how rows happen to be partitioned
+        column = F.max_by(value, F.when(condition & value.isNotNull(), F.struct(F.col(_TIME), value)))
     else:
         raise ValueError(f"feature {feature.name}: aggregation {agg!r} needs no table pass")
     return column.alias(feature.name)

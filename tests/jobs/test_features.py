@@ -72,6 +72,23 @@ def test_windows_sum_only_their_months_and_a_subject_without_records_gets_zero(s
     assert row["P2"].bank_balance_mean_3m is None and row["P2"].bank_savings_rate_3m is None
 
 
+def test_latest_takes_the_newest_record_and_the_largest_of_equally_new_ones_whatever_the_partitioning(spark):
+    from features.definitions import BY_NAME
+
+    usage = spark.createDataFrame([
+        ("P1", date(2026, 6, 1), "premium", 80000), ("P1", date(2026, 7, 1), "budget", 29000),
+        ("P1", date(2026, 7, 1), "mid", 49000),  # a second line, same month
+        ("P2", date(2026, 7, 1), "mid", 49000), ("P2", date(2026, 8, 1), "premium", 99000),  # on the as-of date
+    ], "pseudonym string, usage_month date, device_tier string, plan_fee int")
+    latest = [features.aggregate(BY_NAME[name], AS_OF) for name in ("telecom_device_tier", "telecom_plan_fee")]
+    results = set()
+    for partitions in (1, 3, 5):
+        rows = (usage.repartition(partitions).withColumn("_t", F.col("usage_month"))
+                .groupBy("pseudonym").agg(*latest).orderBy("pseudonym").collect())
+        results.add(tuple((r.telecom_device_tier, r.telecom_plan_fee) for r in rows))
+    assert results == {((2, 49000), (2, 49000))}
+
+
 def _rows(frame) -> dict[str, dict]:
     return {r["pseudonym"]: r.asDict() for r in frame.collect()}
 
