@@ -6,6 +6,7 @@ from datetime import date
 import pytest
 
 from mydata.airflow_runner import dags_test
+from mydata.demo import print_summary
 from mydata.manifest import latest_manifest
 
 
@@ -16,7 +17,7 @@ def sample_10k(make_landing, tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_pipeline_dag_runs_end_to_end_through_airflow(sample_10k, tmp_path):
+def test_pipeline_dag_runs_end_to_end_through_airflow(sample_10k, tmp_path, capsys):
     settings, summary = sample_10k
     settings = settings.replace(shuffle_partitions=2)  # the tasks read it from MYDATA_SHUFFLE_PARTITIONS
     log = tmp_path / "dags-test.log"
@@ -57,3 +58,9 @@ def test_pipeline_dag_runs_end_to_end_through_airflow(sample_10k, tmp_path):
     assert scored["status"] == "succeeded" and scored["inputs"]["model"] == trained["outputs"]["version"]
     assert scored["outputs"]["rows"] == released["outputs"]["published"] == sum(scored["outputs"]["sizes"].values())
     assert latest_manifest(settings.lake, "purge")["status"] == "succeeded"
+    print_summary(settings)  # what `make demo` prints after its DAG run
+    summary_text = capsys.readouterr().out
+    for line in ("rows accepted", "subjects fused (left out: ", "subjects published", "k=5 reached",
+                 f"segment: model marketing {trained['outputs']['version']}", "profile ", "privacy report "):
+        assert line in summary_text, line
+    assert all(s["label"] in summary_text for s in trained["outputs"]["segments"])
