@@ -21,6 +21,7 @@ table: rows = accepted + quarantined. Both are in the run manifest.
 from __future__ import annotations
 
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import reduce
 
@@ -41,6 +42,8 @@ from schemas.landing import APIS, CSV_SOURCES, LINK_KEY_PATTERN, MYDATA_SOURCES,
 LINE_TABLE = "{source}_lines"  # quarantine table of whole lines that never became rows
 FAILED_COLLECTIONS = "failed_collections"
 COLLECTIONS = "collections"  # every accepted MyData response: the duplicate index, and lineage
+CONCURRENT_JOBS = 4  # Spark jobs one source submits at a time (see _concurrently)
+CONCURRENT_SOURCES = 2
 
 _DTIME, _DATE = "yyyyMMddHHmmss", "yyyyMMdd"
 _DECIMAL = r"^[0-9]+(\.[0-9]+)?$"
@@ -55,59 +58,84 @@ _KIND_TEXT = {"dtime": "KST timestamp YYYYMMDDhhmmss", "date": "date YYYYMMDD",
 
 
 # -- parsing one value ---------------------------------------------------------------------------
+# Row rules are written as Spark SQL text and handed to Spark whole (one ``selectExpr`` per table):
+# built from Column objects they took tens of thousands of Py4J round trips per run, most of a
+# small delivery's ingest time.
 
-def parse_value(raw: SparkColumn, column: Column) -> SparkColumn:
-    """The typed value of a landing string, or null when it does not parse."""
+def sql_str(value: str) -> str:
+    """A Spark SQL string literal."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def sql_field(*path: str) -> str:
+    """A (nested) column reference: ``sql_field("j", "response", "rsp_code")``."""
+    return ".".join(f"`{part}`" for part in path)
+
+
+def _sql_number(value: float) -> str:
+    return str(value) if isinstance(value, int) else f"{value!r}D"
+
+
+def parse_value(raw: str, column: Column) -> str:
+    """SQL for the typed value of a landing string, or null when it does not parse."""
     kind = column.kind
     if kind == "link_key":
-        return F.when(raw.rlike(LINK_KEY_PATTERN.pattern), raw)
+        return f"CASE WHEN {raw} RLIKE {sql_str(LINK_KEY_PATTERN.pattern)} THEN {raw} END"
     if kind == "dtime":
-        return F.when(F.length(raw) == 14, F.try_to_timestamp(raw, F.lit(_DTIME)))
+        return f"CASE WHEN length({raw}) = 14 THEN try_to_timestamp({raw}, {sql_str(_DTIME)}) END"
     if kind == "date":
-        return F.when(F.length(raw) == 8, F.try_to_date(raw, _DATE))
+        return f"CASE WHEN length({raw}) = 8 THEN try_to_date({raw}, {sql_str(_DATE)}) END"
     if kind == "month":
-        return F.when(F.length(raw) == 6, F.try_to_date(F.concat(raw, F.lit("01")), _DATE))
+        return f"CASE WHEN length({raw}) = 6 THEN try_to_date(concat({raw}, '01'), {sql_str(_DATE)}) END"
     if kind == "balance":
-        return F.when(raw.rlike(_SIGNED_DECIMAL), raw.try_cast(column.spark_type))
+        return f"CASE WHEN {raw} RLIKE {sql_str(_SIGNED_DECIMAL)} THEN try_cast({raw} AS {column.spark_type}) END"
     if kind in ("amount", "rate", "number", "ratio"):
-        return F.when(raw.rlike(_DECIMAL), raw.try_cast(column.spark_type))
+        return f"CASE WHEN {raw} RLIKE {sql_str(_DECIMAL)} THEN try_cast({raw} AS {column.spark_type}) END"
     if kind in ("int", "count", "day", "year", "version"):
-        return F.when(raw.rlike(r"^[0-9]{1,9}$"), raw.try_cast("int"))
+        return f"CASE WHEN {raw} RLIKE {sql_str('^[0-9]{1,9}$')} THEN try_cast({raw} AS INT) END"
     if kind == "bool":
-        return F.when(F.lower(raw).isin("true", "false"), F.lower(raw) == "true")
+        return f"CASE WHEN lower({raw}) IN ('true', 'false') THEN lower({raw}) = 'true' END"
     return raw  # code, text, ref, str, sources
 
 
-def violations(raw: dict[str, SparkColumn], parsed: dict[str, SparkColumn],
-               spec: TableSpec) -> SparkColumn:
-    """array<struct<rule, reason>> of every rule the row breaks (empty when it is good)."""
+def rule_sql(rule: str, reason: str) -> str:
+    """A ``struct<rule, reason>`` with a fixed rule name; ``reason`` is SQL."""
+    return f"named_struct('rule', {sql_str(rule)}, 'reason', {reason})"
+
+
+NO_VIOLATIONS = "CAST(array() AS array<struct<rule: string, reason: string>>)"
+
+
+def violations(raw: dict[str, str], parsed: dict[str, str], spec: TableSpec) -> str:
+    """SQL for array<struct<rule, reason>> of every rule the row breaks (empty when it is good)."""
     checks = []
     for column in spec.columns:
         name, value, typed = column.name, raw[column.name], parsed[column.name]
-        missing = value.isNull() if column.kind == "sources" else (value.isNull() | (F.trim(value) == ""))
+        missing = f"({value} IS NULL)" if column.kind == "sources" else f"({value} IS NULL OR trim({value}) = '')"
         if column.required:
-            checks.append((missing, f"{name}.not_null", F.lit(f"{name} is missing")))
-        shown = F.coalesce(value.cast("string"), F.lit(""))
+            checks.append((missing, f"{name}.not_null", sql_str(f"{name} is missing")))
+        shown = f"coalesce(CAST({value} AS STRING), '')"
         if column.kind in _KIND_TEXT:
-            checks.append((~missing & typed.isNull(), f"{name}.format",
-                           F.concat(F.lit(f"{name}="), shown, F.lit(f" is not a {_KIND_TEXT[column.kind]}"))))
+            checks.append((f"NOT {missing} AND ({typed}) IS NULL", f"{name}.format",
+                           f"concat({sql_str(name + '=')}, {shown}, {sql_str(' is not a ' + _KIND_TEXT[column.kind])})"))
         if column.allowed is not None:
-            allowed = sorted(column.allowed)
+            allowed = ", ".join(sql_str(code) for code in sorted(column.allowed))
             if column.kind == "sources":
-                bad = ~missing & ((F.size(typed) == 0) | ~F.forall(typed, lambda s: s.isin(*allowed)))
+                bad = f"NOT {missing} AND (size({typed}) = 0 OR NOT forall({typed}, s -> s IN ({allowed})))"
             else:
-                bad = ~missing & ~typed.isin(*allowed)
+                bad = f"NOT {missing} AND NOT (({typed}) IN ({allowed}))"
             checks.append((bad, f"{name}.in_set",
-                           F.concat(F.lit(f"{name}="), shown, F.lit(" is not a known code"))))
+                           f"concat({sql_str(name + '=')}, {shown}, ' is not a known code')"))
         if column.low is not None or column.high is not None:
-            low = typed < column.low if column.low is not None else F.lit(False)
-            high = typed > column.high if column.high is not None else F.lit(False)
+            outside = " OR ".join([*([f"({typed}) < {_sql_number(column.low)}"] if column.low is not None else []),
+                                   *([f"({typed}) > {_sql_number(column.high)}"] if column.high is not None else [])])
             bounds = f"[{column.low if column.low is not None else ''}, {column.high if column.high is not None else ''}]"
-            checks.append((typed.isNotNull() & (low | high), f"{name}.range",
-                           F.concat(F.lit(f"{name}="), shown, F.lit(f" is outside {bounds}"))))
-    found = F.array(*[F.when(cond, F.struct(F.lit(rule).alias("rule"), reason.alias("reason")))
-                      for cond, rule, reason in checks])
-    return F.filter(found, lambda v: v.isNotNull())
+            checks.append((f"({typed}) IS NOT NULL AND ({outside})", f"{name}.range",
+                           f"concat({sql_str(name + '=')}, {shown}, {sql_str(' is outside ' + bounds)})"))
+    if not checks:
+        return NO_VIOLATIONS
+    found = ", ".join(f"CASE WHEN {cond} THEN {rule_sql(rule, reason)} END" for cond, rule, reason in checks)
+    return f"filter(array({found}), v -> v IS NOT NULL)"
 
 
 # -- reading lines ---------------------------------------------------------------------------------
@@ -156,12 +184,12 @@ def parse_mydata(lines: DataFrame, source: str) -> DataFrame:
         F.coalesce(F.col(f"j.response.{spec.count_field}").try_cast("int")
                    == F.size(F.col(f"j.response.{spec.list_field}")), F.lit(False))),
         [a for a in apis_of(source) if a.is_list], F).otherwise(F.lit(True))
-    envelope = {name: F.col(f"j.{name}") for name in ("link_key", "key_version", "org_code",
-                                                     "x_api_tran_id", "collected_at")}
+    envelope = {name: sql_field("j", name) for name in ("link_key", "key_version", "org_code",
+                                                        "x_api_tran_id", "collected_at")}
     env_spec = TABLES[next(t.name for t in tables_of(source))]
     env_columns = [c for c in env_spec.columns if c.origin == "envelope"]
-    env_checks = violations(envelope, {c.name: parse_value(envelope[c.name], c) for c in env_columns},
-                            TableSpec("envelope", source, tuple(env_columns), ()))
+    env_checks = F.expr(violations(envelope, {c.name: parse_value(envelope[c.name], c) for c in env_columns},
+                                   TableSpec("envelope", source, tuple(env_columns), ())))
     rule = (F.when(F.col("j._corrupt_record").isNotNull() | F.col("j").isNull(),
                    _rule("json_parse", "line is not a valid JSON object"))
             .when(~F.coalesce(F.col("j.api").isin(*apis), F.lit(False)),
@@ -205,38 +233,38 @@ def mydata_rows(lines: DataFrame, spec: TableSpec) -> DataFrame:
     mine = lines.where((F.col("status") == "ok") & (F.col("j.api") == spec.api))
     if api.is_list:
         mine = mine.select("*", F.posexplode(f"j.response.{api.list_field}").alias("_pos", "_item"))
-    raw: dict[str, SparkColumn] = {}
+    raw: dict[str, str] = {}
     for column in spec.columns:
         if column.origin == "envelope":
-            raw[column.name] = F.col(f"j.{column.name}")
+            raw[column.name] = sql_field("j", column.name)
         elif column.origin == "request":
-            raw[column.name] = F.col(f"j.request.{column.name}")
+            raw[column.name] = sql_field("j", "request", column.name)
         elif column.origin == "response":
-            raw[column.name] = F.col(f"j.response.{column.name}")
+            raw[column.name] = sql_field("j", "response", column.name)
         elif column.origin == "position":
-            raw[column.name] = F.col("_pos").cast("string")
+            raw[column.name] = "CAST(`_pos` AS STRING)"
         else:
-            raw[column.name] = F.col(f"_item.{column.name}")
-    record = F.to_json(F.col("_item")) if api.is_list else F.col("value")
-    return _typed(mine, raw, spec, record, F.col("_pos") if api.is_list else F.lit(None))
+            raw[column.name] = sql_field("_item", column.name)
+    return _typed(mine, raw, spec, "to_json(`_item`)" if api.is_list else "`value`",
+                  "`_pos`" if api.is_list else "NULL")
 
 
-def _typed(frame: DataFrame, raw: dict[str, SparkColumn], spec: TableSpec, record: SparkColumn,
-           item_no: SparkColumn, broken: SparkColumn | None = None) -> DataFrame:
-    """Typed columns plus ``_violations``; ``broken`` (a rule struct) overrides when the line is unreadable."""
-    parsed = {c.name: parse_value(raw[c.name], c) for c in spec.columns}
-    found = violations(raw, parsed, spec)
+def _typed(frame: DataFrame, raw: dict[str, str], spec: TableSpec, record: str, item_no: str,
+           broken: str | None = None) -> DataFrame:
+    """Typed columns plus ``_violations``; ``broken`` (SQL of a rule struct) overrides when the line
+    is unreadable. One ``selectExpr``: the whole table's rules in one call into Spark."""
+    found = violations(raw, {c.name: parse_value(raw[c.name], c) for c in spec.columns}, spec)
     if broken is not None:
-        found = F.when(broken.isNotNull(), F.array(broken)).otherwise(found)
-    return frame.select(
-        *[parsed[c.name].cast(c.spark_type).alias(c.name) for c in spec.columns],
-        found.alias("_violations"),
-        record.alias("record"), item_no.cast("int").alias("_item_no"), "file_path", "line_no", "dt",
+        found = f"CASE WHEN ({broken}) IS NOT NULL THEN array({broken}) ELSE {found} END"
+    return frame.selectExpr(
+        *[f"CAST({parse_value(raw[c.name], c)} AS {c.spark_type}) AS `{c.name}`" for c in spec.columns],
+        f"{found} AS `_violations`",
+        f"{record} AS `record`", f"CAST({item_no} AS INT) AS `_item_no`", "file_path", "line_no", "dt",
     )
 
 
 def _rule(name: str, reason: str) -> SparkColumn:
-    return F.struct(F.lit(name).alias("rule"), F.lit(reason).alias("reason"))
+    return F.expr(rule_sql(name, sql_str(reason)))
 
 
 def _shown_reason() -> SparkColumn:
@@ -253,10 +281,9 @@ def csv_rows(lines: DataFrame, spec: TableSpec) -> DataFrame:
     rows = (lines.where(F.col("value") != ",".join(columns))
             .withColumn("j", F.from_csv("value", schema, {"columnNameOfCorruptRecord": "_corrupt_record",
                                                           "mode": "PERMISSIVE"})))
-    broken = F.when(F.col("j._corrupt_record").isNotNull(),
-                    _rule("csv_parse", f"row does not have the {len(columns)} fields of the header"))
-    return _typed(rows, {c.name: F.col(f"j.{c.name}") for c in spec.columns}, spec,
-                  F.col("value"), F.lit(None), broken)
+    broken = (f"CASE WHEN `j`.`_corrupt_record` IS NOT NULL THEN "
+              f"{rule_sql('csv_parse', sql_str(f'row does not have the {len(columns)} fields of the header'))} END")
+    return _typed(rows, {c.name: sql_field("j", c.name) for c in spec.columns}, spec, "`value`", "NULL", broken)
 
 
 def consent_rows(lines: DataFrame, spec: TableSpec) -> DataFrame:
@@ -264,29 +291,33 @@ def consent_rows(lines: DataFrame, spec: TableSpec) -> DataFrame:
                         for c in spec.columns) + ", _corrupt_record string")
     rows = lines.withColumn("j", F.from_json("value", schema, {"columnNameOfCorruptRecord": "_corrupt_record",
                                                               "mode": "PERMISSIVE"}))
-    broken = F.when(F.col("j._corrupt_record").isNotNull() | F.col("j").isNull(),
-                    _rule("json_parse", "line is not a valid JSON object"))
-    return _typed(rows, {c.name: F.col(f"j.{c.name}") for c in spec.columns}, spec,
-                  F.col("value"), F.lit(None), broken)
+    broken = (f"CASE WHEN `j`.`_corrupt_record` IS NOT NULL OR `j` IS NULL THEN "
+              f"{rule_sql('json_parse', sql_str('line is not a valid JSON object'))} END")
+    return _typed(rows, {c.name: sql_field("j", c.name) for c in spec.columns}, spec, "`value`", "NULL", broken)
 
 
 # -- accept or quarantine ------------------------------------------------------------------------
 
-def split_rows(candidates: DataFrame, spec: TableSpec) -> tuple[DataFrame, DataFrame]:
-    """(accepted rows, quarantine rows): a rule broken, or a natural key seen before in the delivery."""
-    key = Window.partitionBy("dt", *spec.natural_key).orderBy("file_path", "_item_no", "record")
-    clean = F.size("_violations") == 0
-    ranked = candidates.withColumn("_nth", F.when(clean, F.row_number().over(key)))
-    repeated = _rule("natural_key.unique",
-                     f"natural key ({', '.join(spec.natural_key)}) already accepted in this delivery")
+def split_rows(candidates: DataFrame, spec: TableSpec, cached: list[DataFrame] | None = None) -> tuple[DataFrame, DataFrame]:
+    """(accepted rows, quarantine rows): a rule broken, or a natural key seen before in the delivery.
+    Both read one cached ranking, appended to ``cached`` for the caller to release."""
+    keys = ", ".join(f"`{name}`" for name in ("dt", *spec.natural_key))
+    nth = (f"CASE WHEN size(`_violations`) = 0 THEN row_number() OVER "
+           f"(PARTITION BY {keys} ORDER BY `file_path`, `_item_no`, `record`) END")
+    repeated = rule_sql("natural_key.unique", sql_str(
+        f"natural key ({', '.join(spec.natural_key)}) already accepted in this delivery"))
     # both outputs read the ranking: cached, the window's shuffle runs once, not twice
-    ranked = ranked.withColumn("_violations", F.when(clean & (F.col("_nth") > 1), F.array(repeated))
-                               .otherwise(F.col("_violations"))).cache()
-    accepted = ranked.where(F.size("_violations") == 0).select(*spec.column_names, "dt")
-    quarantined = ranked.where(F.size("_violations") > 0).select(
-        F.lit(spec.name).alias("table"), F.col("_violations")[0]["rule"].alias("rule"),
-        F.array_join(F.transform("_violations", lambda v: v["reason"]), "; ").alias("reason"),
-        "record", F.col("_item_no").alias("item_no"), "file_path", "line_no", "dt")
+    ranked = (candidates.withColumn("_nth", F.expr(nth))
+              .withColumn("_violations", F.expr(f"CASE WHEN size(`_violations`) = 0 AND `_nth` > 1 "
+                                                f"THEN array({repeated}) ELSE `_violations` END"))
+              .cache())
+    if cached is not None:
+        cached.append(ranked)
+    accepted = ranked.where("size(`_violations`) = 0").selectExpr(*[f"`{c}`" for c in spec.column_names], "dt")
+    quarantined = ranked.where("size(`_violations`) > 0").selectExpr(
+        f"{sql_str(spec.name)} AS `table`", "`_violations`[0].`rule` AS `rule`",
+        "array_join(transform(`_violations`, v -> v.`reason`), '; ') AS `reason`",
+        "`record`", "`_item_no` AS `item_no`", "`file_path`", "`line_no`", "`dt`")
     return accepted, quarantined
 
 
@@ -344,11 +375,13 @@ def ingest_source(spark: SparkSession, lake: Lake, source: str, deliveries: list
     lines = read_lines(spark, deliveries)
     outputs: dict[str, DataFrame] = {}
     quarantine_parts: list[DataFrame] = []
+    cached: list[DataFrame] = []
     if source in MYDATA_SOURCES:
         delivered = storage.read_table(spark, _per_source(lake, COLLECTIONS, source))
         if delivered is not None:
             delivered = delivered.where(~F.col("dt").isin(*dts))
         parsed = mark_duplicates(parse_mydata(lines, source), delivered).cache()
+        cached.append(parsed)
         line_counts = parsed.groupBy("dt", "status").count().collect()
         quarantine_parts.append(line_quarantine(parsed, source))
         outputs[FAILED_COLLECTIONS] = failed_collections(parsed, source)
@@ -356,6 +389,7 @@ def ingest_source(spark: SparkSession, lake: Lake, source: str, deliveries: list
         candidates = {spec.name: mydata_rows(parsed, spec) for spec in tables_of(source)}
     else:
         lines = lines.cache()
+        cached.append(lines)
         header = ",".join(CSV_SOURCES[source]) if source in CSV_SOURCES else None
         counted = lines.where(F.col("value") != header) if header else lines
         line_counts = counted.groupBy("dt").count().withColumn("status", F.lit("ok")).collect()
@@ -366,37 +400,48 @@ def ingest_source(spark: SparkSession, lake: Lake, source: str, deliveries: list
     for row in line_counts:
         result.lines.setdefault(str(row["dt"]), {})[row["status"]] = int(row["count"])
     for name, frame in candidates.items():
-        accepted, quarantined = split_rows(frame, TABLES[name])
+        accepted, quarantined = split_rows(frame, TABLES[name], cached)
         outputs[name] = accepted
         quarantine_parts.append(quarantined)
-    for name, frame in outputs.items():
-        if name in (COLLECTIONS, FAILED_COLLECTIONS):
-            storage.replace_partitions(frame.drop("source"), _per_source(lake, name, source), dts, run_id)
-        else:
-            storage.replace_partitions(frame, lake.bronze_table(name), dts, run_id)
     tables = set(candidates) | ({LINE_TABLE.format(source=source)} if source in MYDATA_SOURCES else set())
-    storage.replace_partitions(reduce(DataFrame.unionByName, quarantine_parts),
-                               lake.quarantine, dts, run_id, tables=sorted(tables))
-    # counts come from the cached rankings the writes used: one job for every table's accepted rows
-    # and one for the quarantine, instead of reading each written table back
+    quarantined = reduce(DataFrame.unionByName, quarantine_parts)
+    # the writes first: each computes (and caches) one table's ranking; then the quarantine, which
+    # reads every ranking, beside the counts, which come from the same cached rankings rather than
+    # from reading each written table back
+    _concurrently([(storage.replace_partitions, frame.drop("source"), _per_source(lake, name, source), dts, run_id)
+                   if name in (COLLECTIONS, FAILED_COLLECTIONS) else
+                   (storage.replace_partitions, frame, lake.bronze_table(name), dts, run_id)
+                   for name, frame in outputs.items()])
+    accepted_counts = reduce(DataFrame.unionByName, [
+        outputs[name].select(F.lit(name).alias("table"), "dt") for name in candidates]).groupBy("table", "dt").count()
+    rule_counts = (quarantined.groupBy("table", "dt", "rule")
+                   .agg(F.count(F.lit(1)).alias("count"), F.min(_shown_reason()).alias("example")))
+    _, accepted_rows, rule_rows = _concurrently([
+        (storage.replace_partitions, quarantined, lake.quarantine, dts, run_id, sorted(tables)),
+        (accepted_counts.collect,), (rule_counts.collect,)])
     for name in candidates:
         result.tables[name] = {str(dt): {"accepted": 0, "quarantined": 0} for dt in dts}
-    accepted_counts = reduce(DataFrame.unionByName, [
-        outputs[name].select(F.lit(name).alias("table"), "dt") for name in candidates])
-    for row in accepted_counts.groupBy("table", "dt").count().collect():
+    for row in accepted_rows:
         result.tables[row["table"]][str(row["dt"])]["accepted"] = int(row["count"])
-    quarantined = reduce(DataFrame.unionByName, quarantine_parts)
-    counts = (quarantined.groupBy("table", "dt", "rule")
-              .agg(F.count(F.lit(1)).alias("count"), F.min(_shown_reason()).alias("example")))
-    for row in counts.collect():
+    for row in rule_rows:
         table, count = row["table"], int(row["count"])
         rules = result.rules.setdefault(table, {})
         rules[row["rule"]] = rules.get(row["rule"], 0) + count
         result.examples.setdefault(table, {}).setdefault(row["rule"], row["example"])
         if table in result.tables:
             result.tables[table][str(row["dt"])]["quarantined"] += count
-    spark.catalog.clearCache()
+    for frame in cached:
+        frame.unpersist()
     return result
+
+
+def _concurrently(calls: list[tuple]) -> list:
+    """Run ``(function, *args)`` calls as concurrent Spark jobs; their results in order. A small
+    delivery's jobs are mostly fixed per-job cost on the driver (planning, code generation, the
+    commit), which overlaps; a large one's share the executor cores as one job's tasks would."""
+    with ThreadPoolExecutor(max_workers=CONCURRENT_JOBS) as pool:
+        futures = [pool.submit(call[0], *call[1:]) for call in calls]
+        return [future.result() for future in futures]
 
 
 class NoDeliveryError(RuntimeError):
@@ -444,11 +489,12 @@ def run(settings: Settings, spark: SparkSession | None = None) -> dict:
                        for d in complete if not data_files(d)]
     spark = spark or spark_session(settings, "ingest")
     reconciliation, tables, rules, examples = {}, {}, {}, {}
-    for source in ("consent", "customer", "bank", "card", "telecom", "telecom_usage"):
-        mine = [d for d in complete if d.source == source and data_files(d)]
-        if not mine:
-            continue
-        result = ingest_source(spark, lake, source, mine, manifest.run_id)
+    sources = [(source, mine) for source in ("consent", "customer", "bank", "card", "telecom", "telecom_usage")
+               if (mine := [d for d in complete if d.source == source and data_files(d)])]
+    # two sources at a time: one's driver-side work overlaps the other's jobs
+    with ThreadPoolExecutor(max_workers=CONCURRENT_SOURCES) as pool:
+        results = list(pool.map(lambda item: ingest_source(spark, lake, item[0], item[1], manifest.run_id), sources))
+    for (source, _), result in zip(sources, results):
         reconciliation[source] = reconcile(source, result)
         tables.update(result.tables)
         rules.update(result.rules)

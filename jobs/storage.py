@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import uuid
 from datetime import date
 from pathlib import Path
 
@@ -19,11 +20,19 @@ from pyspark.sql import DataFrame, SparkSession
 STAGING, TRASH = "_staging", "_trash"
 
 
-def recover(table: Path) -> list[str]:
-    """Undo what an interrupted swap left behind; return what it did."""
+def _live(entry: Path, run_id: str | None) -> bool:
+    """Staging or trash of the running ``run_id`` (one of its concurrent writes), not leftovers."""
+    return run_id is not None and entry.name.startswith(run_id)
+
+
+def recover(table: Path, run_id: str | None = None) -> list[str]:
+    """Undo what an interrupted swap left behind, sparing the writes of the running ``run_id``;
+    return what it did."""
     done = []
     trash_root = table / TRASH
     for run in sorted(trash_root.iterdir()) if trash_root.is_dir() else []:
+        if _live(run, run_id):
+            continue
         for old in sorted(run.iterdir()):
             final = table / old.name
             if not final.exists():
@@ -33,6 +42,8 @@ def recover(table: Path) -> list[str]:
     staging_root = table / STAGING
     if staging_root.is_dir():
         for run in sorted(staging_root.iterdir()):
+            if _live(run, run_id):
+                continue
             shutil.rmtree(run)
             done.append(f"removed staging of interrupted run {run.name}")
     return done
@@ -44,13 +55,14 @@ def replace_partitions(frame: DataFrame, table: Path, dts: list[date], run_id: s
     ``dts`` of ``table``.
 
     With ``tables``, ``frame`` has a ``table`` column and ``table`` is the folder holding one
-    table per value (quarantine/<table>/dt=...): one write job serves them all.
+    table per value (quarantine/<table>/dt=...): one write job serves them all. Writes of one run
+    may go on concurrently into one folder when their ``tables`` differ: each stages aside.
     """
     targets = [table / name for name in tables] if tables is not None else [table]
     for target in {table, *targets}:
         target.mkdir(parents=True, exist_ok=True)
-        recover(target)
-    staging = table / STAGING / run_id
+        recover(target, run_id)
+    staging = table / STAGING / f"{run_id}.{uuid.uuid4().hex[:8]}"
     keys = ["table", key] if tables is not None else [key]
     frame.write.mode("overwrite").partitionBy(*keys).parquet(str(staging))
     for target in targets:
@@ -68,8 +80,10 @@ def replace_partitions(frame: DataFrame, table: Path, dts: list[date], run_id: s
     shutil.rmtree(staging)
     for target in {table, *targets}:
         for empty in (target / STAGING, target / TRASH):
-            if empty.is_dir() and not any(empty.iterdir()):
+            try:
                 empty.rmdir()
+            except OSError:  # not there, or still in use by a concurrent write of the run
+                pass
 
 
 def has_data(table: Path) -> bool:

@@ -37,6 +37,9 @@ def test_clean_rows_meet_every_expectation(spark):
                                   CUSTOMERS)
     outcomes = validate.validate_frame(frame, "customers")
     assert outcomes and all(o.success for o in outcomes)
+    # passing row checks report every row checked and none unexpected; the column-list check has no rows
+    assert {(o.checked, o.unexpected) for o in outcomes if o.expectation != "expect_table_columns_to_match_ordered_list"} \
+        == {(2, 0)}
 
 
 @pytest.fixture(scope="module")
