@@ -144,3 +144,43 @@ def _publish_snapshot(root: Path, frame, purpose: str = "marketing", as_of: str 
 @pytest.fixture(name="publish_snapshot")
 def publish_snapshot_fixture():
     return _publish_snapshot
+
+
+def _same_rows(spark, left: Path, right: Path, roots: tuple[Path, Path] | None = None) -> int:
+    """Assert two Parquet tables hold the same rows (doubles to 3 places: a sum over other
+    partitions may differ in the last bits, nothing more); returns the row count. With ``roots``,
+    each side's own root is cut out of its strings (file paths name the lake they were read in)."""
+    from pyspark.sql import functions as F
+
+    def comparable(path: Path, root: Path | None):
+        frame = spark.read.parquet(str(path))
+        return frame.select([F.round(c, 3).alias(c) if t == "double"
+                             else F.replace(c, F.lit(str(root))).alias(c) if t == "string" and root
+                             else F.col(c) for c, t in frame.dtypes])
+
+    a, b = comparable(left, roots and roots[0]), comparable(right, roots and roots[1])
+    count = a.count()
+    assert count == b.count() > 0, left
+    assert a.exceptAll(b).isEmpty() and b.exceptAll(a).isEmpty(), left
+    return count
+
+
+@pytest.fixture(name="same_rows")
+def same_rows_fixture():
+    return _same_rows
+
+
+#: tests that drive their own processes (an Airflow run, the scheduler stack) and mostly wait on them
+SYSTEM_TESTS = ("tests/dags/test_pipeline_run.py", "tests/mydata/test_airflow_stack.py")
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """Two xdist workers (``-n 2``): the system tests on one, every other test on the other, so the
+    session fixtures (Spark, the ingested and fused lakes) are built once."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SystemBesideLake(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "system" if nodeid.split("::")[0] in SYSTEM_TESTS else "lake"
+
+    return SystemBesideLake(config, log)

@@ -6,25 +6,12 @@ import subprocess
 import sys
 
 import pytest
-from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
 
 from mydata.cluster import standalone_cluster
 
 
-def comparable(frame: DataFrame) -> DataFrame:
-    """Doubles rounded: a sum over other partitions may differ in the last bits, nothing more."""
-    return frame.select([F.round(c, 3).alias(c) if t == "double" else F.col(c) for c, t in frame.dtypes])
-
-
-def same_rows(spark, left, right) -> None:
-    a, b = comparable(spark.read.parquet(str(left))), comparable(spark.read.parquet(str(right)))
-    assert a.count() == b.count() > 0, left
-    assert a.exceptAll(b).isEmpty() and b.exceptAll(a).isEmpty(), left
-
-
 @pytest.mark.slow
-def test_fusion_and_features_on_a_standalone_cluster_equal_local_mode(fused, spark, tmp_path):
+def test_fusion_and_features_on_a_standalone_cluster_equal_local_mode(fused, spark, same_rows, tmp_path):
     from jobs import features
 
     settings, results = fused
