@@ -1,0 +1,77 @@
+"""System test: Airflow's real scheduler, with a throwaway PostgreSQL as its metadata DB, backfills
+``mydata_ingest`` over three delivery dates. Every run succeeds, and the lake it leaves (bronze,
+quarantine, the consent ledger, the manifests' reconciliation) equals what ``airflow dags test``
+leaves for the same dates."""
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date
+
+import pytest
+
+from jobs.storage import has_data
+from mydata.airflow_runner import dags_test
+from mydata.airflow_stack import airflow_stack, local_postgres
+from mydata.manifest import latest_matching
+
+DATES = [date(2026, 9, 1), date(2026, 9, 2), date(2026, 9, 3)]
+TASKS = ["consent_ledger", "ingest", "validate", "wait_for_deliveries"]
+
+
+def redate(landing, deliveries: list[str]) -> None:
+    """The generator delivers monthly; the DAG is daily: its three deliveries become three days."""
+    for source in landing.iterdir():
+        for old, new in zip(deliveries, DATES):
+            (source / f"dt={old}").rename(source / f"dt={new.isoformat()}")
+
+
+def tables(settings) -> list:
+    """Every table the ingest DAG writes that holds rows."""
+    lake = settings.lake
+    return sorted(p for p in [*lake.bronze.iterdir(), *lake.quarantine.iterdir(), lake.consent / "ledger"]
+                  if has_data(p))
+
+
+@pytest.mark.slow
+def test_scheduler_on_postgres_backfills_ingest_as_dags_test_runs_it(make_landing, spark, same_rows, tmp_path):
+    settings, summary = make_landing(tmp_path / "scheduled", subjects=40, months=3, seed=8, defect_rate=0.05,
+                                     workers=1)
+    redate(settings.lake.landing, summary.deliveries)
+    settings = settings.replace(shuffle_partitions=2)
+    reference = settings.replace(data_root=tmp_path / "dags-test")
+    shutil.copytree(settings.data_root, reference.data_root)
+
+    # the reference runs beside the scheduler (which mostly waits): `dags test`, date after date
+    with ThreadPoolExecutor(1) as pool:
+        tested = pool.submit(lambda: [dags_test(reference, "mydata_ingest", day, log=tmp_path / "dags-test.log")
+                                      for day in DATES])
+        with local_postgres() as db, airflow_stack(settings, db.url, tmp_path / "stack", scheduled_runs=False) as stack:
+            stack.wait_for_dag("mydata_ingest")
+            created = stack.airflow(["backfill", "create", "--dag-id", "mydata_ingest", "--from-date",
+                                     DATES[0].isoformat(), "--to-date", DATES[-1].isoformat(),
+                                     "--max-active-runs", "1"])
+            assert created.returncode == 0, created.stderr[-3000:]
+            runs = stack.wait_for_runs("mydata_ingest", len(DATES))
+            task_runs = stack.task_states("mydata_ingest")
+            dialect = stack.query("select version()")[0][0]
+        references = tested.result()
+    assert dialect.startswith("PostgreSQL 15")
+    assert [(r["logical_date"].date(), r["run_type"], r["state"]) for r in runs] == \
+        [(day, "backfill", "success") for day in DATES], runs
+    assert sorted((t["task_id"], t["state"]) for t in task_runs) == \
+        sorted((task, "success") for task in TASKS for _ in DATES), task_runs
+    log = (tmp_path / "dags-test.log").read_text(encoding="utf-8")
+    assert all(r.returncode == 0 for r in references), log[-3000:]
+
+    for day in DATES:  # one ingest per date, each reconciling its delivery exactly as `dags test`'s did
+        scheduled = latest_matching(settings.lake, "ingest", dt=day.isoformat())
+        tested_run = latest_matching(reference.lake, "ingest", dt=day.isoformat())
+        assert scheduled["outputs"]["reconciliation"] == tested_run["outputs"]["reconciliation"]
+        assert list(scheduled["outputs"]["reconciliation"]["bank"]) == [day.isoformat()]
+        assert scheduled["quarantined"] == tested_run["quarantined"]
+    assert [p.relative_to(settings.data_root) for p in tables(settings)] == \
+        [p.relative_to(reference.data_root) for p in tables(reference)]
+    rows = {p.name: same_rows(spark, p, reference.data_root / p.relative_to(settings.data_root),
+                              roots=(settings.data_root, reference.data_root))
+            for p in tables(settings)}
+    assert rows["ledger"] == summary.records["consent"]
+    assert sum(v for k, v in rows.items() if k != "ledger") > summary.total_records / 2
