@@ -7,7 +7,7 @@ CONSTRAINTS := requirements/constraints.txt
 PYTEST_ARGS ?=
 SCALE ?= 10000
 
-.PHONY: venv demo test bench clean-data
+.PHONY: venv demo test test-scheduler bench clean-data
 
 venv: $(STAMP)
 
@@ -22,6 +22,10 @@ demo: venv
 
 test: venv
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The real scheduler on a throwaway Postgres backfilling mydata_ingest (about 15 minutes here).
+test-scheduler: venv
+	$(PY) -m pytest -m scheduler $(PYTEST_ARGS)
 
 # Throughput at SCALE subjects x 6 months (figures for the issues' notes; never a timed test).
 bench: venv

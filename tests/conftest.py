@@ -168,19 +168,3 @@ def _same_rows(spark, left: Path, right: Path, roots: tuple[Path, Path] | None =
 @pytest.fixture(name="same_rows")
 def same_rows_fixture():
     return _same_rows
-
-
-#: tests that drive their own processes (an Airflow run, the scheduler stack) and mostly wait on them
-SYSTEM_TESTS = ("tests/dags/test_pipeline_run.py", "tests/mydata/test_airflow_stack.py")
-
-
-def pytest_xdist_make_scheduler(config, log):
-    """Two xdist workers (``-n 2``): the system tests on one, every other test on the other, so the
-    session fixtures (Spark, the ingested and fused lakes) are built once."""
-    from xdist.scheduler import LoadScopeScheduling
-
-    class SystemBesideLake(LoadScopeScheduling):
-        def _split_scope(self, nodeid: str) -> str:
-            return "system" if nodeid.split("::")[0] in SYSTEM_TESTS else "lake"
-
-    return SystemBesideLake(config, log)

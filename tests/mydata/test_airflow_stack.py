@@ -32,6 +32,7 @@ def tables(settings) -> list:
 
 
 @pytest.mark.slow
+@pytest.mark.scheduler
 def test_scheduler_on_postgres_backfills_ingest_as_dags_test_runs_it(make_landing, spark, same_rows, tmp_path):
     settings, summary = make_landing(tmp_path / "scheduled", subjects=40, months=3, seed=8, defect_rate=0.05,
                                      workers=1)
