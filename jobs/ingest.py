@@ -253,11 +253,12 @@ def _typed(frame: DataFrame, raw: dict[str, str], spec: TableSpec, record: str, 
            broken: str | None = None) -> DataFrame:
     """Typed columns plus ``_violations``; ``broken`` (SQL of a rule struct) overrides when the line
     is unreadable. One ``selectExpr``: the whole table's rules in one call into Spark."""
-    found = violations(raw, {c.name: parse_value(raw[c.name], c) for c in spec.columns}, spec)
+    parsed = {c.name: parse_value(raw[c.name], c) for c in spec.columns}
+    found = violations(raw, parsed, spec)
     if broken is not None:
         found = f"CASE WHEN ({broken}) IS NOT NULL THEN array({broken}) ELSE {found} END"
     return frame.selectExpr(
-        *[f"CAST({parse_value(raw[c.name], c)} AS {c.spark_type}) AS `{c.name}`" for c in spec.columns],
+        *[f"CAST({parsed[c.name]} AS {c.spark_type}) AS `{c.name}`" for c in spec.columns],
         f"{found} AS `_violations`",
         f"{record} AS `record`", f"CAST({item_no} AS INT) AS `_item_no`", "file_path", "line_no", "dt",
     )
