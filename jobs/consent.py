@@ -56,7 +56,6 @@ def anchors_path(lake: Lake):
 
 # -- hashing and checking, in Spark --------------------------------------------------------------
 
-@F.udf(StringType(), useArrow=True)
 def _expected_hash(event) -> str:
     return event_hash(delivered_event(event.asDict()))
 
@@ -67,7 +66,8 @@ def expected_hash() -> SparkColumn:
         "event_id", "link_key", "key_version", "event_type",
         F.date_format("event_time", "yyyyMMddHHmmss").alias("event_time"), "purpose", "sources",
         F.date_format("end_date", "yyyyMMdd").alias("end_date"), "channel", "notice_version", "prev_hash")
-    return _expected_hash(delivered)
+    # made at call time, so it is a Spark Connect UDF when the session is remote
+    return F.udf(_expected_hash, StringType(), useArrow=True)(delivered)
 
 
 def chain_breaks(events: DataFrame, first_prev_hash: str = GENESIS_HASH, first_seq: int = 0) -> DataFrame:

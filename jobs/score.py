@@ -24,12 +24,15 @@ SEGMENTS = "segments"
 
 def assign_segments(snapshot: DataFrame, pipeline, features: list[str]) -> DataFrame:
     """(pseudonym, segment) for every row of ``snapshot``, computed on the executors."""
-    spark = snapshot.sparkSession
-    model = spark.sparkContext.broadcast(pipeline)
+    from pyspark.sql.utils import is_remote
+
+    # a Spark Connect client has no SparkContext to broadcast with: there the model travels in
+    # the function's closure, once per task
+    model = None if is_remote() else snapshot.sparkSession.sparkContext.broadcast(pipeline)
     columns = list(features)
 
     def predict(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        fitted = model.value
+        fitted = pipeline if model is None else model.value
         for batch in batches:
             if len(batch):
                 yield pd.DataFrame({"pseudonym": batch["pseudonym"],

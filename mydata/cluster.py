@@ -1,12 +1,17 @@
-"""A Spark standalone cluster from pyspark's own distribution, bound to 127.0.0.1.
+"""Long-running Spark from pyspark's own distribution, bound to 127.0.0.1: a standalone cluster,
+and a Spark Connect server.
 
-What the system tests run the jobs on, and a way to try the cluster path without Docker:
+What the system tests run the jobs on, and a way to try both paths without Docker:
 
     with standalone_cluster(Path("var/cluster"), workers=2) as cluster:
         env = settings.replace(spark_master=cluster.master_url).as_env()   # then run any job
+    with connect_server(Path("var/connect")) as server:
+        env = settings.replace(spark_master=server.url).as_env()           # jobs become its clients
 
-The master and each worker are the JVM daemons of ``spark-class``; their logs go to
-``<work_dir>/logs``. Startup waits until the master's status page lists every worker ALIVE.
+The master and each worker are the JVM daemons of ``spark-class``, the Connect server a
+``spark-submit`` of Spark's own ``SparkConnectServer``; their logs go to ``<work_dir>/logs``.
+Startup waits until the master's status page lists every worker ALIVE, or until the Connect
+server accepts connections.
 """
 from __future__ import annotations
 
@@ -33,10 +38,10 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def spark_class() -> Path:
+def spark_bin(name: str = "spark-class") -> Path:
     from pyspark.find_spark_home import _find_spark_home
 
-    return Path(_find_spark_home()) / "bin" / "spark-class"
+    return Path(_find_spark_home()) / "bin" / name
 
 
 @dataclass
@@ -67,9 +72,17 @@ class StandaloneCluster:
                 process.wait()
 
 
+def _spark_env(logs: Path) -> dict[str, str]:
+    from mydata.config import PROJECT_ROOT
+
+    return {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "SPARK_LOG_DIR": str(logs), "SPARK_NO_DAEMONIZE": "1",
+            "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable,
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))}
+
+
 def _daemon(args: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen:
     handle = open(log, "wb")  # noqa: SIM115 - the process owns it
-    return subprocess.Popen([str(spark_class()), *args], stdout=handle, stderr=subprocess.STDOUT, env=env,
+    return subprocess.Popen([str(spark_bin()), *args], stdout=handle, stderr=subprocess.STDOUT, env=env,
                             start_new_session=True)
 
 
@@ -78,8 +91,7 @@ def start(work_dir: Path, workers: int = 2, cores: int = 1, memory: str = "1g",
     """A master and ``workers`` workers (``cores`` and ``memory`` each) on 127.0.0.1."""
     logs = work_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "SPARK_LOG_DIR": str(logs),
-           "PYSPARK_PYTHON": sys.executable, "SPARK_NO_DAEMONIZE": "1"}
+    env = _spark_env(logs)
     port, web = free_port(), free_port()
     cluster = StandaloneCluster(f"spark://127.0.0.1:{port}", f"http://127.0.0.1:{web}/json/", work_dir)
     cluster.processes.append(_daemon(["org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
@@ -117,3 +129,66 @@ def standalone_cluster(work_dir: Path, workers: int = 2, cores: int = 1, memory:
         yield cluster
     finally:
         cluster.stop()
+
+
+@dataclass
+class ConnectServer:
+    url: str
+    work_dir: Path
+    process: subprocess.Popen
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def _accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def start_connect(work_dir: Path, master: str = "local[*]", driver_memory: str = "4g",
+                  timeout: float = 120.0) -> ConnectServer:
+    """A Spark Connect server on 127.0.0.1 running its jobs on ``master`` (local mode by default)."""
+    from mydata.spark import LOG4J_CONFIG
+
+    logs = work_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    java_opts = f"-Dlog4j2.configurationFile=file:{LOG4J_CONFIG} -Duser.timezone=UTC"
+    conf = {"spark.connect.grpc.binding.address": "127.0.0.1", "spark.connect.grpc.binding.port": str(port),
+            "spark.driver.bindAddress": "127.0.0.1", "spark.driver.host": "127.0.0.1",
+            "spark.driver.extraJavaOptions": java_opts, "spark.executor.extraJavaOptions": java_opts,
+            "spark.pyspark.python": sys.executable, "spark.executorEnv.PYSPARK_PYTHON": sys.executable,
+            "spark.ui.enabled": "false", "spark.sql.warehouse.dir": str(work_dir / "spark-warehouse")}
+    args = [str(spark_bin("spark-submit")), "--class", "org.apache.spark.sql.connect.service.SparkConnectServer",
+            "--name", "mydata-connect", "--master", master, "--driver-memory", driver_memory,
+            *[item for key, value in conf.items() for item in ("--conf", f"{key}={value}")]]
+    handle = open(logs / "connect-server.log", "wb")  # noqa: SIM115 - the process owns it
+    process = subprocess.Popen(args, stdout=handle, stderr=subprocess.STDOUT, env=_spark_env(logs),
+                               cwd=work_dir, start_new_session=True)
+    server = ConnectServer(f"sc://127.0.0.1:{port}", work_dir, process)
+    deadline = time.monotonic() + timeout
+    while not _accepts(port):
+        if process.poll() is not None or time.monotonic() > deadline:
+            server.stop()
+            raise ClusterError(f"the Spark Connect server did not start in {timeout:.0f}s; "
+                               f"see {logs / 'connect-server.log'}")
+        time.sleep(0.5)
+    return server
+
+
+@contextmanager
+def connect_server(work_dir: Path, master: str = "local[*]", driver_memory: str = "4g") -> Iterator[ConnectServer]:
+    server = start_connect(work_dir, master, driver_memory)
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -114,7 +114,8 @@ class Settings:
         if self.purpose not in PURPOSES:
             raise ConfigError(f"purpose must be one of {', '.join(PURPOSES)}, got {self.purpose!r}")
         if not self.spark_master:
-            raise ConfigError("spark_master must name a master URL such as local[*] or spark://host:7077")
+            raise ConfigError("spark_master must name a master URL such as local[*], spark://host:7077 or "
+                              "sc://host:15002 (a Spark Connect server)")
 
     @classmethod
     def load(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
@@ -131,6 +132,11 @@ class Settings:
             if value is not None:
                 values[name] = value
         return cls(**values)
+
+    @property
+    def spark_connect(self) -> bool:
+        """The master is a Spark Connect server (``sc://host:port``): jobs run as its clients."""
+        return self.spark_master.startswith("sc://")
 
     @property
     def lake(self) -> Lake:

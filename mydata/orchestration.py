@@ -5,7 +5,8 @@
   and ``spark-submit`` to a cluster. When ``MYDATA_SPARK_MASTER`` names a cluster
   (``spark://…``), Spark jobs become ``SparkSubmitOperator`` tasks that run the very same job
   module's ``__main__`` (which reads the same ``MYDATA_*`` settings); otherwise a Python task
-  calls the job's ``run()``. Either way the job code is the same.
+  calls the job's ``run()``, on a Spark of its own (local mode) or as a client of a shared Spark
+  Connect server (``sc://…``, no JVM per task). Either way the job code is the same.
 - ``DEFAULT_ARGS``: retries with backoff; a rerun replaces what a failed try wrote, so retrying
   is always safe.
 """
@@ -69,7 +70,10 @@ def call_job(module: str, params: dict | None = None, logical_date: Any = None, 
 
 
 def uses_cluster(settings: Settings | None = None) -> bool:
-    return not (settings or Settings.load()).spark_master.startswith("local")
+    """Spark stages are spark-submitted: the master is a cluster, not local mode nor a Spark Connect
+    server (whose clients are the in-process tasks themselves)."""
+    settings = settings or Settings.load()
+    return not (settings.spark_master.startswith("local") or settings.spark_connect)
 
 
 def spark_connection(master: str) -> str:

@@ -3,6 +3,11 @@
 Local mode by default; any master URL from the settings (a standalone cluster, say). Workers must
 run this interpreter (the venv's), so PYSPARK_PYTHON is pinned to it before the JVM starts.
 Session time zone is KST: every landing time is Korea Standard Time.
+
+With ``sc://host:port`` as the master the session is a Spark Connect client of a long-running
+server (``mydata.cluster.connect_server``): a task then starts no JVM of its own and runs on a warm
+one, which is most of a small run's cost. The server owns the JVM-wide settings; the session ones
+(time zone, shuffle partitions, overwrite mode, codec) are set per client session.
 """
 from __future__ import annotations
 
@@ -19,8 +24,22 @@ LOG4J_CONFIG = Path(__file__).with_name("log4j2.properties")
 SESSION_TIME_ZONE = "Asia/Seoul"
 
 
+#: settings of one SQL session, which a Spark Connect client may set for itself
+SESSION_CONF = {
+    "spark.sql.session.timeZone": SESSION_TIME_ZONE,
+    "spark.sql.sources.partitionOverwriteMode": "dynamic",
+    "spark.sql.parquet.compression.codec": "zstd",
+}
+
+
 def spark_session(settings: Settings, app_name: str = "mydata") -> SparkSession:
     """Get or create the process's SparkSession for ``settings``."""
+    if settings.spark_connect:
+        spark = SparkSession.builder.remote(settings.spark_master).getOrCreate()
+        for key, value in {**SESSION_CONF,
+                           "spark.sql.shuffle.partitions": str(settings.shuffle_partitions)}.items():
+            spark.conf.set(key, value)
+        return spark
     os.environ["PYSPARK_PYTHON"] = sys.executable
     os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # servers bind to loopback only
@@ -33,10 +52,7 @@ def spark_session(settings: Settings, app_name: str = "mydata") -> SparkSession:
         .config("spark.executor.extraJavaOptions", java_opts)
         .config("spark.executorEnv.PYSPARK_PYTHON", sys.executable)
         .config("spark.pyspark.python", sys.executable)
-        .config("spark.sql.session.timeZone", SESSION_TIME_ZONE)
-        .config("spark.sql.shuffle.partitions", str(settings.shuffle_partitions))
-        .config("spark.sql.sources.partitionOverwriteMode", "dynamic")
-        .config("spark.sql.parquet.compression.codec", "zstd")
+        .config(map={**SESSION_CONF, "spark.sql.shuffle.partitions": str(settings.shuffle_partitions)})
         .config("spark.ui.enabled", str(settings.spark_ui).lower())
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.warehouse.dir", str(settings.data_root / "spark-warehouse"))

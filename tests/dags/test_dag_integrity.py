@@ -5,7 +5,9 @@ from pathlib import Path
 
 import pytest
 
+from mydata.airflow_runner import airflow_env
 from mydata.config import PROJECT_ROOT, Settings
+from mydata.orchestration import SPARK_CONN_ID
 
 EXPECTED = {
     "mydata_pipeline": ["inventory_landing", "ingest", "validate", "consent", "fuse", "features", "release",
@@ -69,9 +71,6 @@ def test_dag_files_hold_no_logic():
 
 
 def test_a_cluster_master_turns_spark_stages_into_spark_submit_of_the_same_modules(monkeypatch, tmp_path):
-    from mydata.airflow_runner import airflow_env
-    from mydata.orchestration import SPARK_CONN_ID
-
     monkeypatch.setenv("MYDATA_SPARK_MASTER", "spark://127.0.0.1:7077")
     monkeypatch.setenv("MYDATA_DATA_ROOT", str(tmp_path))
     bag = dagbag()
@@ -91,10 +90,17 @@ def test_a_cluster_master_turns_spark_stages_into_spark_submit_of_the_same_modul
     assert (connection["conn_type"], connection["host"], connection["port"]) == ("spark", "127.0.0.1", 7077)
 
 
-def test_local_mode_runs_stages_in_process(monkeypatch):
-    monkeypatch.delenv("MYDATA_SPARK_MASTER", raising=False)
+@pytest.mark.parametrize("master", [None, "sc://127.0.0.1:15002"])
+def test_local_mode_and_a_spark_connect_server_run_stages_in_process(monkeypatch, master):
+    """Local mode, or a Spark Connect server whose clients the in-process tasks are: no spark-submit."""
+    if master:
+        monkeypatch.setenv("MYDATA_SPARK_MASTER", master)
+    else:
+        monkeypatch.delenv("MYDATA_SPARK_MASTER", raising=False)
     bag = dagbag()
     assert {type(t).__name__ for t in bag.dags["mydata_fusion_features"].tasks} == {"_PythonDecoratedOperator"}
+    assert f"AIRFLOW_CONN_{SPARK_CONN_ID.upper()}" not in airflow_env(Settings.load())
+    assert Settings.load().spark_connect == bool(master)
 
 
 @pytest.mark.parametrize("params,logical,expected_as_of,expected_dt", [

@@ -11,6 +11,7 @@ import pytest
 from jobs.storage import has_data
 from mydata.airflow_runner import dags_test
 from mydata.airflow_stack import airflow_stack, local_postgres
+from mydata.cluster import connect_server
 from mydata.manifest import latest_matching
 
 DATES = [date(2026, 9, 1), date(2026, 9, 2), date(2026, 9, 3)]
@@ -31,17 +32,9 @@ def tables(settings) -> list:
                   if has_data(p))
 
 
-@pytest.mark.slow
-@pytest.mark.scheduler
-def test_scheduler_on_postgres_backfills_ingest_as_dags_test_runs_it(make_landing, spark, same_rows, tmp_path):
-    settings, summary = make_landing(tmp_path / "scheduled", subjects=40, months=3, seed=8, defect_rate=0.05,
-                                     workers=1)
-    redate(settings.lake.landing, summary.deliveries)
-    settings = settings.replace(shuffle_partitions=2)
-    reference = settings.replace(data_root=tmp_path / "dags-test")
-    shutil.copytree(settings.data_root, reference.data_root)
-
-    # the reference runs beside the scheduler (which mostly waits): `dags test`, date after date
+def backfill_beside_dags_test(settings, reference, tmp_path):
+    """The scheduler's backfill of DATES, and `dags test` of each date run beside it (the scheduler
+    mostly waits)."""
     with ThreadPoolExecutor(1) as pool:
         tested = pool.submit(lambda: [dags_test(reference, "mydata_ingest", day, log=tmp_path / "dags-test.log")
                                       for day in DATES])
@@ -55,6 +48,22 @@ def test_scheduler_on_postgres_backfills_ingest_as_dags_test_runs_it(make_landin
             task_runs = stack.task_states("mydata_ingest")
             dialect = stack.query("select version()")[0][0]
         references = tested.result()
+    return runs, task_runs, dialect, references
+
+
+@pytest.mark.slow
+@pytest.mark.scheduler
+def test_scheduler_on_postgres_backfills_ingest_as_dags_test_runs_it(make_landing, spark, same_rows, tmp_path):
+    settings, summary = make_landing(tmp_path / "scheduled", subjects=40, months=3, seed=8, defect_rate=0.05,
+                                     workers=1)
+    redate(settings.lake.landing, summary.deliveries)
+    # every task is a client of one warm Spark Connect server instead of starting a JVM of its own
+    with connect_server(tmp_path / "connect", driver_memory="2g") as spark_server:
+        settings = settings.replace(shuffle_partitions=2, spark_master=spark_server.url)
+        reference = settings.replace(data_root=tmp_path / "dags-test")
+        shutil.copytree(settings.data_root, reference.data_root)
+        runs, task_runs, dialect, references = backfill_beside_dags_test(settings, reference, tmp_path)
+
     assert dialect.startswith("PostgreSQL 15")
     assert [(r["logical_date"].date(), r["run_type"], r["state"]) for r in runs] == \
         [(day, "backfill", "success") for day in DATES], runs
