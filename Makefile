@@ -28,11 +28,16 @@ test-scheduler: venv
 	$(PY) -m pytest -m scheduler $(PYTEST_ARGS)
 
 # Throughput at SCALE subjects x 6 months (figures for the issues' notes; never a timed test).
-bench: venv
+# Every stage at SCALE subjects x 6 months against plain Spark SQL and DuckDB; regenerates
+# benchmarks/RESULTS.md from every scale measured so far (figures for the notes, never a timed test).
+bench: $(VENV)/.bench-installed
 	$(PY) benchmarks/bench_generate.py $(SCALE)
-	$(PY) benchmarks/bench_ingest.py $(SCALE)
-	$(PY) benchmarks/bench_features.py $(SCALE)
+	$(PY) benchmarks/bench_pipeline.py $(SCALE)
 	$(PY) benchmarks/bench_models.py --source var/bench/$(SCALE)x6/gold/features/purpose=marketing
+
+$(VENV)/.bench-installed: $(STAMP)
+	$(PY) -m pip install --quiet -c $(CONSTRAINTS) -e '.[test,bench]'
+	touch $@
 
 clean-data:
 	rm -rf var

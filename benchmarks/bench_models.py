@@ -1,6 +1,6 @@
 """Segmentation training time and Spark scoring rows/s: `python benchmarks/bench_models.py [ROWS ...]`.
 
-Starts from a snapshot the pipeline published (default: the one `bench_features.py 10000` left
+Starts from a snapshot the pipeline published (default: the one `bench_pipeline.py 10000` left
 under ``var/bench/10000x6``) and resamples it to each size in ROWS (default 100,000 and
 1,000,000): rows drawn with replacement, every amount jittered by ±5% so no two rows are equal,
 new pseudonyms. Each resampled snapshot is published under ``var/bench/models/<rows>/`` and
