@@ -1,6 +1,7 @@
 """Features compiled from their declarations: windows, point-in-time correctness, every expression valid."""
 from __future__ import annotations
 
+import json
 import math
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -141,4 +142,9 @@ def test_the_features_job_writes_one_candidate_row_per_fused_subject(fused, spar
     result = features.run(settings, spark)
     assert result["subjects"] == results["marketing"]["subjects_fused"] and result["features"] == len(FEATURES)
     written = spark.read.parquet(str(silver_table(settings.lake, features.CANDIDATES, "marketing")))
-    assert written.select("pseudonym").distinct().count() == result["subjects"]
+    assert written.select("pseudonym").distinct().count() == written.count() == result["subjects"]
+    # the silver rows the run observed while writing are the rows each silver table holds
+    observed = json.loads(open(result["manifest"]).read())["inputs"]["silver"]
+    assert observed == {name: spark.read.parquet(str(silver_table(settings.lake, name, "marketing") /
+                                                     f"as_of={settings.as_of}")).count() for name in observed}
+    assert set(observed) == {name for name in SOURCES if name != "features"} and min(observed.values()) > 0

@@ -91,10 +91,16 @@ def test_fusion_keeps_only_subjects_consented_for_every_source(fused, spark):
     keystore = KeyStore.open(settings)
     allowed = valid_everywhere(landing_consent(settings), "marketing", as_of.strftime("%Y%m%d") + "000000")
     allowed_pseudonyms = {purpose_pseudonym(keystore.purpose_secret("marketing"), lk) for lk in allowed}
+    counted = json.loads(open(results["marketing"]["manifest"]).read())["outputs"]["tables"]
     for table in [*fuse.fused_tables(), "subjects"]:
         folder = fuse.silver_table(settings.lake, table, "marketing") / f"as_of={as_of}"
-        seen = {r.pseudonym for r in spark.read.parquet(str(folder)).select("pseudonym").distinct().collect()}
+        silver = spark.read.parquet(str(folder))
+        seen = {r.pseudonym for r in silver.select("pseudonym").distinct().collect()}
         assert seen and seen <= allowed_pseudonyms, table
+        # the counts the write observed are the rows it wrote, and the bronze rows up to the as-of date
+        bronze = spark.read.parquet(str(settings.lake.bronze_table(table if table != "subjects" else "customers")))
+        assert counted[table]["silver_rows"] == silver.count(), table
+        assert counted[table]["bronze_rows"] == bronze.where(f"dt <= DATE'{as_of}'").count(), table
     linkage = results["marketing"]["linkage"]
     subjects = spark.read.parquet(str(fuse.silver_table(settings.lake, "subjects", "marketing")))
     assert subjects.count() == linkage["fused"] > 0
