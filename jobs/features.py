@@ -12,7 +12,7 @@ import sys
 from datetime import date
 
 from pyspark.sql import Column as SparkColumn
-from pyspark.sql import DataFrame, Observation, SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from features.definitions import FEATURES, SOURCES, Feature, Source
@@ -161,20 +161,12 @@ def run(settings: Settings, spark: SparkSession | None = None) -> dict:
     spark = spark or spark_session(settings, "features")
     manifest = RunManifest.start(JOB, purpose=purpose, as_of=as_of.isoformat())
     tables = read_silver(spark, lake, purpose, as_of)
-    subjects = tables["subjects"].count()
-    # the other counts are observed while the one write runs rather than read table by table: every
-    # table joins the subjects, so with any subject each is scanned; without, the plan may skip them
-    read = {name: Observation(f"silver {name}") for name in tables
-            if subjects and name != "subjects" and any(f.source == name for f in FEATURES)}
-    tables = {name: frame.observe(read[name], F.count(F.lit(1)).alias("rows")) if name in read else frame
-              for name, frame in tables.items()}
+    manifest.inputs = {"silver": {name: frame.count() for name, frame in tables.items()}}
     target = silver_table(lake, CANDIDATES, purpose)
     storage.replace_partitions(build_features(tables, as_of).withColumn("as_of", F.lit(as_of)), target, [as_of],
                                manifest.run_id, key="as_of")
-    manifest.inputs = {"silver": {name: read[name].get["rows"] if name in read
-                                  else subjects if name == "subjects" else frame.count()
-                                  for name, frame in tables.items()}}
-    manifest.outputs = {"candidate": str(target / f"as_of={as_of.isoformat()}"), "subjects": subjects,
+    written = spark.read.parquet(str(target / f"as_of={as_of.isoformat()}"))
+    manifest.outputs = {"candidate": str(target / f"as_of={as_of.isoformat()}"), "subjects": written.count(),
                         "features": len(FEATURES)}
     path = manifest.finish(lake)
     return {"manifest": str(path), **manifest.outputs}

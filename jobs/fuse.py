@@ -14,7 +14,7 @@ from datetime import date
 from functools import reduce
 
 from pyspark.sql import Column as SparkColumn
-from pyspark.sql import DataFrame, Observation, SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.window import Window
 
@@ -201,21 +201,13 @@ def run(settings: Settings, spark: SparkSession | None = None) -> dict:
                            keystore.purpose_secret(purpose, purpose_version)).cache()
     keyed = fused.select(*IDENTITY, "pseudonym")
 
-    tables, anyone_fused = {}, counts.get("fused", 0) > 0
+    tables = {}
     for name, frame in records.items():
         spec = fused_tables()[name]
         columns = silver_columns(spec, purpose)
-        # both counts come from the write itself rather than from reading the tables again; with
-        # nobody fused the plan may never scan bronze (and silver is empty), so bronze is counted
-        if anyone_fused:
-            bronze_rows, silver_rows = Observation(f"bronze {name}"), Observation(f"silver {name}")
-            frame = frame.observe(bronze_rows, F.count(F.lit(1)).alias("rows"))
-            silver = to_silver(frame, keyed, columns, as_of).observe(silver_rows, F.count(F.lit(1)).alias("rows"))
-        else:
-            silver = to_silver(frame, keyed, columns, as_of)
-        storage.replace_partitions(silver, silver_table(lake, name, purpose), [as_of], manifest.run_id, key="as_of")
-        counted = (bronze_rows.get["rows"], silver_rows.get["rows"]) if anyone_fused else (frame.count(), 0)
-        tables[name] = {"bronze_rows": counted[0], "silver_rows": counted[1],
+        storage.replace_partitions(to_silver(frame, keyed, columns, as_of),
+                                   silver_table(lake, name, purpose), [as_of], manifest.run_id, key="as_of")
+        tables[name] = {"bronze_rows": frame.count(), "silver_rows": _rows(spark, lake, name, purpose, as_of),
                         "dropped_columns": dropped_columns(spec, purpose)}
     storage.replace_partitions(subjects_table(fused, customers, as_of), silver_table(lake, SUBJECTS, purpose),
                                [as_of], manifest.run_id, key="as_of")
