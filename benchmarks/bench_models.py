@@ -60,7 +60,7 @@ def main() -> None:
     args = parser.parse_args()
     published = sorted(p for p in args.source.glob("as_of=*") if any(p.glob("*.parquet")))
     if not published:
-        raise SystemExit(f"no published snapshot under {args.source}: run benchmarks/bench_features.py 10000 first")
+        raise SystemExit(f"no published snapshot under {args.source}: run benchmarks/bench_pipeline.py 10000 first")
 
     from jobs import score
     from models import registry, train
