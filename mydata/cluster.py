@@ -65,11 +65,16 @@ class StandaloneCluster:
         for process in reversed(self.processes):
             process.terminate()
         for process in self.processes:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            _reap(process, timeout=20)
+
+
+def _reap(process: subprocess.Popen, timeout: float) -> None:
+    """Wait for a terminated daemon; kill it when it does not exit in ``timeout`` seconds."""
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def _spark_env(logs: Path) -> dict[str, str]:
@@ -139,11 +144,7 @@ class ConnectServer:
 
     def stop(self) -> None:
         self.process.terminate()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        _reap(self.process, timeout=30)
 
 
 def _accepts(port: int) -> bool:
@@ -157,15 +158,14 @@ def _accepts(port: int) -> bool:
 def start_connect(work_dir: Path, master: str = "local[*]", driver_memory: str = "4g",
                   timeout: float = 120.0) -> ConnectServer:
     """A Spark Connect server on 127.0.0.1 running its jobs on ``master`` (local mode by default)."""
-    from mydata.spark import LOG4J_CONFIG
+    from mydata.spark import JAVA_OPTIONS
 
     logs = work_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    java_opts = f"-Dlog4j2.configurationFile=file:{LOG4J_CONFIG} -Duser.timezone=UTC"
     conf = {"spark.connect.grpc.binding.address": "127.0.0.1", "spark.connect.grpc.binding.port": str(port),
             "spark.driver.bindAddress": "127.0.0.1", "spark.driver.host": "127.0.0.1",
-            "spark.driver.extraJavaOptions": java_opts, "spark.executor.extraJavaOptions": java_opts,
+            "spark.driver.extraJavaOptions": JAVA_OPTIONS, "spark.executor.extraJavaOptions": JAVA_OPTIONS,
             "spark.pyspark.python": sys.executable, "spark.executorEnv.PYSPARK_PYTHON": sys.executable,
             "spark.ui.enabled": "false", "spark.sql.warehouse.dir": str(work_dir / "spark-warehouse")}
     args = [str(spark_bin("spark-submit")), "--class", "org.apache.spark.sql.connect.service.SparkConnectServer",

@@ -24,35 +24,37 @@ LOG4J_CONFIG = Path(__file__).with_name("log4j2.properties")
 SESSION_TIME_ZONE = "Asia/Seoul"
 
 
-#: settings of one SQL session, which a Spark Connect client may set for itself
-SESSION_CONF = {
-    "spark.sql.session.timeZone": SESSION_TIME_ZONE,
-    "spark.sql.sources.partitionOverwriteMode": "dynamic",
-    "spark.sql.parquet.compression.codec": "zstd",
-}
+#: every JVM this project starts (drivers, executors, a Connect server) logs and keeps time alike
+JAVA_OPTIONS = f"-Dlog4j2.configurationFile=file:{LOG4J_CONFIG} -Duser.timezone=UTC"
+
+
+def session_conf(settings: Settings) -> dict[str, str]:
+    """Settings of one SQL session, which a Spark Connect client may set for itself."""
+    return {"spark.sql.session.timeZone": SESSION_TIME_ZONE,
+            "spark.sql.shuffle.partitions": str(settings.shuffle_partitions),
+            "spark.sql.sources.partitionOverwriteMode": "dynamic",
+            "spark.sql.parquet.compression.codec": "zstd"}
 
 
 def spark_session(settings: Settings, app_name: str = "mydata") -> SparkSession:
     """Get or create the process's SparkSession for ``settings``."""
     if settings.spark_connect:
         spark = SparkSession.builder.remote(settings.spark_master).getOrCreate()
-        for key, value in {**SESSION_CONF,
-                           "spark.sql.shuffle.partitions": str(settings.shuffle_partitions)}.items():
+        for key, value in session_conf(settings).items():
             spark.conf.set(key, value)
         return spark
     os.environ["PYSPARK_PYTHON"] = sys.executable
     os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # servers bind to loopback only
-    java_opts = f"-Dlog4j2.configurationFile=file:{LOG4J_CONFIG} -Duser.timezone=UTC"
     builder = (
         SparkSession.builder.master(settings.spark_master)
         .appName(app_name)
         .config("spark.driver.memory", settings.driver_memory)
-        .config("spark.driver.extraJavaOptions", java_opts)
-        .config("spark.executor.extraJavaOptions", java_opts)
+        .config("spark.driver.extraJavaOptions", JAVA_OPTIONS)
+        .config("spark.executor.extraJavaOptions", JAVA_OPTIONS)
         .config("spark.executorEnv.PYSPARK_PYTHON", sys.executable)
         .config("spark.pyspark.python", sys.executable)
-        .config(map={**SESSION_CONF, "spark.sql.shuffle.partitions": str(settings.shuffle_partitions)})
+        .config(map=session_conf(settings))
         .config("spark.ui.enabled", str(settings.spark_ui).lower())
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.warehouse.dir", str(settings.data_root / "spark-warehouse"))
