@@ -58,13 +58,18 @@ def label_segment(z: pd.Series, correlation: pd.DataFrame | None = None) -> tupl
     return ", ".join(words), chosen
 
 
-def profile(pipeline, frame: pd.DataFrame, labels: np.ndarray, features: list[str]) -> dict:
-    """Sizes, labels, standardised and raw means per segment, population means: JSON-ready."""
-    scaled = standardised(pipeline, frame, features)
-    correlation = scaled.corr().fillna(0.0)
+def profile(pipeline, frame: pd.DataFrame, labels: np.ndarray, features: list[str],
+            scaled: pd.DataFrame | None = None) -> dict:
+    """Sizes, labels, standardised and raw means per segment, population means: JSON-ready.
+    ``scaled`` is ``standardised(pipeline, frame, features)`` when the caller already has it."""
+    scaled = standardised(pipeline, frame, features) if scaled is None else scaled
+    with np.errstate(invalid="ignore", divide="ignore"):  # a constant feature correlates with nothing
+        matrix = np.corrcoef(scaled.to_numpy(dtype="float64"), rowvar=False)  # imputed: no NaN, one matmul
+    correlation = pd.DataFrame(matrix, index=scaled.columns, columns=scaled.columns).fillna(0.0)
     z_means = scaled.groupby(labels).mean()
-    raw_means = frame[features].astype("float64").groupby(labels).mean()
-    population = frame[features].astype("float64").mean()
+    values = frame[features].astype("float64")
+    raw_means = values.groupby(labels).mean()
+    population = values.mean()
     sizes = pd.Series(labels).value_counts()
     segments, used = [], set()
     for segment in sorted(sizes.index):

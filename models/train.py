@@ -45,6 +45,8 @@ class TrainedModel:
     stability: float
     labels: np.ndarray
     metrics: dict
+    #: every subject on the model's scale before any PCA (what the profile describes)
+    scaled: pd.DataFrame | None = field(default=None, repr=False)
 
 
 def select_k(prepared: np.ndarray, algorithm: str, ks=DEFAULT_KS, seed: int = 0,
@@ -86,27 +88,38 @@ def stability(frame: pd.DataFrame, spec: ModelSpec, features: list[str], runs: i
     return float(np.mean([adjusted_rand_score(a, b) for a, b in combinations(labelings, 2)]))
 
 
+def model_matrix(frame: pd.DataFrame, features: list[str]) -> pd.DataFrame:
+    """The features as float64, missing values NaN. Snapshots hold nullable integers, which
+    scikit-learn would convert cell by cell on every transform (most of the time at 1M rows)."""
+    return frame[features].astype("float64")
+
+
 def train(frame: pd.DataFrame, algorithm: str = "kmeans", ks=DEFAULT_KS, seed: int = 0,
           pca_components: int | None = None, k: int | None = None, fit_rows: int = FIT_ROWS) -> TrainedModel:
     """Choose k (unless given), fit the final pipeline, measure stability; seeded end to end.
 
-    Fitting uses a seeded sample of ``fit_rows`` subjects when there are more; ``labels`` cover all."""
+    Fitting uses a seeded sample of ``fit_rows`` subjects when there are more; ``labels`` cover all.
+    Every subject is transformed once: the labels and the profile (``scaled``) share it."""
     features = model_features()
     frame = frame.sort_values("pseudonym").reset_index(drop=True)  # row order never changes a model
-    fit = frame if len(frame) <= fit_rows else frame.sample(n=fit_rows, random_state=seed).sort_index()
+    matrix = model_matrix(frame, features)
+    fit = matrix if len(matrix) <= fit_rows else matrix.sample(n=fit_rows, random_state=seed).sort_index()
     prep = preprocessing(features, pca_components, seed)
-    prepared = prep.fit_transform(fit[features])
+    prepared = prep.fit_transform(fit)
     selection = select_k(prepared, algorithm, ks if k is None else [k], seed)
     spec = ModelSpec(algorithm, selection.chosen, seed, pca_components)
     pipeline = Pipeline([("prep", prep), ("model", selection.models[spec.k])])  # both already fitted
-    labels = pipeline.predict(frame[features])
+    scale = prep[:2]  # columns (log + impute) and scale; a PCA step, if any, comes after
+    scaled = pd.DataFrame(scale.transform(matrix), columns=scale.get_feature_names_out(), index=frame.index)
+    labels = selection.models[spec.k].predict(prep[2:].transform(scaled.to_numpy()) if len(prep) > 2
+                                              else scaled.to_numpy())
     stable = stability(fit, spec, features)
     sizes = np.bincount(labels, minlength=spec.k)
     metrics = {"k": spec.k, "silhouette": selection.silhouette[spec.k], "stability_ari": stable,
                "rows": len(frame), "fit_rows": len(fit), "smallest_segment_share": float(sizes.min() / len(frame))}
     if selection.bic:
         metrics["bic"] = selection.bic[spec.k]
-    return TrainedModel(pipeline, spec, features, selection, stable, labels, metrics)
+    return TrainedModel(pipeline, spec, features, selection, stable, labels, metrics, scaled)
 
 
 def refit_like(model: TrainedModel, frame: pd.DataFrame):
@@ -146,7 +159,7 @@ def train_and_register(lake, purpose: str, as_of=None, algorithm: str = "kmeans"
         "selection": {"rule": model.selection.rule,
                       **{name: {str(k): v for k, v in getattr(model.selection, name).items()}
                          for name in ("silhouette", "bic", "inertia")}},
-        "profile": profile.profile(model.pipeline, frame, model.labels, model.features),
+        "profile": profile.profile(model.pipeline, frame, model.labels, model.features, model.scaled),
     }
     version = registry.register(lake, purpose, model.pipeline, metadata)
     profile.write_report(lake, version.metadata)
