@@ -9,6 +9,7 @@ from sklearn.metrics import adjusted_rand_score
 from jobs.score import assign_segments, with_labels
 from models import registry
 from models.pipeline import ModelSpec, build_pipeline, model_features
+from models.profile import standardised
 from models.snapshots import feature_dtypes
 from models.train import train
 from mydata.lake import Lake
@@ -24,6 +25,16 @@ def test_training_finds_the_kinds_and_is_reproducible(blobs):
     assert (again.labels == model.labels).all()
     mixture = train(frame, algorithm="gmm", ks=range(2, 6), seed=5)
     assert mixture.selection.rule == "lowest BIC" and set(mixture.selection.bic) == set(range(2, 6))
+
+
+@pytest.mark.parametrize("pca_components", [None, 4])
+def test_the_labels_are_what_the_stored_pipeline_predicts(blobs, pca_components):
+    """Training transforms every subject once and shares it: the labels it reports and the scale the
+    profile describes must be exactly what the pipeline it hands to the registry gives."""
+    frame, _ = blobs()
+    model = train(frame, ks=[3], seed=5, pca_components=pca_components)
+    assert (model.pipeline.predict(frame[model_features()]) == model.labels).all()
+    pd.testing.assert_frame_equal(model.scaled, standardised(model.pipeline, frame, model.features))
 
 
 def test_a_bad_model_spec_is_refused():
