@@ -19,7 +19,7 @@ from datetime import date
 from pathlib import Path
 
 from features.definitions import FEATURES, SOURCES, Feature
-from jobs.pseudonym import _padded_keys
+from jobs.pseudonym import padded_keys
 from mydata.config import Settings
 from mydata.keys import KeyStore
 from schemas.bronze import CUSTOMERS
@@ -169,7 +169,7 @@ def _bronze_tables(lake) -> dict[str, Path]:
 
 def hmac_keys(settings: Settings) -> tuple[bytes, bytes]:
     keystore = KeyStore.open(settings)
-    return _padded_keys(keystore.purpose_secret(settings.purpose, keystore.current_purpose_version(settings.purpose)))
+    return padded_keys(keystore.purpose_secret(settings.purpose, keystore.current_purpose_version(settings.purpose)))
 
 
 def run_spark(spark, settings: Settings, out: Path) -> Path:

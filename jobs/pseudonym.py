@@ -17,7 +17,8 @@ _BLOCK = 64  # SHA-256 block size in bytes
 _IPAD, _OPAD = "_hmac_ipad", "_hmac_opad"
 
 
-def _padded_keys(secret: Secret) -> tuple[bytes, bytes]:
+def padded_keys(secret: Secret) -> tuple[bytes, bytes]:
+    """HMAC's inner and outer padded keys (RFC 2104), for engines that spell HMAC out from SHA-256."""
     key = secret.reveal()
     if len(key) > _BLOCK:  # RFC 2104: long keys are hashed first
         import hashlib
@@ -37,7 +38,7 @@ def with_pseudonym(frame: DataFrame, secret: Secret, source: str = "link_key",
                    target: str = "pseudonym") -> DataFrame:
     """``frame`` with ``target`` = HMAC pseudonym of ``source`` (null stays null); ``source`` is kept."""
     spark = SparkSession.getActiveSession() or frame.sparkSession
-    ipad, opad = _padded_keys(secret)
+    ipad, opad = padded_keys(secret)
     keys = spark.createDataFrame([(bytearray(ipad), bytearray(opad))], f"{_IPAD} binary, {_OPAD} binary")
     return (frame.crossJoin(F.broadcast(keys))
             .withColumn(target, F.when(F.col(source).isNotNull(), _hmac_b64url(F.col(source))))
