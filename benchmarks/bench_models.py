@@ -10,14 +10,18 @@ then, through the project's own entry points:
   with KMeans and with MiniBatchKMeans, and registered;
 - scored by `jobs.score.run` (Spark, the model broadcast, mapInPandas, written to gold).
 
-Prints one Markdown row per size and algorithm.
+Prints one Markdown row per size and algorithm, keeps the figures in
+``var/bench/results/models.json`` (by size and algorithm, the newest kept) and regenerates
+``benchmarks/RESULTS.md`` with them.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import shutil
+import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +29,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mydata.config import PROJECT_ROOT, Settings
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_pipeline import DEFAULT_ROOT, MODELS_JSON, write_results  # noqa: E402  (one writer of RESULTS.md)
 
 AS_OF = "2026-11-01"
 
@@ -89,13 +96,29 @@ def main() -> None:
             print(json.dumps({"rows": rows, "algorithm": algorithm, "train_s": round(training, 1),
                               "score_s": round(scoring, 1), "resample_s": round(prepared, 1),
                               "version": registry.current_version(settings.lake, "marketing")}), flush=True)
-    print(f"features per row: {len(registry.get(settings.lake, 'marketing').metadata['features'])}")
+    features = len(registry.get(settings.lake, "marketing").metadata["features"])
+    print(f"features per row: {features}")
+    save([{"rows": rows, "features": features, "algorithm": algorithm, "train_s": training, "k": k,
+           "silhouette": silhouette, "stability_ari": stability, "score_s": scoring,
+           "measured": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+          for rows, algorithm, training, k, silhouette, stability, scoring in results])
     print("| rows | algorithm | training (k over 3..10, stability) | k | silhouette | stability ARI | "
           "scoring (Spark) | scoring rows/s |")
     print("|---|---|---|---|---|---|---|---|")
     for rows, algorithm, training, k, silhouette, stability, scoring in results:
         print(f"| {rows:,} | {algorithm} | {training:.1f} s | {k} | {silhouette:.3f} | {stability:.3f} | "
               f"{scoring:.1f} s | {rows / scoring:,.0f} |")
+
+
+def save(figures: list[dict], folder: Path = DEFAULT_ROOT / "results") -> None:
+    """Merge into ``models.json`` (a size and algorithm measured again replaces its old figures)."""
+    path = folder / MODELS_JSON
+    kept = {(m["rows"], m["algorithm"]): m for m in (json.loads(path.read_text(encoding="utf-8"))
+                                                     if path.is_file() else [])}
+    kept.update({(m["rows"], m["algorithm"]): m for m in figures})
+    folder.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(list(kept.values()), indent=1), encoding="utf-8")
+    write_results(folder)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,11 @@
 """The whole pipeline, stage by stage, against plain Spark SQL and DuckDB:
 `python benchmarks/bench_pipeline.py SUBJECTS [--months 6]` (what `make bench SCALE=` runs).
 
-Generates the landing zone under ``var/bench/<subjects>x<months>`` once (reused after), then in
-one driver times ingest, validation, the consent ledger, fusion, features, the release gate,
-training and scoring as the pipeline DAG runs them, with rows/s and the driver's peak memory
-(this process and its JVM, sampled every 0.2 s) per stage. Then the reference implementations
+Generates the landing zone under ``var/bench/<subjects>x<months>`` once (timed; reused after),
+then in one driver times ingest, validation, the consent ledger, fusion, features, the release
+gate, training and scoring as the pipeline DAG runs them, with rows/s and the driver's memory per
+stage: peak RSS of this process and its JVM (sampled every 0.2 s), and the JVM heap's old-gen peak
+and what stays live after the stage. Then the reference implementations
 (``benchmarks/reference.py``) redo fusion + features from the same bronze, in Spark SQL and in
 DuckDB, and their feature tables must equal the project's. Each scale's figures are kept in
 ``var/bench/results/``; ``benchmarks/RESULTS.md`` is regenerated from all of them.
@@ -20,7 +21,7 @@ import sys
 import threading
 import time
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 import psutil
@@ -32,6 +33,8 @@ from mydata.synth import GeneratorOptions, generate
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 RESULTS_MD = Path(__file__).with_name("RESULTS.md")
+MODELS_JSON = "models.json"  # bench_models.py's figures, beside each scale's
+DEFAULT_ROOT = PROJECT_ROOT / "var" / "bench"
 #: issue 8's targets at 100k subjects
 TARGET_SPARK_RATIO, TARGET_DUCKDB_RATIO, TARGET_LINEARITY, TARGET_TRAIN_S = 1.3, 5.0, 0.20, 60.0
 
@@ -68,17 +71,47 @@ class PeakMemory:
         self._thread.join()
 
 
+class DriverHeap:
+    """The driver JVM's heap, which its RSS cannot show: a JVM keeps the memory it once took, so
+    every stage after the largest would show that one's peak. Per stage: the old generation's
+    peak (the pools' peak usage, reset when the stage starts) and the heap still live after it
+    (used after a full GC). Whether a stage's driver memory grows with the input shows in these."""
+
+    def __init__(self, spark) -> None:
+        management = spark.sparkContext._jvm.java.lang.management.ManagementFactory
+        self._system, self._heap = spark.sparkContext._jvm.java.lang.System, management.getMemoryMXBean()
+        self._old = [p for p in management.getMemoryPoolMXBeans()
+                     if str(p.getType().toString()) == "Heap memory" and "Old" in str(p.getName())]
+
+    def start(self) -> None:
+        for pool in self._old:
+            pool.resetPeakUsage()
+
+    def old_peak(self) -> int:
+        return sum(pool.getPeakUsage().getUsed() for pool in self._old)
+
+    def retained(self) -> int:
+        self._system.gc()
+        return self._heap.getHeapMemoryUsage().getUsed()
+
+
 @contextmanager
-def stage(results: list[dict], name: str, unit: str):
+def stage(results: list[dict], name: str, unit: str, heap: DriverHeap | None = None):
     """Times the block; the block sets ``row["rows"]`` (what it processed, in ``unit``)."""
     row = {"stage": name, "unit": unit, "rows": 0}
+    if heap:
+        heap.start()
     with PeakMemory() as memory:
         started = time.perf_counter()
         yield row
         row["seconds"] = time.perf_counter() - started
     row["peak_mib"] = memory.peak / 2**20
+    if heap:
+        row["heap_old_peak_mib"], row["heap_retained_mib"] = heap.old_peak() / 2**20, heap.retained() / 2**20
     results.append(row)
-    print(f"{name}: {row['seconds']:.1f} s, {row['rows']:,} {unit}, peak {row['peak_mib']:,.0f} MiB", flush=True)
+    print(f"{name}: {row['seconds']:.1f} s, {row['rows']:,} {unit}, peak {row['peak_mib']:,.0f} MiB"
+          + (f", heap old-gen peak {row['heap_old_peak_mib']:,.0f} MiB, retained {row['heap_retained_mib']:,.0f} MiB"
+             if heap else ""), flush=True)
 
 
 def _manifest(result: dict) -> dict:
@@ -120,7 +153,8 @@ def run_references(spark, settings: Settings, bronze_rows: int) -> dict:
     assert consent.verify_ledger(spark, settings.lake).ok
     references: dict = {"rows": [], "ledger_verify_s": time.perf_counter() - verifying}
     out = settings.data_root / "reference"
-    with stage(references["rows"], "Spark SQL reference (fusion + features)", "bronze rows") as row:
+    with stage(references["rows"], "Spark SQL reference (fusion + features)", "bronze rows",
+               DriverHeap(spark)) as row:
         spark_features = run_spark(spark, settings, out / "spark")
         row["rows"] = bronze_rows
     with stage(references["rows"], "DuckDB reference (fusion + features)", "bronze rows") as row:
@@ -132,24 +166,31 @@ def run_references(spark, settings: Settings, bronze_rows: int) -> dict:
     return references
 
 
-def landing_zone(root: Path, subjects: int, months: int) -> Settings:
-    """The landing zone at this scale, generated once; every zone the pipeline writes is cleared."""
-    settings = Settings(data_root=root)
+def landing_zone(root: Path, subjects: int, months: int) -> tuple[Settings, dict | None]:
+    """The landing zone at this scale, generated once; every zone the pipeline writes is cleared.
+    Returns the generator's figures when it generated the zone now (the first run at a scale)."""
+    settings, generated = Settings(data_root=root), None
     if not (root / "truth" / "generation.json").is_file():
         shutil.rmtree(root, ignore_errors=True)
         keystore = KeyStore.open(settings, env={})
         keystore.rotate_link()
-        generate(root, GeneratorOptions(subjects=subjects, months=months), keystore)
+        with PeakMemory() as memory:  # this process and the generator's worker processes
+            started = time.perf_counter()
+            summary = generate(root, GeneratorOptions(subjects=subjects, months=months), keystore)
+            seconds = time.perf_counter() - started
+        size = sum(p.stat().st_size for p in (root / "landing").rglob("*") if p.is_file())
+        generated = {"seconds": seconds, "records": summary.total_records, "landing_mib": size / 2**20,
+                     "peak_mib": memory.peak / 2**20}
+        print(f"generated: {seconds:.1f} s, {summary.total_records:,} records, {size / 2**20:,.0f} MiB", flush=True)
     for zone in ("bronze", "quarantine", "manifests", "reports", "consent", "silver", "gold", "models",
                  "reference"):
         shutil.rmtree(root / zone, ignore_errors=True)
-    return settings
+    return settings, generated
 
 
 def run_scale(subjects: int, months: int, root: Path) -> dict:
-    settings = landing_zone(root / f"{subjects}x{months}", subjects, months)
+    settings, generated = landing_zone(root / f"{subjects}x{months}", subjects, months)
     generation = json.loads((settings.data_root / "truth" / "generation.json").read_text(encoding="utf-8"))
-    from datetime import date
     as_of = date.fromisoformat(generation["deliveries"][-1])
     settings = settings.replace(purpose="marketing", as_of=as_of)
 
@@ -159,36 +200,38 @@ def run_scale(subjects: int, months: int, root: Path) -> dict:
 
     spark = spark_session(settings, "bench-pipeline")
     spark.range(1).count()  # session start-up is nobody's stage
+    heap = DriverHeap(spark)
     stages: list[dict] = []
     started = time.perf_counter()
-    with stage(stages, "ingest", "records read") as row:
+    with stage(stages, "ingest", "records read", heap) as row:
         result = ingest.run(settings, spark)
         row["rows"] = sum(_manifest(result)["inputs"]["records_read"].values())
         bronze_rows = result["rows_accepted"] + result["rows_quarantined"]
-    with stage(stages, "validate (Great Expectations)", "bronze rows") as row:
+    with stage(stages, "validate (Great Expectations)", "bronze rows", heap) as row:
         row["rows"] = validate.run(settings, spark)["rows_checked"]
-    with stage(stages, "consent ledger (append, verify)", "events") as row:
+    with stage(stages, "consent ledger (append, verify)", "events", heap) as row:
         row["rows"] = consent.run(settings, spark)["head"]["events"]
-    with stage(stages, "fusion (consent snapshot, linkage, silver)", "bronze rows") as row:
+    with stage(stages, "fusion (consent snapshot, linkage, silver)", "bronze rows", heap) as row:
         fused = fuse.run(settings, spark)
         row["rows"] = sum(t["bronze_rows"] for t in _manifest(fused)["outputs"]["tables"].values())
-    with stage(stages, "features", "silver rows") as row:
+    with stage(stages, "features", "silver rows", heap) as row:
         computed = features.run(settings, spark)
         row["rows"] = sum(_manifest(computed)["inputs"]["silver"].values())
-    with stage(stages, "release gate (k-anonymity, publish)", "subjects") as row:
+    with stage(stages, "release gate (k-anonymity, publish)", "subjects", heap) as row:
         released = privacy.run(settings, spark)
         row["rows"] = computed["subjects"]
-    with stage(stages, "training (k over 3..10, stability)", "subjects") as row:
+    with stage(stages, "training (k over 3..10, stability)", "subjects", heap) as row:
         trained = train.run(settings, promote=True)
         row["rows"] = released["published"]
-    with stage(stages, "scoring (Spark, mapInPandas)", "subjects") as row:
+    with stage(stages, "scoring (Spark, mapInPandas)", "subjects", heap) as row:
         row["rows"] = score.run(settings, spark)["rows"]
     whole = time.perf_counter() - started
 
     project_fusion_features = sum(s["seconds"] for s in stages if s["stage"].startswith(("fusion", "features")))
     references = run_references(spark, settings, stages[3]["rows"])
     spark.stop()
-    return {"subjects": subjects, "months": months, "as_of": as_of.isoformat(), "bronze_rows": bronze_rows,
+    return {"subjects": subjects, "months": months, "as_of": as_of.isoformat(), "generation": generated,
+            "bronze_rows": bronze_rows,
             "fused": fused["subjects_fused"], "published": released["published"], "k": trained["metrics"]["k"],
             "stages": stages, "whole_s": whole, "project_fusion_features_s": project_fusion_features,
             "references": references, "measured": datetime.now(timezone.utc).isoformat(timespec="seconds")}
@@ -206,8 +249,9 @@ def machine() -> dict:
             "scikit-learn": sklearn.__version__, "java": os.environ.get("JAVA_HOME", "")}
 
 
-def render(results: list[dict]) -> str:
-    """RESULTS.md: the machine, every scale's stages, scaling, and the reference ratios."""
+def render(results: list[dict], models: list[dict] | None = None) -> str:
+    """RESULTS.md: the machine, every scale's stages, scaling, the reference ratios, and training
+    and scoring at sizes the pipeline benchmark does not reach."""
     info = machine()
     lines = ["# Benchmark results", "",
              "Regenerated by `make bench SCALE=<subjects>` (`benchmarks/bench_pipeline.py`) from every scale "
@@ -217,26 +261,55 @@ def render(results: list[dict]) -> str:
     for r in results:
         lines += [f"## {r['subjects']:,} subjects × {r['months']} months (measured {r['measured']})", "",
                   f"As of {r['as_of']}: {r['bronze_rows']:,} bronze rows, {r['fused']:,} subjects fused, "
-                  f"{r['published']:,} published, k = {r['k']}. Whole pipeline: **{r['whole_s']:.1f} s**.", "",
-                  "| stage | seconds | input | rows/s | µs per row | driver peak (this process + JVM) |",
-                  "|---|---|---|---|---|---|"]
+                  f"{r['published']:,} published, k = {r['k']}. Whole pipeline: **{r['whole_s']:.1f} s**. "
+                  f"{generation_note(r.get('generation'))}", "",
+                  "| stage | seconds | input | rows/s | µs per row | driver RSS peak (this process + JVM) "
+                  "| driver heap: old-gen peak, retained after |",
+                  "|---|---|---|---|---|---|---|"]
         for s in r["stages"] + r["references"]["rows"]:
             lines.append(f"| {s['stage']} | {s['seconds']:.1f} | {s['rows']:,} {s['unit']} | "
                          f"{s['rows'] / s['seconds']:,.0f} | {1e6 * s['seconds'] / max(s['rows'], 1):,.1f} | "
-                         f"{s['peak_mib']:,.0f} MiB |")
+                         f"{s['peak_mib']:,.0f} MiB | {heap_note(s)} |")
         lines += ["", comparison(r), ""]
     if len(results) > 1:
-        lines += ["## Scaling: time per row (against the smallest scale) and driver peak", "",
+        lines += ["## Scaling: time per row (against the smallest scale) and driver memory", "",
                   "| stage | " + " | ".join(f"{r['subjects']:,}" for r in results) + " |",
                   "|---|" + "---|" * len(results)]
         base = results[0]
         for i, s in enumerate(base["stages"]):
             per_row = [r["stages"][i]["seconds"] / max(r["stages"][i]["rows"], 1) for r in results]
             lines.append(f"| {s['stage']} | " + " | ".join(
-                f"{1e6 * p:,.1f} µs ({p / per_row[0]:.2f}×), {r['stages'][i]['peak_mib']:,.0f} MiB"
+                f"{1e6 * p:,.1f} µs ({p / per_row[0]:.2f}×), RSS {r['stages'][i]['peak_mib']:,.0f} MiB, "
+                f"heap {heap_note(r['stages'][i])}"
                 for p, r in zip(per_row, results)) + " |")
         lines.append("")
+    if models:
+        lines += ["## Segmentation training and scoring on resampled snapshots (`benchmarks/bench_models.py`)", "",
+                  f"Training: k chosen over 3..10 by silhouette, bootstrap stability, profile and registration, "
+                  f"as `mydata model train` does (target: under {TARGET_TRAIN_S:.0f} s at 1M rows). Scoring: "
+                  f"`jobs.score.run` in Spark.", "",
+                  "| rows | features | algorithm | training | k | silhouette | stability ARI | scoring | "
+                  "scoring rows/s | measured |", "|---|---|---|---|---|---|---|---|---|---|"]
+        for m in sorted(models, key=lambda m: (m["rows"], m["algorithm"])):
+            lines.append(f"| {m['rows']:,} | {m['features']} | {m['algorithm']} | {m['train_s']:.1f} s | {m['k']} | "
+                         f"{m['silhouette']:.3f} | {m['stability_ari']:.3f} | {m['score_s']:.1f} s | "
+                         f"{m['rows'] / m['score_s']:,.0f} | {m['measured'][:16]} |")
+        lines.append("")
     return "\n".join(lines) + "\n"
+
+
+def heap_note(row: dict) -> str:
+    if "heap_retained_mib" not in row:
+        return "–"  # measured before the heap was
+    return f"{row['heap_old_peak_mib']:,.0f} MiB, {row['heap_retained_mib']:,.0f} MiB"
+
+
+def generation_note(figures: dict | None) -> str:
+    if not figures:
+        return "(The landing zone was generated before generation was timed here.)"
+    return (f"Landing zone generated in {figures['seconds']:.1f} s: {figures['records']:,} records "
+            f"({figures['records'] / figures['seconds']:,.0f}/s), {figures['landing_mib']:,.0f} MiB, "
+            f"peak {figures['peak_mib']:,.0f} MiB (generator and its workers).")
 
 
 def comparison(r: dict) -> str:
@@ -263,15 +336,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("subjects", type=int, nargs="?", default=10_000)
     parser.add_argument("--months", type=int, default=6)
-    parser.add_argument("--root", type=Path, default=PROJECT_ROOT / "var" / "bench")
+    parser.add_argument("--root", type=Path, default=DEFAULT_ROOT,
+                        help="where landing zones and results live; RESULTS.md is written there unless it is "
+                             "the default")
     parser.add_argument("--references-only", action="store_true",
                         help="rerun only the references against the lake and figures this scale's last run left")
     args = parser.parse_args()
     folder = args.root / "results"
     saved = folder / f"{args.subjects}x{args.months}.json"
     if args.references_only:
-        from datetime import date
-
         from mydata.spark import spark_session
 
         result = json.loads(saved.read_text(encoding="utf-8"))
@@ -283,12 +356,23 @@ def main() -> None:
         spark.stop()
     else:
         result = run_scale(args.subjects, args.months, args.root)
+        if result["generation"] is None and saved.is_file():  # the zone was reused: its generation stands
+            result["generation"] = json.loads(saved.read_text(encoding="utf-8")).get("generation")
     folder.mkdir(parents=True, exist_ok=True)
     saved.write_text(json.dumps(result, indent=1), encoding="utf-8")
-    results = sorted((json.loads(p.read_text(encoding="utf-8")) for p in folder.glob("*.json")),
+    write_results(folder)
+
+
+def write_results(folder: Path) -> None:
+    """RESULTS.md from every scale's figures and the model benchmark's (``models.json``); the
+    repository's copy only from the default results folder."""
+    results = sorted((json.loads(p.read_text(encoding="utf-8")) for p in folder.glob("*x*.json")),
                      key=lambda r: (r["months"], r["subjects"]))
-    RESULTS_MD.write_text(render(results), encoding="utf-8")
-    print(f"wrote {RESULTS_MD}")
+    models = folder / MODELS_JSON
+    target = RESULTS_MD if folder.resolve() == (DEFAULT_ROOT / "results").resolve() else folder / RESULTS_MD.name
+    target.write_text(render(results, json.loads(models.read_text(encoding="utf-8")) if models.is_file() else []),
+                      encoding="utf-8")
+    print(f"wrote {target}")
 
 
 if __name__ == "__main__":
