@@ -23,7 +23,7 @@ demo: venv
 test: venv
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# The real scheduler on a throwaway Postgres backfilling mydata_ingest (about 7.5 minutes here).
+# The real scheduler on a throwaway Postgres backfilling mydata_ingest (7.5 to 10 minutes here).
 test-scheduler: venv
 	$(PY) -m pytest -m scheduler $(PYTEST_ARGS)
 
