@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
+import pandas as pd
 from sklearn.cluster import KMeans, MiniBatchKMeans
 from sklearn.compose import ColumnTransformer
 from sklearn.decomposition import PCA
@@ -32,6 +33,12 @@ def model_features() -> list[str]:
 
 def skewed_features() -> list[str]:
     return [f.name for f in released_features() if f.dtype != "string" and f.unit in SKEWED_UNITS]
+
+
+def model_matrix(frame: pd.DataFrame, features: list[str]) -> pd.DataFrame:
+    """The features as float64, missing values NaN. Snapshots hold nullable integers, which
+    scikit-learn would convert cell by cell on every transform (most of the time at 1M rows)."""
+    return frame[features].astype("float64")
 
 
 def signed_log1p(values: np.ndarray) -> np.ndarray:

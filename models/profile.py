@@ -16,6 +16,7 @@ import pandas as pd
 
 from features.definitions import BY_NAME
 from mydata import html
+from models.pipeline import model_matrix
 from mydata.lake import Lake
 
 LABEL_FEATURES = 3
@@ -67,7 +68,7 @@ def profile(pipeline, frame: pd.DataFrame, labels: np.ndarray, features: list[st
         matrix = np.corrcoef(scaled.to_numpy(dtype="float64"), rowvar=False)  # imputed: no NaN, one matmul
     correlation = pd.DataFrame(matrix, index=scaled.columns, columns=scaled.columns).fillna(0.0)
     z_means = scaled.groupby(labels).mean()
-    values = frame[features].astype("float64")
+    values = model_matrix(frame, features)
     raw_means = values.groupby(labels).mean()
     population = values.mean()
     sizes = pd.Series(labels).value_counts()

@@ -16,7 +16,8 @@ from sklearn.base import clone
 from sklearn.metrics import adjusted_rand_score, silhouette_score
 from sklearn.pipeline import Pipeline
 
-from models.pipeline import ModelSpec, build_pipeline, clusterer, model_features, preprocessing
+from models.pipeline import ModelSpec, build_pipeline, clusterer, model_features, model_matrix, preprocessing
+from models.profile import standardised
 
 DEFAULT_KS = tuple(range(3, 11))
 #: models are fitted on at most this many subjects (a seeded sample); every subject is then assigned.
@@ -88,12 +89,6 @@ def stability(frame: pd.DataFrame, spec: ModelSpec, features: list[str], runs: i
     return float(np.mean([adjusted_rand_score(a, b) for a, b in combinations(labelings, 2)]))
 
 
-def model_matrix(frame: pd.DataFrame, features: list[str]) -> pd.DataFrame:
-    """The features as float64, missing values NaN. Snapshots hold nullable integers, which
-    scikit-learn would convert cell by cell on every transform (most of the time at 1M rows)."""
-    return frame[features].astype("float64")
-
-
 def train(frame: pd.DataFrame, algorithm: str = "kmeans", ks=DEFAULT_KS, seed: int = 0,
           pca_components: int | None = None, k: int | None = None, fit_rows: int = FIT_ROWS) -> TrainedModel:
     """Choose k (unless given), fit the final pipeline, measure stability; seeded end to end.
@@ -109,8 +104,7 @@ def train(frame: pd.DataFrame, algorithm: str = "kmeans", ks=DEFAULT_KS, seed: i
     selection = select_k(prepared, algorithm, ks if k is None else [k], seed)
     spec = ModelSpec(algorithm, selection.chosen, seed, pca_components)
     pipeline = Pipeline([("prep", prep), ("model", selection.models[spec.k])])  # both already fitted
-    scale = prep[:2]  # columns (log + impute) and scale; a PCA step, if any, comes after
-    scaled = pd.DataFrame(scale.transform(matrix), columns=scale.get_feature_names_out(), index=frame.index)
+    scaled = standardised(pipeline, matrix, features)  # a PCA step, if any, comes after
     labels = selection.models[spec.k].predict(prep[2:].transform(scaled.to_numpy()) if len(prep) > 2
                                               else scaled.to_numpy())
     stable = stability(fit, spec, features)
