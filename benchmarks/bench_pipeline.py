@@ -166,10 +166,11 @@ def run_references(spark, settings: Settings, bronze_rows: int) -> dict:
     return references
 
 
-def landing_zone(root: Path, subjects: int, months: int) -> tuple[Settings, dict | None]:
+def landing_zone(root: Path, subjects: int, months: int, driver_memory: str = Settings.driver_memory,
+                 ) -> tuple[Settings, dict | None]:
     """The landing zone at this scale, generated once; every zone the pipeline writes is cleared.
     Returns the generator's figures when it generated the zone now (the first run at a scale)."""
-    settings, generated = Settings(data_root=root), None
+    settings, generated = Settings(data_root=root, driver_memory=driver_memory), None
     if not (root / "truth" / "generation.json").is_file():
         shutil.rmtree(root, ignore_errors=True)
         keystore = KeyStore.open(settings, env={})
@@ -188,8 +189,8 @@ def landing_zone(root: Path, subjects: int, months: int) -> tuple[Settings, dict
     return settings, generated
 
 
-def run_scale(subjects: int, months: int, root: Path) -> dict:
-    settings, generated = landing_zone(root / f"{subjects}x{months}", subjects, months)
+def run_scale(subjects: int, months: int, root: Path, driver_memory: str = Settings.driver_memory) -> dict:
+    settings, generated = landing_zone(root / f"{subjects}x{months}", subjects, months, driver_memory)
     generation = json.loads((settings.data_root / "truth" / "generation.json").read_text(encoding="utf-8"))
     as_of = date.fromisoformat(generation["deliveries"][-1])
     settings = settings.replace(purpose="marketing", as_of=as_of)
@@ -230,6 +231,7 @@ def run_scale(subjects: int, months: int, root: Path) -> dict:
     references = run_references(spark, settings, stages[3]["rows"])
     spark.stop()
     return {"subjects": subjects, "months": months, "as_of": as_of.isoformat(), "generation": generated,
+            "driver_memory": settings.driver_memory, "shuffle_partitions": settings.shuffle_partitions,
             "bronze_rows": bronze_rows,
             "fused": fused["subjects_fused"], "published": released["published"], "k": trained["metrics"]["k"],
             "stages": stages, "whole_s": whole, "project_fusion_features_s": project_fusion_features,
@@ -261,6 +263,8 @@ def render(results: list[dict], models: list[dict] | None = None) -> str:
         lines += [f"## {r['subjects']:,} subjects × {r['months']} months (measured {r['measured']})", "",
                   f"As of {r['as_of']}: {r['bronze_rows']:,} bronze rows, {r['fused']:,} subjects fused, "
                   f"{r['published']:,} published, k = {r['k']}. Whole pipeline: **{r['whole_s']:.1f} s**. "
+                  f"Driver memory {r.get('driver_memory', '4g')}, {r.get('shuffle_partitions', 8)} shuffle "
+                  f"partitions. "
                   f"{generation_note(r.get('generation'))}", "",
                   "| stage | seconds | input | rows/s | µs per row | driver RSS peak (this process + JVM) "
                   "| driver heap: old-gen peak, retained after |",
@@ -338,6 +342,8 @@ def main() -> None:
     parser.add_argument("--root", type=Path, default=DEFAULT_ROOT,
                         help="where landing zones and results live; RESULTS.md is written there unless it is "
                              "the default")
+    parser.add_argument("--driver-memory", default=Settings.driver_memory,
+                        help="the driver JVM's heap (one JVM runs every stage; 4g spills cached rankings at 100k)")
     parser.add_argument("--references-only", action="store_true",
                         help="rerun only the references against the lake and figures this scale's last run left")
     args = parser.parse_args()
@@ -348,13 +354,14 @@ def main() -> None:
 
         result = json.loads(saved.read_text(encoding="utf-8"))
         settings = Settings(data_root=args.root / saved.stem, purpose="marketing",
-                            as_of=date.fromisoformat(result["as_of"]))
+                            as_of=date.fromisoformat(result["as_of"]),
+                            driver_memory=result.get("driver_memory", args.driver_memory))
         spark = spark_session(settings, "bench-references")
         spark.range(1).count()
         result["references"] = run_references(spark, settings, result["stages"][3]["rows"])
         spark.stop()
     else:
-        result = run_scale(args.subjects, args.months, args.root)
+        result = run_scale(args.subjects, args.months, args.root, args.driver_memory)
         if result["generation"] is None and saved.is_file():  # the zone was reused: its generation stands
             result["generation"] = json.loads(saved.read_text(encoding="utf-8")).get("generation")
     folder.mkdir(parents=True, exist_ok=True)
