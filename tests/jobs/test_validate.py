@@ -42,6 +42,19 @@ def test_clean_rows_meet_every_expectation(spark):
         == {(2, 0)}
 
 
+def test_validation_leaves_nothing_cached_that_the_caller_did_not_cache(spark):
+    """Great Expectations' Spark source caches every batch it checks; a run over many tables must
+    not keep them all in the driver's heap."""
+    row = (LK, 1, 1990, "F", "11", date(2020, 1, 15), date(2026, 6, 1))
+    checked = spark.createDataFrame([row], CUSTOMERS)
+    validate.validate_frame(checked, "customers")
+    assert not checked.storageLevel.useMemory and not checked.storageLevel.useDisk
+    kept = spark.createDataFrame([row], CUSTOMERS).cache()
+    validate.validate_frame(kept, "customers")
+    assert kept.storageLevel.useMemory
+    kept.unpersist()
+
+
 @pytest.fixture(scope="module")
 def validated(ingested, spark):
     settings, _, _, manifest = ingested
