@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 CONSTRAINTS := requirements/constraints.txt
 PYTEST_ARGS ?=
 SCALE ?= 10000
-DRIVER_MEMORY ?= 4g
+DRIVER_MEMORY ?=
 
 .PHONY: venv demo test test-scheduler bench clean-data
 
@@ -31,9 +31,10 @@ test-scheduler: venv
 # Generation (the first time at a scale) and every stage at SCALE subjects x 6 months against plain
 # Spark SQL and DuckDB, then training and scoring at 100k and 1M rows; regenerates
 # benchmarks/RESULTS.md from every figure measured so far (for the notes, never a timed test).
-# DRIVER_MEMORY: the heap of the one driver JVM that runs every stage (RESULTS.md says which each scale used).
+# DRIVER_MEMORY: the heap of the one driver JVM that runs every stage (default: the config's;
+# RESULTS.md says which each scale used).
 bench: $(VENV)/.bench-installed
-	$(PY) benchmarks/bench_pipeline.py $(SCALE) --driver-memory $(DRIVER_MEMORY)
+	$(PY) benchmarks/bench_pipeline.py $(SCALE) $(if $(DRIVER_MEMORY),--driver-memory $(DRIVER_MEMORY))
 	$(PY) benchmarks/bench_models.py --source var/bench/$(SCALE)x6/gold/features/purpose=marketing
 
 $(VENV)/.bench-installed: $(STAMP)

@@ -263,7 +263,8 @@ def render(results: list[dict], models: list[dict] | None = None) -> str:
         lines += [f"## {r['subjects']:,} subjects × {r['months']} months (measured {r['measured']})", "",
                   f"As of {r['as_of']}: {r['bronze_rows']:,} bronze rows, {r['fused']:,} subjects fused, "
                   f"{r['published']:,} published, k = {r['k']}. Whole pipeline: **{r['whole_s']:.1f} s**. "
-                  f"Driver memory {r.get('driver_memory', '4g')}, {r.get('shuffle_partitions', 8)} shuffle "
+                  f"Driver memory {r.get('driver_memory', Settings.driver_memory)}, "
+                  f"{r.get('shuffle_partitions', Settings.shuffle_partitions)} shuffle "
                   f"partitions. "
                   f"{generation_note(r.get('generation'))}", "",
                   "| stage | seconds | input | rows/s | µs per row | driver RSS peak (this process + JVM) "
