@@ -8,6 +8,7 @@ import pytest
 from mydata.airflow_runner import airflow_env
 from mydata.config import PROJECT_ROOT, Settings
 from mydata.orchestration import SPARK_CONN_ID
+from mydata.spark import JAVA_OPTIONS, JVM_CONF
 
 EXPECTED = {
     "mydata_pipeline": ["inventory_landing", "ingest", "validate", "consent", "fuse", "features", "release",
@@ -79,6 +80,8 @@ def test_a_cluster_master_turns_spark_stages_into_spark_submit_of_the_same_modul
     assert Path(fuse.application) == PROJECT_ROOT / "jobs" / "fuse.py"
     assert fuse.env_vars["MYDATA_SPARK_MASTER"] == "spark://127.0.0.1:7077"
     assert fuse.env_vars["MYDATA_DATA_ROOT"] == str(tmp_path) and "{{" in fuse.env_vars["MYDATA_AS_OF"]
+    # spark-submit starts the driver JVM: its options and JVM-wide settings are in the submit
+    assert fuse.conf["spark.driver.extraJavaOptions"] == JAVA_OPTIONS and JVM_CONF.items() <= fuse.conf.items()
     for dag in bag.dags.values():
         for t in dag.tasks:
             if type(t).__name__ == "SparkSubmitOperator":
