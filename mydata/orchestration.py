@@ -93,7 +93,7 @@ def job_task(task_id: str, module: str, *, as_of: bool = False, dt: bool | str =
     if spark and uses_cluster(settings):
         from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 
-        from mydata.spark import JAVA_OPTIONS, JVM_CONF
+        from mydata.spark import JVM_CONF
 
         env = {**settings.as_env(), "PYTHONPATH": str(PROJECT_ROOT)}
         if as_of:
@@ -105,8 +105,7 @@ def job_task(task_id: str, module: str, *, as_of: bool = False, dt: bool | str =
             task_id=task_id, conn_id=SPARK_CONN_ID, application=str(PROJECT_ROOT / (module.replace(".", "/") + ".py")),
             name=f"mydata-{task_id}", env_vars=env, driver_memory=settings.driver_memory,
             # the driver JVM starts before the job's SparkSession exists: its JVM-wide settings go here
-            conf={**JVM_CONF, "spark.driver.extraJavaOptions": JAVA_OPTIONS,
-                  "spark.executorEnv.PYTHONPATH": str(PROJECT_ROOT)}, **task_kwargs)
+            conf={**JVM_CONF, "spark.executorEnv.PYTHONPATH": str(PROJECT_ROOT)}, **task_kwargs)
 
     from airflow.sdk import task
 

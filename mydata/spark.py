@@ -28,8 +28,11 @@ SESSION_TIME_ZONE = "Asia/Seoul"
 JAVA_OPTIONS = f"-Dlog4j2.configurationFile=file:{LOG4J_CONFIG} -Duser.timezone=UTC"
 
 
-#: settings of the whole JVM, fixed when it starts (so a Spark Connect client cannot set them)
+#: settings of the whole JVM, fixed when it starts (so a Spark Connect client cannot set them):
+#: every launcher (this factory, the Connect server, spark-submit tasks) passes all of them
 JVM_CONF = {
+    "spark.driver.extraJavaOptions": JAVA_OPTIONS,
+    "spark.executor.extraJavaOptions": JAVA_OPTIONS,
     # generated classes kept for reuse. One ingest generates about 370, validation 190 and the
     # ledger 50; Spark's default of 100 made a long-lived JVM (a Connect server, the test session)
     # compile them all again on every run (a warm 40-subject ingest: 55 -> 40 JVM CPU-s)
@@ -63,8 +66,6 @@ def spark_session(settings: Settings, app_name: str = "mydata") -> SparkSession:
         SparkSession.builder.master(settings.spark_master)
         .appName(app_name)
         .config("spark.driver.memory", settings.driver_memory)
-        .config("spark.driver.extraJavaOptions", JAVA_OPTIONS)
-        .config("spark.executor.extraJavaOptions", JAVA_OPTIONS)
         .config("spark.executorEnv.PYSPARK_PYTHON", sys.executable)
         .config("spark.pyspark.python", sys.executable)
         .config(map=JVM_CONF)
