@@ -158,13 +158,12 @@ def _accepts(port: int) -> bool:
 def start_connect(work_dir: Path, master: str = "local[*]", driver_memory: str = "4g",
                   timeout: float = 120.0) -> ConnectServer:
     """A Spark Connect server on 127.0.0.1 running its jobs on ``master`` (local mode by default)."""
-    from mydata.spark import JVM_CONF
+    from mydata.spark import JVM_CONF, connect_service_conf
 
     logs = work_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    conf = {"spark.connect.grpc.binding.address": "127.0.0.1", "spark.connect.grpc.binding.port": str(port),
-            "spark.driver.bindAddress": "127.0.0.1", "spark.driver.host": "127.0.0.1",
+    conf = {**connect_service_conf(port), "spark.driver.bindAddress": "127.0.0.1", "spark.driver.host": "127.0.0.1",
             "spark.pyspark.python": sys.executable, "spark.executorEnv.PYSPARK_PYTHON": sys.executable,
             "spark.ui.enabled": "false", "spark.sql.warehouse.dir": str(work_dir / "spark-warehouse"), **JVM_CONF}
     args = [str(spark_bin("spark-submit")), "--class", "org.apache.spark.sql.connect.service.SparkConnectServer",

@@ -40,6 +40,11 @@ JVM_CONF = {
 }
 
 
+def connect_service_conf(port: int) -> dict[str, str]:
+    """A driver that also serves Spark Connect, on 127.0.0.1 only."""
+    return {"spark.connect.grpc.binding.address": "127.0.0.1", "spark.connect.grpc.binding.port": str(port)}
+
+
 def session_conf(settings: Settings) -> dict[str, str]:
     """Settings of one SQL session, which a Spark Connect client may set for itself."""
     return {"spark.sql.session.timeZone": SESSION_TIME_ZONE,
@@ -52,8 +57,12 @@ def session_conf(settings: Settings) -> dict[str, str]:
             "spark.sql.codegen.hugeMethodLimit": "8000"}
 
 
-def spark_session(settings: Settings, app_name: str = "mydata") -> SparkSession:
-    """Get or create the process's SparkSession for ``settings``."""
+def spark_session(settings: Settings, app_name: str = "mydata", serve_connect: int | None = None) -> SparkSession:
+    """Get or create the process's SparkSession for ``settings``.
+
+    ``serve_connect`` (a port): this driver's JVM also serves Spark Connect (Spark's own plugin),
+    so other processes can run jobs on a JVM that is already warm; the test session lends its own
+    to the Airflow tasks of the scheduler test that way."""
     if settings.spark_connect:
         spark = SparkSession.builder.remote(settings.spark_master).getOrCreate()
         for key, value in session_conf(settings).items():
@@ -76,6 +85,9 @@ def spark_session(settings: Settings, app_name: str = "mydata") -> SparkSession:
         .config("spark.driver.bindAddress", "127.0.0.1")
         .config("spark.driver.host", "127.0.0.1")
     )
+    if serve_connect is not None:
+        builder = (builder.config("spark.plugins", "org.apache.spark.sql.connect.SparkConnectPlugin")
+                   .config(map=connect_service_conf(serve_connect)))
     logging.getLogger("py4j").setLevel(logging.WARNING)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")

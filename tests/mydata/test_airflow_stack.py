@@ -11,7 +11,6 @@ import pytest
 from jobs.storage import has_data
 from mydata.airflow_runner import dags_test
 from mydata.airflow_stack import airflow_stack, local_postgres
-from mydata.cluster import connect_server
 from mydata.manifest import latest_matching
 
 DATES = [date(2026, 9, 1), date(2026, 9, 2), date(2026, 9, 3)]
@@ -53,16 +52,16 @@ def backfill_beside_dags_test(settings, reference, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.scheduler
-def test_scheduler_on_postgres_backfills_ingest_as_dags_test_runs_it(make_landing, spark, same_rows, tmp_path):
+def test_scheduler_on_postgres_backfills_ingest_as_dags_test_runs_it(make_landing, spark, spark_connect_url,
+                                                                     same_rows, tmp_path):
     settings, summary = make_landing(tmp_path / "scheduled", subjects=40, months=3, seed=8, defect_rate=0.05,
                                      workers=1)
     redate(settings.lake.landing, summary.deliveries)
-    # every task is a client of one warm Spark Connect server instead of starting a JVM of its own
-    with connect_server(tmp_path / "connect", driver_memory="2g") as spark_server:
-        settings = settings.replace(shuffle_partitions=2, spark_master=spark_server.url)
-        reference = settings.replace(data_root=tmp_path / "dags-test")
-        shutil.copytree(settings.data_root, reference.data_root)
-        runs, task_runs, dialect, references = backfill_beside_dags_test(settings, reference, tmp_path)
+    # every task is a Spark Connect client of the test session's warm JVM, not a JVM of its own
+    settings = settings.replace(shuffle_partitions=2, spark_master=spark_connect_url)
+    reference = settings.replace(data_root=tmp_path / "dags-test")
+    shutil.copytree(settings.data_root, reference.data_root)
+    runs, task_runs, dialect, references = backfill_beside_dags_test(settings, reference, tmp_path)
 
     assert dialect.startswith("PostgreSQL 15")
     assert [(r["logical_date"].date(), r["run_type"], r["state"]) for r in runs] == \
