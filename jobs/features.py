@@ -153,7 +153,7 @@ def write_catalog(lake: Lake, purpose: str, as_of: date, snapshot: DataFrame):
 
 def run(settings: Settings, spark: SparkSession | None = None) -> dict:
     """Compute the release candidate for ``settings.purpose`` as of ``settings.as_of``."""
-    from mydata.spark import spark_session
+    from mydata.spark import concurrently, spark_session
 
     if settings.as_of is None:
         raise ConfigError("features needs an as-of date (--as-of YYYY-MM-DD or MYDATA_AS_OF)")
@@ -161,7 +161,7 @@ def run(settings: Settings, spark: SparkSession | None = None) -> dict:
     spark = spark or spark_session(settings, "features")
     manifest = RunManifest.start(JOB, purpose=purpose, as_of=as_of.isoformat())
     tables = read_silver(spark, lake, purpose, as_of)
-    manifest.inputs = {"silver": {name: frame.count() for name, frame in tables.items()}}
+    manifest.inputs = {"silver": dict(zip(tables, concurrently([(frame.count,) for frame in tables.values()])))}
     target = silver_table(lake, CANDIDATES, purpose)
     storage.replace_partitions(build_features(tables, as_of).withColumn("as_of", F.lit(as_of)), target, [as_of],
                                manifest.run_id, key="as_of")

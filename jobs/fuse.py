@@ -25,6 +25,7 @@ from mydata.config import ConfigError, Settings
 from mydata.keys import KeyStore
 from mydata.lake import Lake
 from mydata.manifest import RunManifest
+from mydata.spark import concurrently
 from schemas.bronze import CUSTOMERS
 from schemas.silver import (FUSED_SOURCES, SUBJECTS, consent_source, dropped_columns, fused_tables,
                             silver_columns)
@@ -194,26 +195,27 @@ def run(settings: Settings, spark: SparkSession | None = None) -> dict:
     versions = sorted(int(r[0]) for r in ledger.where(F.col("purpose") == purpose)
                       .select("key_version").distinct().collect())
     linked = linkage(states, source_presence(by_source), customers, versions).cache()
-    counts = {r["outcome"]: int(r["count"]) for r in linked.groupBy("outcome").count().collect()}
-    missing = {r["missing"]: int(r["count"]) for r in linked.where(F.col("outcome") == "source_missing")
-               .groupBy("missing").count().collect()}
+    counts: dict[str, int] = {}
+    missing: dict[str, int] = {}
+    for row in linked.groupBy("outcome", "missing").count().collect():  # one job for both tallies
+        counts[row["outcome"]] = counts.get(row["outcome"], 0) + int(row["count"])
+        if row["outcome"] == "source_missing":
+            missing[row["missing"]] = int(row["count"])
     fused = with_pseudonym(linked.where(F.col("outcome") == "fused").select(*IDENTITY, "consent_until"),
                            keystore.purpose_secret(purpose, purpose_version)).cache()
     keyed = fused.select(*IDENTITY, "pseudonym")
 
-    tables = {}
-    for name, frame in records.items():
-        spec = fused_tables()[name]
-        columns = silver_columns(spec, purpose)
-        storage.replace_partitions(to_silver(frame, keyed, columns, as_of),
-                                   silver_table(lake, name, purpose), [as_of], manifest.run_id, key="as_of")
-        tables[name] = {"bronze_rows": frame.count(), "silver_rows": _rows(spark, lake, name, purpose, as_of),
-                        "dropped_columns": dropped_columns(spec, purpose)}
-    storage.replace_partitions(subjects_table(fused, customers, as_of), silver_table(lake, SUBJECTS, purpose),
-                               [as_of], manifest.run_id, key="as_of")
-    tables[SUBJECTS] = {"bronze_rows": customers.count(),
-                        "silver_rows": _rows(spark, lake, SUBJECTS, purpose, as_of),
-                        "dropped_columns": list(IDENTITY)}
+    def publish(name: str, bronze: DataFrame, silver: DataFrame, dropped: list[str]) -> dict:
+        storage.replace_partitions(silver, silver_table(lake, name, purpose), [as_of], manifest.run_id, key="as_of")
+        return {"bronze_rows": bronze.count(), "silver_rows": _rows(spark, lake, name, purpose, as_of),
+                "dropped_columns": dropped}
+
+    # the tables are independent: their jobs overlap (a small run's are mostly driver-side cost)
+    published = [(name, frame, to_silver(frame, keyed, silver_columns(fused_tables()[name], purpose), as_of),
+                  dropped_columns(fused_tables()[name], purpose)) for name, frame in records.items()]
+    published.append((SUBJECTS, customers, subjects_table(fused, customers, as_of), list(IDENTITY)))
+    tables = dict(zip([name for name, *_ in published],
+                      concurrently([(publish, *table) for table in published])))
     spark.catalog.clearCache()
 
     manifest.outputs = {

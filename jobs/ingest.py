@@ -35,6 +35,7 @@ from jobs.landing import Delivery, data_files, find_deliveries
 from mydata.config import Settings
 from mydata.lake import Lake
 from mydata.manifest import RunManifest
+from mydata.spark import concurrently
 from schemas import codes
 from schemas.bronze import TABLES, Column, TableSpec, tables_of
 from schemas.landing import APIS, CSV_SOURCES, LINK_KEY_PATTERN, MYDATA_SOURCES, apis_of
@@ -42,7 +43,6 @@ from schemas.landing import APIS, CSV_SOURCES, LINK_KEY_PATTERN, MYDATA_SOURCES,
 LINE_TABLE = "{source}_lines"  # quarantine table of whole lines that never became rows
 FAILED_COLLECTIONS = "failed_collections"
 COLLECTIONS = "collections"  # every accepted MyData response: the duplicate index, and lineage
-CONCURRENT_JOBS = 4  # Spark jobs one source submits at a time (see _concurrently)
 CONCURRENT_SOURCES = 2
 
 _DTIME, _DATE = "yyyyMMddHHmmss", "yyyyMMdd"
@@ -413,7 +413,7 @@ def ingest_source(spark: SparkSession, lake: Lake, source: str, deliveries: list
     # the writes first: each computes (and caches) one table's ranking; then the quarantine, which
     # reads every ranking, beside the counts, which come from the same cached rankings rather than
     # from reading each written table back
-    _concurrently([(storage.replace_partitions, frame.drop("source"), _per_source(lake, name, source), dts, run_id)
+    concurrently([(storage.replace_partitions, frame.drop("source"), _per_source(lake, name, source), dts, run_id)
                    if name in (COLLECTIONS, FAILED_COLLECTIONS) else
                    (storage.replace_partitions, frame, lake.bronze_table(name), dts, run_id)
                    for name, frame in outputs.items()])
@@ -421,7 +421,7 @@ def ingest_source(spark: SparkSession, lake: Lake, source: str, deliveries: list
         outputs[name].select(F.lit(name).alias("table"), "dt") for name in candidates]).groupBy("table", "dt").count()
     rule_counts = (quarantined.groupBy("table", "dt", "rule")
                    .agg(F.count(F.lit(1)).alias("count"), F.min(_shown_reason()).alias("example")))
-    _, accepted_rows, rule_rows = _concurrently([
+    _, accepted_rows, rule_rows = concurrently([
         (storage.replace_partitions, quarantined, lake.quarantine, dts, run_id, sorted(tables)),
         (accepted_counts.collect,), (rule_counts.collect,)])
     for name in candidates:
@@ -438,15 +438,6 @@ def ingest_source(spark: SparkSession, lake: Lake, source: str, deliveries: list
     for frame in cached:
         frame.unpersist()
     return result
-
-
-def _concurrently(calls: list[tuple]) -> list:
-    """Run ``(function, *args)`` calls as concurrent Spark jobs; their results in order. A small
-    delivery's jobs are mostly fixed per-job cost on the driver (planning, code generation, the
-    commit), which overlaps; a large one's share the executor cores as one job's tasks would."""
-    with ThreadPoolExecutor(max_workers=CONCURRENT_JOBS) as pool:
-        futures = [pool.submit(call[0], *call[1:]) for call in calls]
-        return [future.result() for future in futures]
 
 
 class NoDeliveryError(RuntimeError):

@@ -24,7 +24,7 @@ from mydata.config import Settings
 from mydata.keys import KeyStore
 from mydata.lake import Lake
 from mydata.manifest import RunManifest
-from mydata.spark import SESSION_TIME_ZONE
+from mydata.spark import SESSION_TIME_ZONE, concurrently
 from schemas.silver import FUSED_SOURCES
 
 JOB = "purge"
@@ -64,6 +64,12 @@ def purge_partition(spark: SparkSession, partition: Path, pseudonyms: DataFrame,
     return hits
 
 
+def purge_table(spark: SparkSession, partitions: list[Path], pseudonyms: DataFrame,
+                run_id: str) -> list[dict[str, int]]:
+    """``purge_partition`` over one table's partitions, in order."""
+    return [purge_partition(spark, partition, pseudonyms, run_id) for partition in partitions]
+
+
 def audit_path(lake: Lake) -> Path:
     return lake.consent / "purge_audit.jsonl"
 
@@ -99,8 +105,17 @@ def run(settings: Settings, spark: SparkSession | None = None, moment: datetime 
             pseudonyms = keyed if pseudonyms is None else pseudonyms.unionByName(keyed)
         pseudonyms = pseudonyms.distinct().cache()
         purged: set[str] = set()
+        by_table: dict[str, list[Path]] = {}
         for table, partition in partitions:
-            hits = purge_partition(spark, partition, pseudonyms, manifest.run_id)
+            by_table.setdefault(table, []).append(partition)
+        # tables side by side, each table's partitions one after another: they share its folder
+        # for what a swap sets aside
+        found_per_table = concurrently([(purge_table, spark, parts, pseudonyms, manifest.run_id)
+                                        for parts in by_table.values()])
+        hits_of = {part: hits for parts, found_in in zip(by_table.values(), found_per_table)
+                   for part, hits in zip(parts, found_in)}
+        for table, partition in partitions:
+            hits = hits_of[partition]
             if hits:
                 removed[f"{table}/{partition.name}"] = sum(hits.values())
                 purged.update(hits)

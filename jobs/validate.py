@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -24,6 +25,7 @@ from mydata import html
 from mydata.config import Settings
 from mydata.lake import Lake
 from mydata.manifest import RunManifest, latest_manifest
+from mydata.spark import concurrently
 from schemas.bronze import TABLES
 from schemas.expectations import PARTITION, expectation_suite, gx
 
@@ -119,20 +121,27 @@ def validate_frame(frame: DataFrame, table: str, context=None, batch=None) -> li
 
 
 def validate_run(spark: SparkSession, lake: Lake, ingest: dict) -> list[TableValidation]:
-    """Every table the ingest run wrote, over the delivery dates it wrote."""
-    context, batch = _validator()
-    validations = []
-    for table, by_dt in sorted(ingest["outputs"]["tables"].items()):
+    """Every table the ingest run wrote, over the delivery dates it wrote.
+
+    Tables are checked side by side (a small table's checks are mostly fixed per-job cost on the
+    driver), each thread with a Great Expectations context of its own: a context's Spark engine
+    holds one active batch at a time."""
+    contexts = threading.local()
+
+    def check(table: str, by_dt: dict[str, dict[str, int]]) -> TableValidation:
+        if not hasattr(contexts, "validator"):
+            contexts.validator = _validator()
         dts = sorted(by_dt)
         frame = storage.read_table(spark, lake.bronze_table(table))
         if frame is None:
             frame = spark.createDataFrame([], _empty_schema(table))
         frame = frame.where(F.col(PARTITION).isin(*[date.fromisoformat(d) for d in dts]))
-        outcomes = validate_frame(frame, table, context, batch)
+        outcomes = validate_frame(frame, table, *contexts.validator)
         rows = next((o.checked for o in outcomes if o.checked is not None),
                     sum(v["accepted"] for v in by_dt.values()))
-        validations.append(TableValidation(table, dts, rows, outcomes))
-    return validations
+        return TableValidation(table, dts, rows, outcomes)
+
+    return concurrently([(check, table, by_dt) for table, by_dt in sorted(ingest["outputs"]["tables"].items())])
 
 
 def _empty_schema(table: str) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from pyspark.sql import SparkSession
@@ -38,6 +39,19 @@ JVM_CONF = {
     # compile them all again on every run (a warm 40-subject ingest: 55 -> 40 JVM CPU-s)
     "spark.sql.codegen.cache.maxEntries": "2000",
 }
+
+
+#: Spark jobs a job submits at a time (see ``concurrently``)
+CONCURRENT_JOBS = 4
+
+
+def concurrently(calls: list[tuple], workers: int = CONCURRENT_JOBS) -> list:
+    """Run ``(function, *args)`` calls as concurrent Spark jobs; their results in order. A small
+    run's jobs are mostly fixed per-job cost on the driver (planning, code generation, the
+    commit), which overlaps; a large one's share the executor cores as one job's tasks would."""
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(call[0], *call[1:]) for call in calls]
+        return [future.result() for future in futures]
 
 
 def connect_service_conf(port: int) -> dict[str, str]:
