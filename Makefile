@@ -24,7 +24,8 @@ demo: venv
 test: venv
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# The real scheduler on a throwaway Postgres backfilling mydata_ingest (7.5 to 10 minutes here).
+# Only the system test of the real scheduler on a throwaway Postgres backfilling mydata_ingest
+# (part of `make test`; about 4.5 minutes here).
 test-scheduler: venv
 	$(PY) -m pytest -m scheduler $(PYTEST_ARGS)
 
