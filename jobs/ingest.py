@@ -414,9 +414,9 @@ def ingest_source(spark: SparkSession, lake: Lake, source: str, deliveries: list
     # reads every ranking, beside the counts, which come from the same cached rankings rather than
     # from reading each written table back
     concurrently([(storage.replace_partitions, frame.drop("source"), _per_source(lake, name, source), dts, run_id)
-                   if name in (COLLECTIONS, FAILED_COLLECTIONS) else
-                   (storage.replace_partitions, frame, lake.bronze_table(name), dts, run_id)
-                   for name, frame in outputs.items()])
+                  if name in (COLLECTIONS, FAILED_COLLECTIONS) else
+                  (storage.replace_partitions, frame, lake.bronze_table(name), dts, run_id)
+                  for name, frame in outputs.items()])
     accepted_counts = reduce(DataFrame.unionByName, [
         outputs[name].select(F.lit(name).alias("table"), "dt") for name in candidates]).groupBy("table", "dt").count()
     rule_counts = (quarantined.groupBy("table", "dt", "rule")

@@ -65,9 +65,9 @@ def purge_partition(spark: SparkSession, partition: Path, pseudonyms: DataFrame,
 
 
 def purge_table(spark: SparkSession, partitions: list[Path], pseudonyms: DataFrame,
-                run_id: str) -> list[dict[str, int]]:
-    """``purge_partition`` over one table's partitions, in order."""
-    return [purge_partition(spark, partition, pseudonyms, run_id) for partition in partitions]
+                run_id: str) -> dict[Path, dict[str, int]]:
+    """``purge_partition`` over one table's partitions, in order: hits per partition."""
+    return {partition: purge_partition(spark, partition, pseudonyms, run_id) for partition in partitions}
 
 
 def audit_path(lake: Lake) -> Path:
@@ -110,10 +110,10 @@ def run(settings: Settings, spark: SparkSession | None = None, moment: datetime 
             by_table.setdefault(table, []).append(partition)
         # tables side by side, each table's partitions one after another: they share its folder
         # for what a swap sets aside
-        found_per_table = concurrently([(purge_table, spark, parts, pseudonyms, manifest.run_id)
-                                        for parts in by_table.values()])
-        hits_of = {part: hits for parts, found_in in zip(by_table.values(), found_per_table)
-                   for part, hits in zip(parts, found_in)}
+        hits_of: dict[Path, dict[str, int]] = {}
+        for found_in_table in concurrently([(purge_table, spark, parts, pseudonyms, manifest.run_id)
+                                            for parts in by_table.values()]):
+            hits_of.update(found_in_table)
         for table, partition in partitions:
             hits = hits_of[partition]
             if hits:

@@ -47,17 +47,22 @@ def airflow_bin() -> str:
 def run_airflow(settings: Settings, args: list[str], log: Path | None = None,
                 timeout: float | None = None) -> subprocess.CompletedProcess:
     """Run ``airflow <args>``; output goes to ``log`` when given (it is long), else is captured."""
+    return _run(settings, [airflow_bin(), *args], f"airflow {' '.join(args)}", log, timeout)
+
+
+def _run(settings: Settings, command: list[str], shown: str, log: Path | None,
+         timeout: float | None = None) -> subprocess.CompletedProcess:
+    """Run ``command`` in Airflow's environment; output to ``log`` (after ``$ shown``), else captured."""
     env = airflow_env(settings)
     settings.lake.airflow_home.mkdir(parents=True, exist_ok=True)
     if log is None:
-        return subprocess.run([airflow_bin(), *args], env=env, capture_output=True, text=True,
-                              timeout=timeout)
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "a", encoding="utf-8") as handle:
-        handle.write(f"\n$ airflow {' '.join(args)}\n")
+        handle.write(f"\n$ {shown}\n")
         handle.flush()
-        return subprocess.run([airflow_bin(), *args], env=env, stdout=handle,
-                              stderr=subprocess.STDOUT, text=True, timeout=timeout)
+        return subprocess.run(command, env=env, stdout=handle, stderr=subprocess.STDOUT, text=True,
+                              timeout=timeout)
 
 
 def ensure_db(settings: Settings, log: Path | None = None) -> None:
@@ -85,14 +90,9 @@ def dags_test_each(settings: Settings, dag_id: str, logical_dates: list[date],
     and command per date, so Airflow's start (about 25 s here, most of it its in-process
     execution API) is paid once, not per date. Fails (exit 1) when any date's run failed."""
     ensure_db(settings, log)
-    command = [sys.executable, "-m", "mydata.airflow_runner", dag_id, *[d.isoformat() for d in logical_dates]]
-    env = airflow_env(settings)
-    if log is None:
-        return subprocess.run(command, env=env, capture_output=True, text=True)
-    with open(log, "a", encoding="utf-8") as handle:
-        handle.write(f"\n$ airflow dags test {dag_id} (each of {', '.join(command[4:])})\n")
-        handle.flush()
-        return subprocess.run(command, env=env, stdout=handle, stderr=subprocess.STDOUT, text=True)
+    days = [d.isoformat() for d in logical_dates]
+    return _run(settings, [sys.executable, "-m", "mydata.airflow_runner", dag_id, *days],
+                f"airflow dags test {dag_id} (each of {', '.join(days)})", log)
 
 
 def _dags_test_each(dag_id: str, logical_dates: list[str]) -> int:
