@@ -40,6 +40,7 @@ from mydata.lake import SUCCESS_MARKER
 from mydata.synth.generator import subject_ci
 from mydata.tokenizer import tokenize_file
 from schemas import codes
+from mydata.holders import Holder, HolderRegistry
 from schemas.landing import CSV_SOURCES
 
 TRANSACTIONS = "trans.first49102rows.asc"
@@ -204,6 +205,9 @@ def convert(berka: Path, settings: Settings, seed: int = 1) -> Converted:
         (customer / SUCCESS_MARKER).touch()
         result.customers_per_delivery = written
         result.deliveries.append(dt.isoformat())
+    # the operator collects from this one bank: registered, or ingest would refuse its deliveries
+    registry = HolderRegistry.open(settings, env={})
+    registry.add(Holder("bank", ORG_CODE, "Berka (PKDD'99 Czech bank, anonymised)", next_month(months[0])))
     lake.truth.mkdir(parents=True, exist_ok=True)
     (lake.truth / "berka.json").write_text(json.dumps(result.__dict__, indent=1) + "\n", encoding="utf-8")
     return result

@@ -4,8 +4,10 @@ ledger, verified on every append; and the consent snapshot the fusion relies on.
 Ledger: ``consent/ledger/dt=<delivery>/``, one partition per consent delivery, never rewritten.
 Each event gets ``seq``, its position in the chain (0 for the first event of the whole log).
 A chain proves order and content, but anyone may append a well-formed event or cut the tail,
-so every append also records the head (events and last hash) in its run manifest, the anchor
-``verify`` compares the ledger against.
+so every append also records the head (events and last hash), signed with the key store's anchor
+secret, in ``consent/anchors.json`` and in its run manifest: ``verify`` holds the ledger to both,
+and a lake writer without the anchor secret cannot forge a head. ``export_anchors`` copies the
+signed heads to write-once storage (a file or a Postgres table).
 
 Snapshot: consent for (subject, purpose, source) is valid at t when the latest event at or before
 t (ties: later in the chain) is a grant or renew and t is before its end date.
@@ -15,10 +17,9 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from datetime import date, datetime, time
+from pathlib import Path
 from typing import Iterable
 
-from py4j.protocol import Py4JJavaError
-from pyspark.errors import PySparkException
 from pyspark.sql import Column as SparkColumn
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -42,7 +43,7 @@ class ConsentChainBroken(RuntimeError):
 
 
 def ledger_path(lake: Lake):
-    return lake.consent / "ledger"
+    return lake.ledger
 
 
 def read_ledger(spark: SparkSession, lake: Lake) -> DataFrame | None:
@@ -50,8 +51,8 @@ def read_ledger(spark: SparkSession, lake: Lake) -> DataFrame | None:
 
 
 def anchors_path(lake: Lake):
-    """Every append's head, one JSON document: what verify holds the ledger to."""
-    return lake.consent / "anchors.json"
+    """Every append's signed head, one JSON document: what verify holds the ledger to."""
+    return lake.anchors
 
 
 # -- hashing and checking, in Spark --------------------------------------------------------------
@@ -211,42 +212,128 @@ class Verification:
         return self.problem is None
 
 
-def verify_ledger(spark: SparkSession, lake: Lake) -> Verification:
-    """Check every event's hash and link, then the ledger's head against the recorded anchors."""
-    ledger = read_ledger(spark, lake)
+def verify_ledger(spark: SparkSession, lake: Lake, keystore=None, ingested: bool = True) -> Verification:
+    """Check every event's hash and link, every recorded head's signature, then the ledger's head
+    against the signed anchors and the heads the append runs' manifests recorded. A missing ledger
+    is a problem when heads were recorded or (``ingested``) consent was ingested or delivered."""
+    from mydata.keys import KeyStore
+
+    keystore = keystore or KeyStore.open(Settings(data_root=lake.root))
     anchors = read_anchors(lake)
+    recorded = _recorded_heads(lake)
+    problem = _unsigned(keystore, anchors, recorded)
+    unreadable = _unreadable_file(lake)
+    if unreadable is not None:
+        return Verification(0, LedgerHead(0, GENESIS_HASH), unreadable)
+    ledger = read_ledger(spark, lake)
     if ledger is None:
-        problem = (ChainBreak(0, None, f"the ledger is empty but {anchors[-1]['events']} events were appended")
-                   if anchors and anchors[-1]["events"] else None)
+        evidence = _consent_evidence(lake, anchors, recorded, ingested)
+        if problem is None and evidence:
+            problem = ChainBreak(0, None, f"there is no consent ledger at {ledger_path(lake)}, but {evidence}: "
+                                          "it was deleted or the data root is wrong")
         return Verification(0, LedgerHead(0, GENESIS_HASH), problem)
     ledger = ledger.cache()
     try:
         head = ledger_head(ledger)
         events = ledger.count()
-        problem = first_break(ledger)
-        if problem is None and anchors:
-            problem = _against_anchors(ledger, head, anchors)
-    except (Py4JJavaError, PySparkException) as unreadable:
-        # a file edited in place fails its checksum, or no longer parses: tampering all the same
-        cause = next((line.strip() for line in str(unreadable).splitlines()
-                      if "Exception" in line or "error" in line.lower()), type(unreadable).__name__)
-        return Verification(0, LedgerHead(0, GENESIS_HASH),
-                            ChainBreak(0, None, f"the ledger's files cannot be read ({cause[:300]}): "
-                                                "they were altered outside the pipeline"))
+        problem = problem or first_break(ledger)
+        if problem is None and not anchors:
+            problem = ChainBreak(head.events, None, f"the ledger holds {head.events} events but its signed "
+                                 f"anchors ({anchors_path(lake)}) are missing: they were deleted")
+        if problem is None:
+            problem = _against_anchors(ledger, head, anchors + recorded)
     finally:
         ledger.unpersist()
     return Verification(events, head, problem)
 
 
+def _recorded_heads(lake: Lake) -> list[dict]:
+    """The signed heads that succeeded append runs wrote into their manifests, oldest first."""
+    import json
+
+    heads = []
+    for path in sorted((lake.manifests / JOB).glob("*.json")) if (lake.manifests / JOB).is_dir() else []:
+        document = json.loads(path.read_text(encoding="utf-8"))
+        head = document.get("outputs", {}).get("ledger_head")
+        if document.get("status") == "succeeded" and document.get("outputs", {}).get("appended") and head:
+            heads.append({**head, "manifest": path.name})
+    return sorted(heads, key=lambda h: h.get("events", 0))
+
+
+def _unsigned(keystore, anchors: list[dict], recorded: list[dict]) -> ChainBreak | None:
+    """The first anchor or manifest head whose signature is missing or wrong."""
+    from mydata.keys import head_signature_problem
+
+    for where, heads in (("anchor", anchors), ("head recorded in manifest", recorded)):
+        for number, head in enumerate(heads):
+            wrong = head_signature_problem(keystore, head)
+            if wrong is not None:
+                name = head.get("manifest", f"#{number}")
+                return ChainBreak(int(head.get("events") or 0), None,
+                                  f"the {where} {name} (after {head.get('events')} events) {wrong}: the recorded "
+                                  "heads were rewritten outside the pipeline")
+    return None
+
+
+def _consent_evidence(lake: Lake, anchors: list[dict], recorded: list[dict], ingested: bool) -> str | None:
+    """Why the lake should have a ledger: appends recorded, or consent ingested or delivered."""
+    if anchors or recorded:
+        last = max(anchors + recorded, key=lambda h: h.get("events", 0))
+        return f"{last.get('events')} events were appended (recorded heads)"
+    if not ingested:
+        return None
+    if storage.has_data(lake.bronze_table("consent_events")):
+        return "consent events were ingested into bronze"
+    delivered = sorted((lake.landing / "consent").glob("dt=*/_SUCCESS"))
+    if delivered:
+        return f"{len(delivered)} consent deliveries are in the landing zone"
+    return None
+
+
+def _unreadable_file(lake: Lake) -> ChainBreak | None:
+    """The first ledger file that does not read whole, checked before Spark (which would fail the
+    job and log it at length): a file edited in place fails its checksum or no longer parses."""
+    import pyarrow.parquet as pq
+
+    for path in sorted(ledger_path(lake).glob("dt=*/*.parquet")):
+        try:
+            cause = _checksum_problem(path)
+            pq.read_table(path)
+        except Exception as exc:  # pyarrow raises several kinds for a damaged file
+            cause = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        if cause:
+            return ChainBreak(0, None, f"ledger file {path.relative_to(lake.root)} cannot be read ({cause}): "
+                                       "it was altered outside the pipeline")
+    return None
+
+
+def _checksum_problem(path: Path) -> str | None:
+    """The Hadoop checksum file Spark wrote beside ``path`` (``.<name>.crc``: ``crc\\0``, the
+    bytes per checksum, then a big-endian CRC-32 per chunk) against the file's bytes."""
+    import struct
+    import zlib
+
+    crc = path.with_name(f".{path.name}.crc")
+    if not crc.is_file():
+        return None
+    sums, data = crc.read_bytes(), path.read_bytes()
+    if sums[:4] != b"crc\x00" or len(sums) < 8:
+        return "its checksum file is not one Spark wrote"
+    size = struct.unpack(">i", sums[4:8])[0]
+    expected = [struct.unpack(">I", sums[i:i + 4])[0] for i in range(8, len(sums) - 3, 4)]
+    actual = [zlib.crc32(data[i:i + size]) for i in range(0, len(data), size)]
+    return None if expected == actual else "it does not match its checksum"
+
+
 def _against_anchors(ledger: DataFrame, head: LedgerHead, anchors: list[dict]) -> ChainBreak | None:
     """A self-consistent chain that is not the one appended: a cut tail, or forged events."""
-    last = anchors[-1]
-    if head.events == last["events"] and head.hash == last["hash"]:
-        return None
     hashes = {int(r["seq"]): r["hash"] for r in ledger.where(
         F.col("seq").isin(*[a["events"] - 1 for a in anchors if a["events"]])).select("seq", "hash").collect()}
     within = [a for a in anchors if 0 < a["events"] <= head.events]
     agreeing = [a for a in within if hashes.get(a["events"] - 1) == a["hash"]]
+    last = max(anchors, key=lambda a: a["events"])
+    if head.events == last["events"] and head.hash == last["hash"] and len(agreeing) == len(within):
+        return None
     if head.events < last["events"] and len(agreeing) == len(within):
         return ChainBreak(head.events, None, f"the ledger ends after {head.events} events but "
                           f"{last['events']} were appended (events were deleted from the end)")
@@ -255,6 +342,60 @@ def _against_anchors(ledger: DataFrame, head: LedgerHead, anchors: list[dict]) -
     return ChainBreak(matched, row[0]["event_id"] if row else None,
                       f"the chain from here on is not the one appended (the recorded head after "
                       f"{last['events']} events differs): events were rewritten, inserted or added")
+
+
+# -- exporting the signed heads ---------------------------------------------------------------------
+
+ANCHOR_TABLE = "consent_anchors"
+
+
+def export_anchors(lake: Lake, to_file: Path | None = None, postgres_dsn: str | None = None) -> dict:
+    """Copy every signed head to write-once storage: appended to a JSON-lines file, or inserted
+    into a Postgres table (``consent_anchors``, one row per head; grant the writer INSERT only).
+    Heads exported before are kept as they are; one that differs from the lake's is reported."""
+    anchors = read_anchors(lake)
+    if to_file is None and postgres_dsn is None:
+        raise ValueError("export needs a target: a file (--to) or a Postgres DSN (--postgres or MYDATA_ANCHOR_DSN)")
+    exported = _export_file(Path(to_file), anchors) if to_file is not None else _export_postgres(postgres_dsn, anchors)
+    return {"heads": len(anchors), **exported}
+
+
+def _differing(kept: dict[int, dict], anchors: list[dict]) -> list[int]:
+    return [a["events"] for a in anchors if a["events"] in kept and
+            (kept[a["events"]]["hash"], kept[a["events"]]["signature"]) != (a["hash"], a["signature"])]
+
+
+def _export_file(path: Path, anchors: list[dict]) -> dict:
+    import json
+
+    kept = {}
+    if path.is_file():
+        kept = {h["events"]: h for h in map(json.loads, path.read_text(encoding="utf-8").splitlines()) if h}
+    new = [a for a in anchors if a["events"] not in kept]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as out:
+        for head in new:
+            out.write(json.dumps(head, sort_keys=True) + "\n")
+    return {"exported": len(new), "differing": _differing(kept, anchors), "target": str(path)}
+
+
+def _export_postgres(dsn: str, anchors: list[dict]) -> dict:
+    import psycopg2
+
+    with psycopg2.connect(dsn) as connection, connection.cursor() as cursor:
+        cursor.execute(f"CREATE TABLE IF NOT EXISTS {ANCHOR_TABLE} (events bigint PRIMARY KEY, hash text NOT NULL, "
+                       "dt date, run_id text, anchor_version int NOT NULL, signature text NOT NULL, "
+                       "exported_at timestamptz NOT NULL DEFAULT now())")
+        cursor.execute(f"SELECT events, hash, signature FROM {ANCHOR_TABLE}")
+        kept = {events: {"hash": hash_, "signature": signature} for events, hash_, signature in cursor.fetchall()}
+        new = [a for a in anchors if a["events"] not in kept]
+        for head in new:
+            cursor.execute(f"INSERT INTO {ANCHOR_TABLE} (events, hash, dt, run_id, anchor_version, signature) "
+                           "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (events) DO NOTHING",
+                           (head["events"], head["hash"], head["dt"], head["run_id"], head["anchor_version"],
+                            head["signature"]))
+    target = dsn.rsplit("@", 1)[-1]  # host and database, never a password
+    return {"exported": len(new), "differing": _differing(kept, anchors), "target": f"postgres {target} {ANCHOR_TABLE}"}
 
 
 # -- appending ------------------------------------------------------------------------------------
@@ -273,7 +414,10 @@ def delivery_in_chain_order(events: DataFrame, head: LedgerHead) -> tuple[DataFr
 
 def append(spark: SparkSession, lake: Lake, run_id: str) -> dict:
     """Append every bronze consent delivery not yet in the ledger, oldest first, each verified."""
-    verification = verify_ledger(spark, lake)
+    from mydata.keys import KeyStore, sign_head
+
+    keystore = KeyStore.open(Settings(data_root=lake.root))
+    verification = verify_ledger(spark, lake, keystore, ingested=False)
     if not verification.ok:
         raise ConsentChainBroken(f"the consent ledger does not verify at {verification.problem}; "
                                  "nothing appended until a reviewer acts")
@@ -302,11 +446,10 @@ def append(spark: SparkSession, lake: Lake, run_id: str) -> dict:
         storage.replace_partitions(ordered, ledger_path(lake), [dt], run_id)
         head = ledger_head(ordered)
         appended[dt.isoformat()] = count
-        anchors = read_anchors(lake)
-        anchors.append({**head.as_dict(), "dt": dt.isoformat(), "run_id": run_id})
-        write_json_atomic(anchors_path(lake), anchors)
+        signed = sign_head(keystore, {**head.as_dict(), "dt": dt.isoformat(), "run_id": run_id})
+        write_json_atomic(anchors_path(lake), [*read_anchors(lake), signed])
         spark.catalog.clearCache()
-    return {"appended": appended, "held": held, "head": head.as_dict(),
+    return {"appended": appended, "held": held, "head": signed if appended else verification.head.as_dict(),
             "verified_before": verification.events}
 
 
@@ -320,7 +463,7 @@ def run(settings: Settings, spark: SparkSession | None = None) -> dict:
     try:
         result = append(spark, lake, manifest.run_id)
     except ConsentChainBroken as broken:
-        manifest.notes.append(str(broken))
+        manifest.error = str(broken)
         manifest.finish(lake, "failed")
         raise
     manifest.inputs = {"bronze": "consent_events", "verified_events": result["verified_before"]}

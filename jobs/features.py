@@ -21,7 +21,7 @@ from jobs.fuse import silver_table
 from mydata import html
 from mydata.config import ConfigError, Settings
 from mydata.lake import Lake
-from mydata.manifest import RunManifest
+from mydata.manifest import RunManifest, missing_input
 
 JOB = "features"
 CANDIDATES = "features"  # silver table of release candidates
@@ -65,6 +65,10 @@ def aggregate(feature: Feature, as_of: date) -> SparkColumn:
         column = F.max_by(value, F.when(condition & value.isNotNull(), F.struct(F.col(_TIME), value)))
     else:
         raise ValueError(f"feature {feature.name}: aggregation {agg!r} needs no table pass")
+    if feature.fill is not None:
+        # no record in the window is the fill (nothing spent: 0); records whose value the holder does
+        # not measure (an optional column left empty) stay null: missing, not zero
+        column = F.when(F.count(F.when(condition, 1)) == 0, F.lit(feature.fill)).otherwise(column)
     return column.alias(feature.name)
 
 
@@ -78,6 +82,19 @@ def source_features(frame: DataFrame, source: Source, features: list[Feature], a
     return rows.groupBy("pseudonym").agg(*[aggregate(f, as_of) for f in features])
 
 
+def _seen(source: str) -> str:
+    """The column that marks a subject with rows in ``source``: a subject without any gets the fill."""
+    return f"_in_{source}"
+
+
+def _filled(feature: Feature) -> SparkColumn:
+    if feature.fill is None:
+        return F.col(feature.name)
+    if feature.source == "subjects":
+        return F.coalesce(F.col(feature.name), F.lit(feature.fill))
+    return F.when(F.col(_seen(feature.source)).isNull(), F.lit(feature.fill)).otherwise(F.col(feature.name))
+
+
 def build_features(tables: dict[str, DataFrame], as_of: date) -> DataFrame:
     """One row per subject of ``tables["subjects"]`` with every declared feature, in declaration order."""
     subject_features = [f for f in FEATURES if f.source == "subjects"]
@@ -87,12 +104,12 @@ def build_features(tables: dict[str, DataFrame], as_of: date) -> DataFrame:
         if name == "subjects" or not mine:
             continue
         if name in tables:
-            result = result.join(source_features(tables[name], source, mine, as_of), "pseudonym", "left")
+            found = source_features(tables[name], source, mine, as_of).withColumn(_seen(name), F.lit(True))
+            result = result.join(found, "pseudonym", "left")
         else:  # a table with no rows at all: its features are what "no records" means
-            result = result.select("*", *[F.lit(None).cast(f.dtype).alias(f.name) for f in mine])
-    result = result.select("pseudonym", *[
-        (F.coalesce(F.col(f.name), F.lit(f.fill)) if f.fill is not None else F.col(f.name)).alias(f.name)
-        for f in FEATURES if f.source != "derived"])
+            result = result.select("*", *[F.lit(None).cast(f.dtype).alias(f.name) for f in mine],
+                                   F.lit(None).cast("boolean").alias(_seen(name)))
+    result = result.select("pseudonym", *[_filled(f).alias(f.name) for f in FEATURES if f.source != "derived"])
     for feature in (f for f in FEATURES if f.source == "derived"):
         result = result.withColumn(feature.name, _sql(feature.expr, as_of))
     return result.select("pseudonym", *[F.col(f.name).cast(f.dtype).alias(f.name) for f in FEATURES])
@@ -105,8 +122,8 @@ def read_silver(spark: SparkSession, lake: Lake, purpose: str, as_of: date) -> d
         if folder.is_dir() and any(folder.glob("*.parquet")):
             tables[name] = spark.read.parquet(str(folder))
     if "subjects" not in tables:
-        raise FileNotFoundError(f"no fused subjects for {purpose} as of {as_of}: run fuse first "
-                                f"(looked in {silver_table(lake, 'subjects', purpose)})")
+        raise FileNotFoundError(missing_input(lake, "fused subjects", "fuse", f"mydata fuse --as-of {as_of}",
+                                              purpose=purpose, as_of=as_of.isoformat()))
     return tables
 
 

@@ -201,6 +201,9 @@ def run(settings: Settings, spark: SparkSession | None = None) -> dict:
         counts[row["outcome"]] = counts.get(row["outcome"], 0) + int(row["count"])
         if row["outcome"] == "source_missing":
             missing[row["missing"]] = int(row["count"])
+    if not counts.get("fused"):
+        linked.unpersist()
+        _fused_nobody(lake, manifest, counts, missing)
     fused = with_pseudonym(linked.where(F.col("outcome") == "fused").select(*IDENTITY, "consent_until"),
                            keystore.purpose_secret(purpose, purpose_version)).cache()
     keyed = fused.select(*IDENTITY, "pseudonym")
@@ -229,6 +232,24 @@ def run(settings: Settings, spark: SparkSession | None = None) -> dict:
     path = manifest.finish(lake, "succeeded")
     return {"manifest": str(path), "report": str(report), "snapshot": manifest.inputs["consent_snapshot"]["id"],
             "linkage": manifest.outputs["linkage"], "subjects_fused": counts.get("fused", 0)}
+
+
+class FusedNobody(RuntimeError):
+    """Fusion found no subject to fuse: nothing is published, and the linkage says why."""
+
+
+def _fused_nobody(lake: Lake, manifest: RunManifest, counts: dict[str, int], missing: dict[str, int]) -> None:
+    """Fail the run, loudly and with the breakdown: an empty silver would only fail later stages."""
+    seen = sum(counts.values())
+    breakdown = ", ".join(f"{o.replace('_', ' ')} {counts.get(o, 0):,}" for o in OUTCOMES if o != "fused")
+    lacking = "; ".join(f"missing {m}: {n:,}" for m, n in sorted(missing.items()))
+    manifest.outputs = {"linkage": {o: counts.get(o, 0) for o in OUTCOMES}, "source_missing": missing,
+                        "subjects_fused": 0}
+    manifest.error = (f"fused no subject of the {seen:,} seen ({breakdown}{'; ' + lacking if lacking else ''}); "
+                      "silver was left as it was")
+    path = manifest.finish(lake, "failed")
+    raise FusedNobody(f"fuse {manifest.parameters['purpose']} as of {manifest.parameters['as_of']} {manifest.error}; "
+                      f"see {path}")
 
 
 def _rows(spark: SparkSession, lake: Lake, table: str, purpose: str, as_of: date) -> int:

@@ -27,7 +27,7 @@ from jobs.fuse import silver_table
 from mydata import html
 from mydata.config import ConfigError, Settings
 from mydata.lake import Lake
-from mydata.manifest import RunManifest
+from mydata.manifest import RunManifest, missing_input
 
 JOB = "privacy"
 PUBLISHED = "features"  # gold table
@@ -188,7 +188,8 @@ def run(settings: Settings, spark: SparkSession | None = None) -> dict:
     spark = spark or spark_session(settings, "privacy")
     folder = silver_table(lake, features_job.CANDIDATES, purpose) / f"as_of={as_of.isoformat()}"
     if not folder.is_dir():
-        raise FileNotFoundError(f"no feature candidate for {purpose} as of {as_of}: run features first")
+        raise FileNotFoundError(missing_input(lake, "feature candidate", "features", f"mydata features --as-of {as_of}",
+                                              purpose=purpose, as_of=as_of.isoformat()))
     candidates = spark.read.parquet(str(folder)).cache()
     manifest = RunManifest.start(JOB, purpose=purpose, as_of=as_of.isoformat(), k=k,
                                  max_suppression=settings.max_suppression)

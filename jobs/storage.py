@@ -1,17 +1,22 @@
 """Atomic, idempotent partition replacement for plain Parquet tables (no Delta/Iceberg here).
 
-A run writes its partitions aside (``<table>/_staging/<run_id>/dt=...``), then swaps each one in
-with two renames: the old partition to ``_trash/<run_id>/``, the new one into place. Readers
+A run writes its partitions aside (``<table>/_staging/<run_id>/dt=...``, ``stage``), then swaps
+each one in (``publish``) with two renames: the old partition to ``_trash/<run_id>/``, the new one into place. Readers
 never see a half-written partition: a run killed while writing leaves only staging behind, and
 a run killed between the two renames is rolled back by ``recover`` (the next writer calls it),
-which puts the old partition back. Rerunning a date replaces its partition, never appends.
+which puts the old partition back. A run that writes many tables (ingest) stages them all, then
+publishes them together behind a journal: a run killed while staging leaves every table as it
+was, and one killed while swapping is finished by ``roll_forward`` before the next run starts.
+Rerunning a date replaces its partition, never appends.
 Spark ignores the ``_staging`` and ``_trash`` folders when it reads the table.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import uuid
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -49,10 +54,20 @@ def recover(table: Path, run_id: str | None = None) -> list[str]:
     return done
 
 
-def replace_partitions(frame: DataFrame, table: Path, dts: list[date], run_id: str,
-                       tables: list[str] | None = None, key: str = "dt") -> None:
-    """Make ``frame`` (with a ``key`` column, ``dt`` by default) the whole content of partitions
-    ``dts`` of ``table``.
+@dataclass(frozen=True)
+class Staged:
+    """A run's partitions written aside, not yet visible: ``publish`` swaps them in."""
+
+    staging: Path
+    #: (staged partition folder, final partition folder) for every partition the write replaces
+    moves: tuple[tuple[Path, Path], ...]
+    run_id: str
+
+
+def stage(frame: DataFrame, table: Path, dts: list[date], run_id: str,
+          tables: list[str] | None = None, key: str = "dt") -> Staged:
+    """Write ``frame`` (with a ``key`` column, ``dt`` by default) aside as the whole content of
+    partitions ``dts`` of ``table``; nothing a reader sees changes until ``publish``.
 
     With ``tables``, ``frame`` has a ``table`` column and ``table`` is the folder holding one
     table per value (quarantine/<table>/dt=...): one write job serves them all. Writes of one run
@@ -65,25 +80,87 @@ def replace_partitions(frame: DataFrame, table: Path, dts: list[date], run_id: s
     staging = table / STAGING / f"{run_id}.{uuid.uuid4().hex[:8]}"
     keys = ["table", key] if tables is not None else [key]
     frame.write.mode("overwrite").partitionBy(*keys).parquet(str(staging))
+    moves = []
     for target in targets:
         source = staging / f"table={target.name}" if tables is not None else staging
-        trash = target / TRASH / run_id
+        moves += [(source / f"{key}={dt.isoformat()}", target / f"{key}={dt.isoformat()}") for dt in dts]
+    return Staged(staging, tuple(moves), run_id)
+
+
+def publish(writes: list[Staged], journal: Path | None = None) -> None:
+    """Swap every staged partition of ``writes`` in, one rename each (a partition with no staged
+    rows is removed). With ``journal`` (a folder), the moves are recorded there first: a run killed
+    while swapping is then rolled forward by ``roll_forward``, so the run lands whole."""
+    moves = [(new, final, new.exists()) for write in writes for new, final in write.moves]
+    record = None
+    if journal is not None and writes:
+        journal.mkdir(parents=True, exist_ok=True)
+        record = journal / f"{writes[0].run_id}.json"
+        tmp = record.with_suffix(".tmp")
+        tmp.write_text(json.dumps([[str(new), str(final), has_new] for new, final, has_new in moves]),
+                       encoding="utf-8")
+        os.replace(tmp, record)
+    _swap(moves, writes[0].run_id if writes else "")
+    discard(writes)
+    if record is not None:
+        record.unlink()
+
+
+def _swap(moves: list[tuple[Path, Path, bool]], run_id: str) -> None:
+    """Old partition to the table's ``_trash/<run_id>``, the staged one (if the run has rows for
+    it) into place; then the trash goes. Safe to repeat after a kill: a staged partition that is
+    gone was moved already, and a final one without a staged twin can only be the old one."""
+    trashes = set()
+    for new, final, has_new in moves:
+        if has_new and not new.exists():
+            continue  # moved in before the kill
+        trash = final.parent / TRASH / run_id
         trash.mkdir(parents=True, exist_ok=True)
-        for dt in dts:
-            name = f"{key}={dt.isoformat()}"
-            final, new = target / name, source / name
-            if final.exists():
-                os.rename(final, trash / name)
-            if new.exists():
-                os.rename(new, final)
+        trashes.add(trash)
+        if final.exists():
+            os.rename(final, trash / final.name)
+        if has_new:
+            os.rename(new, final)
+    for trash in trashes:
         shutil.rmtree(trash)
-    shutil.rmtree(staging)
-    for target in {table, *targets}:
-        for empty in (target / STAGING, target / TRASH):
-            try:
-                empty.rmdir()
-            except OSError:  # not there, or still in use by a concurrent write of the run
-                pass
+        _remove_if_empty(trash.parent)
+
+
+def _remove_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()
+    except OSError:  # not there, or still in use by a concurrent write of the run
+        pass
+
+
+def roll_forward(journal: Path) -> list[str]:
+    """Finish the publish of every run whose journal is still there (it was killed while swapping)."""
+    done = []
+    for record in sorted(journal.glob("*.json")) if journal.is_dir() else []:
+        moves = [(Path(new), Path(final), bool(has_new))
+                 for new, final, has_new in json.loads(record.read_text(encoding="utf-8"))]
+        _swap(moves, record.stem)
+        for new, _, _ in moves:  # <table>/_staging/<run>.<id>/[table=X/]dt=...: the run's staging
+            staging = next((p for p in new.parents if p.parent.name == STAGING), None)
+            if staging is not None:
+                shutil.rmtree(staging, ignore_errors=True)
+                _remove_if_empty(staging.parent)
+        record.unlink()
+        done.append(f"finished publishing interrupted run {record.stem} ({len(moves)} partitions)")
+    return done
+
+
+def discard(writes: list[Staged]) -> None:
+    """Drop staged writes that will not be published (the run failed before its publish)."""
+    for write in writes:
+        shutil.rmtree(write.staging, ignore_errors=True)
+        _remove_if_empty(write.staging.parent)
+
+
+def replace_partitions(frame: DataFrame, table: Path, dts: list[date], run_id: str,
+                       tables: list[str] | None = None, key: str = "dt") -> None:
+    """``stage`` then ``publish`` one write: partitions ``dts`` of ``table`` become ``frame``'s."""
+    publish([stage(frame, table, dts, run_id, tables, key)])
 
 
 def has_data(table: Path) -> bool:

@@ -151,11 +151,32 @@ def _empty_schema(table: str) -> str:
 
 # -- the report ------------------------------------------------------------------------------------
 
+def write_report(lake: Lake, ingest: dict, validations: list[TableValidation]) -> Path:
+    """The ingest run's page, ``reports/ingest/<run id>.html`` (also for a run its gate stopped)."""
+    return html.write_page(lake.report(REPORT_FOLDER) / f"{ingest['run_id']}.html",
+                           render_report(ingest, validations))
+
+
+def _gate_section(ingest: dict) -> str:
+    gate = ingest["outputs"].get("quarantine_gate")
+    if not gate:
+        return ""
+    rows = [[c["table"], c["dt"], c["rows"], c["quarantined"], f"{c['share']:.2%}",
+             ", ".join(f"{rule} {n:,}" for rule, n in c["top_rules"].items()),
+             html.status(c["passed"], "within", "ABOVE")]
+            for c in sorted(gate["checks"], key=lambda c: (c["passed"], -c["share"]))]
+    return html.section(f"Quarantine gate (at most {gate['threshold']:.1%} of a table's rows per delivery)",
+                        html.table(["table", "delivery", "rows", "quarantined", "share", "top rules", ""], rows),
+                        note="A table whose share of quarantined rows in a delivery is above the threshold "
+                             "(MYDATA_MAX_QUARANTINE_RATE) fails the run, and nothing of it is published: a "
+                             "source that goes bad as a whole is a problem to raise, not rows to drop.")
+
+
 def render_report(ingest: dict, validations: list[TableValidation]) -> str:
     recon = ingest["outputs"]["reconciliation"]
     tables = ingest["outputs"]["tables"]
     examples = ingest["outputs"].get("rule_examples", {})
-    passed = all(v.success for v in validations)
+    passed = bool(validations) and all(v.success for v in validations)
     total = {key: sum(e.get(key, 0) for by_dt in recon.values() for e in by_dt.values())
              for key in ("records_read", "rows_accepted", "rows_quarantined", "lines_quarantined",
                          "failed_collections", "duplicates")}
@@ -167,7 +188,8 @@ def render_report(ingest: dict, validations: list[TableValidation]) -> str:
          "failed collections", "duplicate deliveries", "expectations"],
         [[total["records_read"], total["rows_accepted"], total["rows_quarantined"],
           total["lines_quarantined"], total["failed_collections"], total["duplicates"],
-          html.status(passed, f"all {sum(len(v.outcomes) for v in validations)} met", "FAILED")]])
+          html.status(passed, f"all {sum(len(v.outcomes) for v in validations)} met",
+                      "FAILED" if validations else "not checked: the run failed")]])
     recon_rows = []
     for source, by_dt in sorted(recon.items()):
         for dt, e in sorted(by_dt.items()):
@@ -197,8 +219,11 @@ def render_report(ingest: dict, validations: list[TableValidation]) -> str:
                for v in validations for o in v.outcomes if not o.success]
     detail = [[v.table, html.code(o.rule), o.expectation, o.column, o.checked, o.unexpected,
                html.status(o.success)] for v in validations for o in v.outcomes]
+    if ingest.get("error"):
+        facts["error"] = ingest["error"]
     sections = [
         html.section("Summary", summary),
+        _gate_section(ingest),
         html.section("Reconciliation", html.table(
             ["source", "delivery", "records read", "lines parsed", "lines quarantined",
              "failed collections", "duplicates", "rows accepted", "rows quarantined", ""],
@@ -243,11 +268,13 @@ def run(settings: Settings, spark: SparkSession | None = None, ingest_run: str |
               if ingest_run else latest_manifest(lake, "ingest"))
     if ingest is None:
         raise FileNotFoundError(f"no ingest run to validate under {lake.manifests / 'ingest'}")
+    if ingest["status"] != "succeeded":  # it published nothing: there is no bronze of it to check
+        raise ValidationFailed(f"ingest run {ingest['run_id']} {ingest['status']} and published nothing "
+                               f"({ingest.get('error') or 'no error recorded'}); fix it and ingest again")
     spark = spark or spark_session(settings, "validate")
     manifest = RunManifest.start("validate", ingest_run=ingest["run_id"])
     validations = validate_run(spark, lake, ingest)
-    report = html.write_page(lake.report(REPORT_FOLDER) / f"{ingest['run_id']}.html",
-                             render_report(ingest, validations))
+    report = write_report(lake, ingest, validations)
     passed = all(v.success for v in validations)
     failed = [f"{v.table}: {o.rule} ({o.unexpected} of {o.checked} rows)"
               for v in validations for o in v.outcomes if not o.success]

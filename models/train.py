@@ -170,7 +170,9 @@ def run(settings, algorithm: str = "kmeans", ks=DEFAULT_KS, seed: int = 0, pca_c
     from mydata.synth import latent_types
 
     lake, purpose = settings.lake, settings.purpose
-    types = latent_types(lake.truth, KeyStore.open(settings).purpose_secret(purpose)) if truth else None
+    # generated data only: a user's own landing has no latent types to compare with
+    has_truth = truth and (lake.truth / "subjects.csv").is_file()
+    types = latent_types(lake.truth, KeyStore.open(settings).purpose_secret(purpose)) if has_truth else None
     manifest = RunManifest.start("train", purpose=purpose, as_of=settings.as_of and settings.as_of.isoformat(),
                                  algorithm=algorithm, seed=seed, k=k, ks=list(ks) if k is None else [k])
     version, _ = train_and_register(lake, purpose, settings.as_of, algorithm, ks if k is None else [k], seed,

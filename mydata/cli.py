@@ -1,12 +1,15 @@
 """`mydata`: the command line for data engineers, data scientists and compliance reviewers.
 
 Global flags override MYDATA_* environment variables, which override the embedded defaults.
-Errors print one readable line and exit 2; they never print a secret or an identifier.
+Setup errors (settings, the data root, the command line) print one readable line and exit 2, before
+any Spark work; a stage that fails on its data prints one line and exits 1. Neither ever prints a
+secret or an identifier.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from datetime import date
@@ -15,6 +18,7 @@ from typing import Callable, Sequence
 
 from mydata.config import PURPOSES, ConfigError, Settings
 from mydata.keys import KeyStore, KeyStoreError
+from schemas.landing import LINK_KEY_PATTERN, MYDATA_SOURCES
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -93,6 +97,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     except ingest.NoDeliveryError as exc:
         print(f"mydata ingest: {exc}", file=sys.stderr)
         return 2
+    except ingest.IngestFailed as exc:
+        print(f"mydata ingest FAILED: {exc}", file=sys.stderr)
+        return 1
     print(f"ingested: {result['rows_accepted']:,} rows accepted, {result['rows_quarantined']:,} "
           f"quarantined, {result['failed_collections']:,} failed collections, "
           f"{result['duplicates']:,} duplicate deliveries")
@@ -131,13 +138,27 @@ def cmd_consent(args: argparse.Namespace) -> int:
         appended = ", ".join(f"dt={dt}: {n:,}" for dt, n in result["appended"].items()) or "nothing new"
         print(f"appended {appended}; ledger head after {result['head']['events']:,} events: {result['head']['hash']}")
         return 0
+    if args.action == "export":
+        dsn = args.postgres or (os.environ.get("MYDATA_ANCHOR_DSN") if not args.to else None)
+        result = consent.export_anchors(settings.lake, Path(args.to) if args.to else None, dsn)
+        print(f"exported {result['exported']:,} new signed head(s) of {result['heads']:,} to {result['target']}")
+        if result["differing"]:
+            print(f"mydata consent export: the heads after {result['differing']} events differ from what was "
+                  "exported before: the lake's anchors were rewritten", file=sys.stderr)
+            return 1
+        return 0
     spark = spark_session(settings, f"consent-{args.action}")
     if args.action == "verify":
         check = consent.verify_ledger(spark, settings.lake)
         if not check.ok:
             print(f"consent ledger BROKEN at {check.problem}", file=sys.stderr)
             return 1
-        print(f"consent ledger verifies: {check.events:,} events, head {check.head.hash}")
+        if check.events == 0:
+            print(f"mydata consent verify: no consent ledger under {settings.lake.root}: nothing was appended "
+                  "here (is --data-root right?); nothing to verify", file=sys.stderr)
+            return 1
+        print(f"consent ledger verifies: {check.events:,} events, head {check.head.hash}, "
+              f"{len(consent.read_anchors(settings.lake))} signed heads")
         return 0
     as_of = settings.as_of or date.today()
     if args.action == "status":
@@ -167,7 +188,7 @@ def cmd_fuse(args: argparse.Namespace) -> int:
 
     try:
         result = fuse.run(_settings(args))
-    except consent.ConsentChainBroken as exc:
+    except (consent.ConsentChainBroken, fuse.FusedNobody) as exc:
         print(f"mydata fuse: {exc}", file=sys.stderr)
         return 1
     counts = ", ".join(f"{k} {v:,}" for k, v in result["linkage"].items())
@@ -301,6 +322,27 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_holders(args: argparse.Namespace) -> int:
+    from mydata.holders import Holder, HolderRegistry
+
+    registry = HolderRegistry.open(_settings(args))
+    if args.action == "add":
+        if not (args.source and args.org_code and args.name):
+            raise ConfigError("holders add needs --source, --org-code and --name")
+        holder = registry.add(Holder(args.source, args.org_code, args.name, args.since or date.today()))
+        print(f"registered {holder.source} holder {holder.org_code} ({holder.name}) since {holder.since}")
+    elif args.action == "remove":
+        if not (args.source and args.org_code):
+            raise ConfigError("holders remove needs --source and --org-code")
+        holder = registry.remove(args.source, args.org_code)
+        print(f"removed {holder.source} holder {holder.org_code} ({holder.name})")
+    holders = registry.holders()
+    print(f"{len(holders)} registered holder(s) ({registry.source}):")
+    for h in holders:
+        print(f"  {h.source:<8} {h.org_code:<11} since {h.since}  {h.name}")
+    return 0
+
+
 def cmd_airflow(args: argparse.Namespace) -> int:
     from mydata.airflow_runner import run_airflow
 
@@ -310,8 +352,22 @@ def cmd_airflow(args: argparse.Namespace) -> int:
     return result.returncode
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage mistakes in one line, like every other setup error."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
+#: commands that work on an existing lake, and their actions that only read it
+LAKE_COMMANDS = ("landing", "ingest", "validate", "consent", "fuse", "features", "release", "purge", "model",
+                 "score", "holders")
+READ_ONLY_ACTIONS = {("consent", "verify"), ("consent", "status"), ("consent", "export"), ("holders", "list"),
+                     ("model", "list")}
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mydata", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="mydata", description=__doc__.splitlines()[0])
     parser.add_argument("--data-root", help="lake root (env MYDATA_DATA_ROOT; default ./var)")
     parser.add_argument("--spark-master", help="Spark master URL (env MYDATA_SPARK_MASTER; default local[*])")
     parser.add_argument("--purpose", choices=PURPOSES, help="processing purpose (env MYDATA_PURPOSE)")
@@ -360,8 +416,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("consent", cmd_consent, "consent ledger: append bronze events, verify the chain, one subject's "
                                     "status, the review report (--as-of; default today)")
-    p.add_argument("action", choices=("append", "verify", "status", "report"))
-    p.add_argument("link_key", nargs="?", help="for status: the subject's link key")
+    p.add_argument("action", choices=("append", "verify", "status", "report", "export"))
+    p.add_argument("link_key", nargs="?", help="for status: the subject's link key (one starting with '-' "
+                                               "is taken as it is, or give --link-key=KEY)")
+    p.add_argument("--link-key", dest="link_key_option", help=argparse.SUPPRESS)
+    p.add_argument("--to", help="for export: append the signed heads to this JSON-lines file")
+    p.add_argument("--postgres", help="for export: insert them into table consent_anchors of this Postgres DSN "
+                                      "(default MYDATA_ANCHOR_DSN)")
     add("fuse", cmd_fuse, "bronze -> silver for --purpose as of --as-of, only subjects with valid consent "
                           "for every source; writes the linkage report")
     add("features", cmd_features, "silver -> feature release candidate for --purpose as of --as-of")
@@ -388,18 +449,43 @@ def build_parser() -> argparse.ArgumentParser:
                                 "gold/segments")
     p.add_argument("--model", help="model version (default: current)")
 
+    p = add("holders", cmd_holders, "the data holders collected from: list, add or remove one "
+                                    "(a delivery from an unregistered holder is refused)")
+    p.add_argument("action", nargs="?", default="list", choices=("list", "add", "remove"))
+    p.add_argument("--source", choices=MYDATA_SOURCES)
+    p.add_argument("--org-code", help="the holder's org_code, 10 letters or digits")
+    p.add_argument("--name", help="the holder's name")
+    p.add_argument("--since", help="first delivery date accepted from it, YYYY-MM-DD (default today)")
+
     p = add("airflow", cmd_airflow, "run the airflow CLI against the project's Airflow home")
     p.add_argument("airflow_args", nargs=argparse.REMAINDER)
     return parser
 
 
+def _link_keys_as_options(argv: list[str]) -> list[str]:
+    """A link key may start with '-' (1 in 64 do); argparse would take it for an option."""
+    return [f"--link-key={arg}" if arg.startswith("-") and LINK_KEY_PATTERN.match(arg) else arg for arg in argv]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_link_keys_as_options(list(sys.argv[1:] if argv is None else argv)))
+    if getattr(args, "link_key_option", None):
+        args.link_key = args.link_key_option
     try:
+        if args.command in LAKE_COMMANDS:  # before any Spark work: a wrong data root is a setup error
+            read_only = (args.command, getattr(args, "action", None)) in READ_ONLY_ACTIONS
+            _settings(args).check_data_root(write=not read_only)
         return args.func(args)
     except (ConfigError, KeyStoreError, FileExistsError, FileNotFoundError, ValueError, LookupError) as exc:
         print(f"mydata {args.command}: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:
+        if not type(exc).__module__.startswith(("pyspark", "py4j")):
+            raise
+        first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+        print(f"mydata {args.command}: Spark failed: {first[:300]} (check MYDATA_SPARK_MASTER, Java 17 and the "
+              "Spark logs)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

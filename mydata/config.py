@@ -6,7 +6,9 @@ Precedence, lowest first: built-in defaults (the embedded run), environment vari
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
+import re
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -30,6 +32,7 @@ ENV_VARS: dict[str, str] = {
     "MYDATA_K_ANONYMITY": "k_anonymity",
     "MYDATA_MAX_SUPPRESSION": "max_suppression",
     "MYDATA_DRIFT_THRESHOLD": "drift_threshold",
+    "MYDATA_MAX_QUARANTINE_RATE": "max_quarantine_rate",
 }
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -37,6 +40,22 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 class ConfigError(ValueError):
     """A setting has a value the pipeline cannot use."""
+
+
+#: the masters Spark accepts that this project runs on: local mode, a standalone cluster, Spark Connect
+MASTER_PATTERN = re.compile(r"^(local(\[(\*|[1-9][0-9]*)(,[0-9]+)?\])?|spark://[^\s/:]+(:[0-9]+)?(,[^\s/:]+(:[0-9]+)?)*"
+                            r"|sc://[^\s/:]+(:[0-9]+)?(/.*)?|yarn|k8s://\S+)$")
+
+
+def _number(name: str, value: Any, kind: type = float) -> Any:
+    """A finite number: NaN and infinity compare false with every bound, so they would pass any check."""
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a {'whole number' if kind is int else 'number'}, got {value!r}") from None
+    if not math.isfinite(number):
+        raise ConfigError(f"{name} must be a finite number, got {value!r}")
+    return number
 
 
 def _parse_date(name: str, value: str | date | None) -> date | None:
@@ -83,6 +102,8 @@ class Settings:
     max_suppression: float = 0.05
     #: retraining is due when a feature's or the segment shares' population stability index passes this
     drift_threshold: float = 0.25
+    #: ingest fails when a table quarantines more than this share of a delivery's rows
+    max_quarantine_rate: float = 0.02
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_root", Path(self.data_root).expanduser().resolve())
@@ -90,32 +111,24 @@ class Settings:
         object.__setattr__(self, "as_of", _parse_date("as_of", self.as_of))
         object.__setattr__(self, "delivery_date", _parse_date("delivery_date", self.delivery_date))
         object.__setattr__(self, "spark_ui", _parse_bool("spark_ui", self.spark_ui))
-        try:
-            object.__setattr__(self, "shuffle_partitions", int(self.shuffle_partitions))
-        except (TypeError, ValueError):
-            raise ConfigError(
-                f"shuffle_partitions must be a whole number, got {self.shuffle_partitions!r}"
-            ) from None
-        try:
-            object.__setattr__(self, "k_anonymity", int(self.k_anonymity))
-            object.__setattr__(self, "max_suppression", float(self.max_suppression))
-        except (TypeError, ValueError):
-            raise ConfigError(f"k_anonymity must be a whole number and max_suppression a share, got "
-                              f"{self.k_anonymity!r} and {self.max_suppression!r}") from None
+        object.__setattr__(self, "shuffle_partitions", _number("shuffle_partitions", self.shuffle_partitions, int))
+        object.__setattr__(self, "k_anonymity", _number("k_anonymity", self.k_anonymity, int))
+        for name in ("max_suppression", "drift_threshold", "max_quarantine_rate"):
+            object.__setattr__(self, name, _number(name, getattr(self, name)))
         if self.k_anonymity < 2 or not 0 <= self.max_suppression < 1:
             raise ConfigError(f"k_anonymity must be at least 2 and max_suppression in [0, 1), got "
                               f"{self.k_anonymity} and {self.max_suppression}")
-        try:
-            object.__setattr__(self, "drift_threshold", float(self.drift_threshold))
-        except (TypeError, ValueError):
-            raise ConfigError(f"drift_threshold must be a number, got {self.drift_threshold!r}") from None
         if self.drift_threshold <= 0:
             raise ConfigError(f"drift_threshold must be above 0, got {self.drift_threshold}")
+        if not 0 <= self.max_quarantine_rate <= 1:
+            raise ConfigError(f"max_quarantine_rate must be a share in [0, 1], got {self.max_quarantine_rate}")
+        if self.shuffle_partitions < 1:
+            raise ConfigError(f"shuffle_partitions must be at least 1, got {self.shuffle_partitions}")
         if self.purpose not in PURPOSES:
             raise ConfigError(f"purpose must be one of {', '.join(PURPOSES)}, got {self.purpose!r}")
-        if not self.spark_master:
-            raise ConfigError("spark_master must name a master URL such as local[*], spark://host:7077 or "
-                              "sc://host:15002 (a Spark Connect server)")
+        if not MASTER_PATTERN.match(self.spark_master or ""):
+            raise ConfigError(f"spark_master must be a master URL such as local[*], spark://host:7077 or "
+                              f"sc://host:15002 (a Spark Connect server), got {self.spark_master!r}")
 
     @classmethod
     def load(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
@@ -141,6 +154,27 @@ class Settings:
     @property
     def lake(self) -> Lake:
         return Lake(self.data_root)
+
+    def check_data_root(self, write: bool = True) -> None:
+        """Fail in one line, before any Spark work, when the data root cannot serve as the lake."""
+        root = self.data_root
+        if root.exists() and not root.is_dir():
+            raise ConfigError(f"the data root {root} is a file, not a folder; point --data-root "
+                              "(MYDATA_DATA_ROOT) at the lake's folder")
+        if not root.exists():
+            if write:
+                raise ConfigError(f"the data root {root} does not exist; create it, point --data-root "
+                                  "(MYDATA_DATA_ROOT) at your lake, or run `mydata generate`")
+            raise ConfigError(f"the data root {root} does not exist: there is no lake there; check --data-root "
+                              "(MYDATA_DATA_ROOT)")
+        if write:
+            probe = root / f".mydata-write-check-{os.getpid()}"
+            try:
+                probe.write_bytes(b"")
+                probe.unlink()
+            except OSError as exc:
+                raise ConfigError(f"the data root {root} is not writable ({exc.strerror}); make it writable "
+                                  "for this user or point --data-root (MYDATA_DATA_ROOT) elsewhere") from None
 
     def replace(self, **changes: Any) -> "Settings":
         return dataclasses.replace(self, **changes)

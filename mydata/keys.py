@@ -1,9 +1,12 @@
 """The one key store, and the keyed hashes built on it.
 
-Two kinds of secret, each with integer versions (rotation adds a version; old ones stay readable):
+Three kinds of secret, each with integer versions (rotation adds a version; old ones stay readable):
 
 - link secrets: the holders' HMAC key for link keys, ``link_key = b64url(HMAC-SHA256(link, CI))``;
-- purpose secrets: one per purpose, ``pseudonym = b64url(HMAC-SHA256(purpose, link_key))``.
+- purpose secrets: one per purpose, ``pseudonym = b64url(HMAC-SHA256(purpose, link_key))``;
+- anchor secrets: sign the consent ledger's recorded heads (``sign_head``), so whoever can write
+  the lake cannot rewrite them; in production the store comes from a secret manager the lake's
+  writers never see.
 
 Where secrets come from:
 
@@ -113,6 +116,8 @@ class KeyStore:
                 str(p): {int(v): _decode(f"{p} secret v{v}", s) for v, s in versions.items()}
                 for p, versions in document["purpose"].items()
             }
+            self._anchor = {int(v): _decode(f"anchor secret v{v}", s)
+                            for v, s in document.get("anchor", {}).items()}
         except (KeyError, AttributeError, TypeError, ValueError):
             raise KeyStoreError(
                 f"key store from {source} is not in the expected form "
@@ -148,7 +153,10 @@ class KeyStore:
             document = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError:
             raise KeyStoreError(f"key store {path} is not JSON") from None
-        return cls(document, source=str(path), path=path)
+        store = cls(document, source=str(path), path=path)
+        if not store._anchor:  # a store made before heads were signed gets its first anchor secret
+            store.rotate_anchor()
+        return store
 
     @staticmethod
     def _create_file(path: Path) -> None:
@@ -158,6 +166,7 @@ class KeyStore:
             "format": KEYSTORE_FORMAT,
             "link": {"1": _encode(Secret(_random.token_bytes(SECRET_BYTES)))},
             "purpose": {p: {"1": _encode(Secret(_random.token_bytes(SECRET_BYTES)))} for p in PURPOSES},
+            "anchor": {"1": _encode(Secret(_random.token_bytes(SECRET_BYTES)))},
         }
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -206,12 +215,27 @@ class KeyStore:
                 f"(versions held: {self.purpose_versions(purpose)})"
             ) from None
 
+    @property
+    def anchor_versions(self) -> list[int]:
+        return sorted(self._anchor)
+
+    def anchor_secret(self, version: int | None = None) -> tuple[int, Secret]:
+        """(version, secret) of the anchor secret, the newest by default."""
+        if not self._anchor:
+            raise KeyStoreError(f"the key store from {self._source} has no anchor secret to sign the consent "
+                                'ledger\'s heads with; add {"anchor": {"1": "<base64 of 32 random bytes>"}}')
+        version = max(self._anchor) if version is None else int(version)
+        if version not in self._anchor:
+            raise KeyStoreError(f"no anchor secret of version {version} (versions held: {self.anchor_versions})")
+        return version, self._anchor[version]
+
     def describe(self) -> dict:
         """Versions only, never values: safe for logs, manifests and the CLI."""
         return {
             "source": self._source,
             "link_versions": self.link_versions,
             "purpose_versions": {p: self.purpose_versions(p) for p in sorted(self._purpose)},
+            "anchor_versions": self.anchor_versions,
         }
 
     def __repr__(self) -> str:
@@ -234,6 +258,13 @@ class KeyStore:
         self._save()
         return KeyRef("purpose", purpose, version)
 
+    def rotate_anchor(self) -> KeyRef:
+        """Add an anchor secret version; heads signed before stay verifiable with theirs."""
+        version = max(self._anchor, default=0) + 1
+        self._anchor[version] = Secret(_random.token_bytes(SECRET_BYTES))
+        self._save()
+        return KeyRef("anchor", "anchor", version)
+
     def _save(self) -> None:
         if self._path is None:
             raise KeyStoreError(
@@ -246,9 +277,39 @@ class KeyStore:
                 p: {str(v): _encode(s) for v, s in sorted(vs.items())}
                 for p, vs in sorted(self._purpose.items())
             },
+            "anchor": {str(v): _encode(s) for v, s in sorted(self._anchor.items())},
         }
         tmp = self._path.with_name(self._path.name + ".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             json.dump(document, handle, indent=1)
         os.replace(tmp, self._path)
+
+
+# -- signed consent heads ------------------------------------------------------------------------------
+
+#: the fields of a recorded ledger head that its signature covers
+HEAD_FIELDS = ("events", "hash", "dt", "run_id")
+
+
+def _head_payload(head: Mapping) -> bytes:
+    return json.dumps({k: head.get(k) for k in HEAD_FIELDS}, sort_keys=True, separators=(",", ":")).encode("utf-8")
+
+
+def sign_head(keystore: KeyStore, head: Mapping) -> dict:
+    """``head`` with ``anchor_version`` and ``signature`` (hex HMAC-SHA256 under the anchor secret)."""
+    version, secret = keystore.anchor_secret()
+    signature = hmac.new(secret.reveal(), _head_payload(head), hashlib.sha256).hexdigest()
+    return {**{k: head.get(k) for k in HEAD_FIELDS}, "anchor_version": version, "signature": signature}
+
+
+def head_signature_problem(keystore: KeyStore, head: Mapping) -> str | None:
+    """None when ``head`` carries a valid signature, else what is wrong with it."""
+    if not head.get("signature") or head.get("anchor_version") is None:
+        return "is not signed"
+    try:
+        _, secret = keystore.anchor_secret(head["anchor_version"])
+    except (KeyStoreError, ValueError, TypeError):
+        return f"is signed with anchor secret version {head.get('anchor_version')!r}, which the key store does not hold"
+    expected = hmac.new(secret.reveal(), _head_payload(head), hashlib.sha256).hexdigest()
+    return None if hmac.compare_digest(expected, str(head["signature"])) else "has a signature that does not match it"

@@ -63,6 +63,25 @@ class Lake:
         return self.root / "truth"
 
     @property
+    def holders(self) -> Path:
+        """The registry of data holders collected from (``mydata.holders``)."""
+        return self.root / "config" / "holders.json"
+
+    @property
+    def publish_journal(self) -> Path:
+        """Publishes under way: a run killed while swapping its partitions in is finished from here."""
+        return self.root / "_journal"
+
+    @property
+    def anchors(self) -> Path:
+        """Every consent append's signed head: what ``consent verify`` holds the ledger to."""
+        return self.consent / "anchors.json"
+
+    @property
+    def ledger(self) -> Path:
+        return self.consent / "ledger"
+
+    @property
     def airflow_home(self) -> Path:
         return self.root / "airflow"
 

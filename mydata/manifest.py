@@ -6,6 +6,7 @@ link key or CI.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -14,7 +15,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import mydata
 from mydata.config import PROJECT_ROOT
@@ -49,6 +50,10 @@ class RunManifest:
     started_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
     finished_at: str | None = None
     code_version: str = field(default_factory=code_version)
+    #: why a failed run failed, in one line
+    error: str | None = None
+    #: where ``finish`` wrote it
+    path: Path | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def start(cls, job: str, **parameters: Any) -> "RunManifest":
@@ -57,7 +62,21 @@ class RunManifest:
     def finish(self, lake: Lake, status: str = "succeeded") -> Path:
         self.status = status
         self.finished_at = datetime.now(timezone.utc).isoformat()
-        return write_json_atomic(lake.manifest(self.job, self.run_id), asdict(self))
+        document = {k: v for k, v in asdict(self).items() if k != "path"}
+        self.path = write_json_atomic(lake.manifest(self.job, self.run_id), document)
+        return self.path
+
+    @contextlib.contextmanager
+    def recorded(self, lake: Lake) -> Iterator["RunManifest"]:
+        """Finish the manifest when the block ends: ``succeeded``, or ``failed`` with the error
+        (then re-raised), so a run that fails still leaves its record."""
+        try:
+            yield self
+        except BaseException as exc:
+            self.error = f"{type(exc).__name__}: {exc}".splitlines()[0][:2000]
+            self.finish(lake, "failed")
+            raise
+        self.finish(lake, "succeeded")
 
 
 def write_json_atomic(path: Path, document: Any) -> Path:
@@ -77,13 +96,28 @@ def latest_manifest(lake: Lake, job: str) -> dict | None:
     return json.loads(paths[-1].read_text(encoding="utf-8")) if paths else None
 
 
-def latest_matching(lake: Lake, job: str, **parameters: Any) -> dict | None:
-    """The newest succeeded manifest of ``job`` whose parameters include ``parameters``."""
+def latest_matching(lake: Lake, job: str, any_status: bool = False, **parameters: Any) -> dict | None:
+    """The newest succeeded (or, with ``any_status``, any) manifest of ``job`` whose parameters
+    include ``parameters``."""
     folder = lake.manifests / job
     for path in sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True) \
             if folder.is_dir() else []:
         document = json.loads(path.read_text(encoding="utf-8"))
-        if document.get("status") == "succeeded" and all(
+        if (any_status or document.get("status") == "succeeded") and all(
                 document.get("parameters", {}).get(k) == v for k, v in parameters.items()):
             return document
     return None
+
+
+def missing_input(lake: Lake, what: str, job: str, command: str, **parameters: Any) -> str:
+    """Why a stage finds no input from ``job``: it never ran for these parameters, its last run
+    failed (and why), or it succeeded and its output is gone since."""
+    said = ", ".join(f"{k} {v}" for k, v in parameters.items())
+    last = latest_matching(lake, job, any_status=True, **parameters)
+    if last is None:
+        return f"no {what} for {said}: {job} has not run for it; run `{command}` first"
+    if last["status"] != "succeeded":
+        return (f"no {what} for {said}: the last {job} run ({last['run_id']}) {last['status']}"
+                f"{': ' + last['error'] if last.get('error') else ''}; fix that and run `{command}` again")
+    return (f"no {what} for {said}, although {job} run {last['run_id']} succeeded: its output was removed "
+            f"since; run `{command}` again")

@@ -10,20 +10,32 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from schemas import codes
-from schemas.landing import APIS, CONSENT_FIELDS, CSV_SOURCES, FIELD_KINDS
+from schemas.landing import (APIS, CONSENT_FIELDS, CSV_SOURCES, OPTIONAL_FIELDS, REQUIRED_WHEN,
+                             TELECOM_USAGE_REQUIRED, field_kind, max_length)
 
 #: landing kind -> Spark SQL type of the parsed column
 SPARK_TYPES = {
     "dtime": "timestamp", "date": "date", "month": "date", "amount": "decimal(18,3)",
-    "balance": "decimal(18,3)",
+    "signed": "decimal(18,3)",
     "rate": "decimal(9,5)", "code": "string", "bool": "boolean", "int": "int", "day": "int",
     "text": "string", "ref": "string", "link_key": "string", "version": "int", "str": "string",
     "ratio": "double", "number": "double", "count": "int", "year": "int", "sources": "array<string>",
 }
 
 
+#: kinds whose value is kept as text, so their length is bounded
+TEXT_KINDS = frozenset({"code", "text", "ref", "str"})
+
+
 @dataclass(frozen=True)
 class Column:
+    """One bronze column: where it is in the landing record, its type and the rules it meets.
+
+    ``required``: a missing or empty value quarantines the row; an optional one is null in bronze.
+    ``required_when``: (other column, values) for which an optional value is required after all.
+    ``max_length``: the most characters a text value may have (text kinds only).
+    """
+
     name: str
     kind: str
     #: where the value is in the landing record: "envelope", "request", "response", "item", "csv"
@@ -33,6 +45,16 @@ class Column:
     #: inclusive numeric bounds for parsed numbers
     low: float | None = None
     high: float | None = None
+    required_when: tuple[str, frozenset[str]] | None = None
+    max_length: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in SPARK_TYPES:
+            raise ValueError(f"column {self.name}: unknown kind {self.kind!r}")
+        if self.max_length is None and self.kind in TEXT_KINDS:
+            object.__setattr__(self, "max_length", max_length(self.name))
+        if self.required and self.required_when is not None:
+            raise ValueError(f"column {self.name}: required_when only makes sense for an optional column")
 
     @property
     def spark_type(self) -> str:
@@ -61,7 +83,8 @@ class TableSpec:
 _ENVELOPE = (
     Column("link_key", "link_key", "envelope"),
     Column("key_version", "version", "envelope", low=1),
-    Column("org_code", "code", "envelope"),
+    # which holders are collected from is configuration (mydata.holders), checked per delivery
+    Column("org_code", "code", "envelope", max_length=10),
     Column("x_api_tran_id", "str", "envelope"),
     Column("collected_at", "dtime", "envelope"),
 )
@@ -72,26 +95,21 @@ _CODE_SETS = {
     "repay_method": codes.REPAY_METHODS, "pay_type": codes.CARD_PAY_TYPES,
     "type": codes.TELECOM_TYPES, "pay_method": codes.TELECOM_PAY_METHODS,
 }
-_OPTIONAL = {"cancel_dtime", "trans_memo", "trans_class", "prod_name", "trans_title"}
-
-
 def _mydata_column(api: str, name: str, origin: str) -> Column:
-    kind = FIELD_KINDS[name]
+    kind = field_kind(api, name)
     allowed = None
     if kind == "code":
         allowed = frozenset(_STATUS_SETS[api] if name == "status" else _CODE_SETS[name])
     low, high = (0, None) if kind in ("amount", "rate", "int") else (None, None)
     if kind == "day":
         low, high = 1, 31
-    return Column(name, kind, origin, required=name not in _OPTIONAL, allowed=allowed,
-                  low=low, high=high)
+    return Column(name, kind, origin, required=name not in OPTIONAL_FIELDS, allowed=allowed,
+                  low=low, high=high, required_when=REQUIRED_WHEN.get((api, name)))
 
 
 def _mydata_table(name: str, api: str, key: tuple[str, ...], description: str) -> TableSpec:
     spec = APIS[api]
-    org_codes = frozenset(codes.ORG_CODES[spec.source])
-    envelope = tuple(Column(c.name, c.kind, c.origin, allowed=org_codes) if c.name == "org_code"
-                     else c for c in _ENVELOPE)
+    envelope = _ENVELOPE
     request = tuple(_mydata_column(api, f, "request") for f in spec.request_fields)
     body = spec.item_fields if spec.is_list else spec.response_fields
     origin = "item" if spec.is_list else "response"
@@ -126,9 +144,15 @@ MYDATA_TABLES: tuple[TableSpec, ...] = (
                   "micropayments charged to the phone bill"),
 )
 
+def _usage_columns(*columns: Column) -> tuple[Column, ...]:
+    """Only the line and month are required: a row with the usage it does have is worth keeping."""
+    return tuple(Column(c.name, c.kind, c.origin, required=c.name in TELECOM_USAGE_REQUIRED,
+                        allowed=c.allowed, low=c.low, high=c.high) for c in columns)
+
+
 TELECOM_USAGE = TableSpec(
     "telecom_usage", "telecom_usage",
-    (
+    _usage_columns(
         Column("link_key", "link_key", "csv"), Column("key_version", "version", "csv", low=1),
         Column("mgmt_id", "ref", "csv"), Column("usage_month", "month", "csv"),
         Column("plan_name", "text", "csv"), Column("plan_fee", "count", "csv", low=0),

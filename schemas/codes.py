@@ -2,8 +2,8 @@
 
 MyData code values follow those seen in public implementations of the financial MyData standard
 API (v1.x field names, see ``schemas.landing``); MYDATA.md notes they are not verified against the
-standard's own tables. Org codes here are synthetic codes in the MyData ``aN(10)`` shape (bank
-codes are the 3-digit Korean bank code padded with zeros).
+standard's own tables. Holders' org codes are not code sets: which holders are collected from is
+configuration (``mydata.holders``).
 """
 from __future__ import annotations
 
@@ -14,18 +14,6 @@ REGION_CODES: dict[str, str] = {
     "44": "Chungnam", "45": "Jeonnam(old)", "46": "Jeonnam", "47": "Gyeongbuk", "48": "Gyeongnam",
     "50": "Jeju", "51": "Gangwon", "52": "Jeonbuk",
 }
-
-BANK_ORGS: dict[str, str] = {
-    "0040000000": "KB국민은행", "0880000000": "신한은행", "0200000000": "우리은행",
-    "0810000000": "하나은행", "0110000000": "NH농협은행", "0900000000": "카카오뱅크",
-    "0920000000": "토스뱅크",
-}
-CARD_ORGS: dict[str, str] = {
-    "D100000001": "신한카드", "D100000002": "삼성카드", "D100000003": "현대카드",
-    "D100000004": "KB국민카드", "D100000005": "롯데카드", "D100000006": "우리카드",
-}
-TELECOM_ORGS: dict[str, str] = {"T100000001": "KT"}
-ORG_CODES: dict[str, dict[str, str]] = {"bank": BANK_ORGS, "card": CARD_ORGS, "telecom": TELECOM_ORGS}
 
 SUCCESS_RSP_CODE = "00000"
 SUCCESS_RSP_MSG = "정상처리"

@@ -37,6 +37,9 @@ def expectation_suite(spec: TableSpec) -> gx.ExpectationSuite:
         if column.allowed is not None and column.kind != "sources":
             expectations.append(gxe.ExpectColumnValuesToBeInSet(
                 column=name, value_set=sorted(column.allowed), meta={"rule": f"{name}.in_set"}))
+        if column.max_length is not None:
+            expectations.append(gxe.ExpectColumnValueLengthsToBeBetween(
+                column=name, max_value=column.max_length, meta={"rule": f"{name}.length"}))
         if column.low is not None or column.high is not None:
             expectations.append(gxe.ExpectColumnValuesToBeBetween(
                 column=name, min_value=column.low, max_value=column.high,

@@ -121,8 +121,8 @@ FIELD_KINDS: dict[str, str] = {
     # months YYYYMM
     "charge_month": "month", "trans_month": "month", "from_month": "month", "to_month": "month",
     # balances: signed decimal strings (an overdraft, 마이너스 통장, is below zero)
-    "balance_amt": "balance",
-    # non-negative decimal strings
+    "balance_amt": "signed",
+    # non-negative decimal strings (card bills' charge_amt is signed: see SIGNED_FIELDS)
     "withdrawable_amt": "amount", "trans_amt": "amount",
     "loan_principal": "amount", "approved_amt": "amount", "charge_amt": "amount",
     "paid_amt": "amount",
@@ -142,3 +142,31 @@ FIELD_KINDS: dict[str, str] = {
     "account_num": "ref", "card_id": "ref", "mgmt_id": "ref", "telecom_num": "ref",
     "approved_num": "ref", "trans_no": "ref",
 }
+
+#: (api, field) whose amount is signed in that API although the field name is non-negative
+#: elsewhere: a card statement whose refunds and credits exceed its charges is below zero
+#: (telecom bills' charge_amt stays non-negative)
+SIGNED_FIELDS = frozenset({("card.bills", "charge_amt")})
+
+#: descriptive fields a holder may leave absent or empty (LANDING.md, "Required and optional")
+OPTIONAL_FIELDS = frozenset({"trans_class", "trans_memo", "prod_name", "merchant_name", "trans_title",
+                             "cancel_dtime", "paid_out_date", "next_repay_date", "last_offered_rate",
+                             "offered_rate"})
+#: optional fields that are required when another field has one of some values:
+#: a cancelled approval (status 02, 승인취소) says when it was cancelled
+REQUIRED_WHEN = {("card.approvals", "cancel_dtime"): ("status", frozenset({"02"}))}
+#: every CSV column but these may be empty: operators differ in what they measure
+TELECOM_USAGE_REQUIRED = frozenset({"link_key", "key_version", "mgmt_id", "usage_month"})
+
+#: the longest a text value may be, in characters; every other string is at most SHORT_TEXT_MAX
+LONG_TEXT_FIELDS = frozenset({"trans_memo", "merchant_name", "trans_title", "prod_name", "plan_name"})
+LONG_TEXT_MAX, SHORT_TEXT_MAX = 200, 64
+
+
+def field_kind(api: str, name: str) -> str:
+    """The landing form of ``name`` in ``api``'s records (``FIELD_KINDS``, with per-API signs)."""
+    return "signed" if (api, name) in SIGNED_FIELDS else FIELD_KINDS[name]
+
+
+def max_length(name: str) -> int:
+    return LONG_TEXT_MAX if name in LONG_TEXT_FIELDS else SHORT_TEXT_MAX

@@ -62,8 +62,10 @@ def make_landing_fixture():
 def small_landing(tmp_path_factory) -> tuple[Settings, GenerationSummary]:
     """300 subjects x 3 months with 5% planted defects, in three chunks across two workers."""
     root = tmp_path_factory.mktemp("small_landing")
-    return make_landing(root, subjects=300, months=3, seed=11, defect_rate=0.05,
-                        key_mismatch_rate=0.02, chunk_size=100, workers=2)
+    settings, summary = make_landing(root, subjects=300, months=3, seed=11, defect_rate=0.05,
+                                     key_mismatch_rate=0.02, chunk_size=100, workers=2)
+    # ten times the demo's defect rate, on purpose: the default gate (2% of a table) would stop it
+    return settings.replace(max_quarantine_rate=0.25), summary
 
 
 @pytest.fixture

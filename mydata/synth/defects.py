@@ -13,7 +13,7 @@ import random
 from collections import Counter
 from typing import Iterator
 
-from schemas.landing import APIS, CSV_SOURCES, FIELD_KINDS
+from schemas.landing import APIS, CSV_SOURCES, field_kind
 
 JSON_KINDS = ("malformed_json", "bad_date", "bad_amount", "unknown_code", "missing_link_key",
               "duplicate_delivery", "failed_collection")
@@ -51,13 +51,13 @@ class DefectPlanter:
         wanted = _FIELD_FOR_KIND[kind]
         spec = APIS[record["api"]]
         response = record["response"]
-        targets = [(record["request"], f) for f in spec.request_fields
-                   if FIELD_KINDS.get(f) in wanted]
-        targets += [(response, f) for f in spec.response_fields if FIELD_KINDS.get(f) in wanted]
+        kind = lambda name: field_kind(spec.api, name)  # noqa: E731 (card bills' charge_amt is signed)
+        targets = [(record["request"], f) for f in spec.request_fields if kind(f) in wanted]
+        targets += [(response, f) for f in spec.response_fields if kind(f) in wanted]
         if spec.is_list:
             for item in response.get(spec.list_field, ()):
                 targets += [(item, f) for f in spec.item_fields
-                            if FIELD_KINDS.get(f) in wanted and item.get(f) is not None]
+                            if kind(f) in wanted and item.get(f) is not None]
         return targets
 
     def plant_json(self, source: str, month: int, record: dict,
@@ -77,7 +77,7 @@ class DefectPlanter:
                     continue
                 container, name = rng.choice(targets)
                 if kind == "bad_date":
-                    container[name] = rng.choice(_BAD_DATES[FIELD_KINDS[name]])
+                    container[name] = rng.choice(_BAD_DATES[field_kind(record["api"], name)])
                 elif kind == "bad_amount":
                     value = container[name]
                     container[name] = rng.choice((f"-{value}", f"{value.split('.')[0]}원", "N/A"))

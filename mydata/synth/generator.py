@@ -236,7 +236,7 @@ def make_subject(seed: int, index: int, options: GeneratorOptions,
         telecom_key_version=2 if mismatch else 1, ctype=ctype,
         birth_year=ref_year - age, gender="M" if rng.random() < ctype.male_share else "F",
         region_code=_weighted(rng, regions), customer_since=since.strftime("%Y%m%d"),
-        bank_org=rng.choice(list(codes.BANK_ORGS)), card_org=rng.choice(list(codes.CARD_ORGS)),
+        bank_org=rng.choice(list(BANK_ORGS)), card_org=rng.choice(list(CARD_ORGS)),
         income=income, spend_factor=math.exp(rng.gauss(0, 0.3)), accounts=accounts, cards=cards,
         lines=lines, grade=_weighted(rng, ctype.grades),
         late_prob=min(0.9, ctype.late_prob * math.exp(rng.gauss(0, 0.5))),
@@ -565,7 +565,7 @@ class MonthWriter:
         s, rng = self.s, self.rng
         if not s.lines:
             return
-        lk, version, org = s.telecom_link_key, s.telecom_key_version, "T100000001"
+        lk, version, org = s.telecom_link_key, s.telecom_key_version, next(iter(TELECOM_ORGS))
         ct = s.ctype
         self.out.json_line("telecom", self.m, self._envelope(org, "telecom.contracts", {}, {
             "telecom_cnt": len(s.lines),
@@ -707,6 +707,33 @@ def _numbered(events: Iterator[dict], first_id: int) -> Iterator[dict]:
         yield event
 
 
+#: the synthetic holders, in the MyData ``aN(10)`` shape (bank codes: the 3-digit Korean bank code
+#: padded with zeros); registered in the lake's holder registry by ``generate``
+BANK_ORGS: dict[str, str] = {
+    "0040000000": "KB국민은행", "0880000000": "신한은행", "0200000000": "우리은행",
+    "0810000000": "하나은행", "0110000000": "NH농협은행", "0900000000": "카카오뱅크",
+    "0920000000": "토스뱅크",
+}
+CARD_ORGS: dict[str, str] = {
+    "D100000001": "신한카드", "D100000002": "삼성카드", "D100000003": "현대카드",
+    "D100000004": "KB국민카드", "D100000005": "롯데카드", "D100000006": "우리카드",
+}
+TELECOM_ORGS: dict[str, str] = {"T100000001": "KT"}
+ORG_CODES: dict[str, dict[str, str]] = {"bank": BANK_ORGS, "card": CARD_ORGS, "telecom": TELECOM_ORGS}
+
+
+def register_holders(lake: Lake, since: date) -> None:
+    """The generator's holders join the lake's registry (the embedded file), as an operator would."""
+    from mydata.config import Settings
+    from mydata.holders import Holder, HolderRegistry
+
+    registry = HolderRegistry.open(Settings(data_root=lake.root), env={})
+    for source, orgs in ORG_CODES.items():
+        for org_code, name in orgs.items():
+            if registry.get(source, org_code) is None:
+                registry.add(Holder(source, org_code, name, since))
+
+
 def generate(out: Path, options: GeneratorOptions, keystore: KeyStore) -> GenerationSummary:
     """Write a complete landing zone (with ``_SUCCESS`` markers) and its ground truth under ``out``."""
     lake = Lake(out)
@@ -742,6 +769,7 @@ def generate(out: Path, options: GeneratorOptions, keystore: KeyStore) -> Genera
         types.update(result.types)
     records["consent"] = consent_events
     _merge_truth(truth_dir, len(chunks))
+    register_holders(lake, options.start_month)
     summary = GenerationSummary(
         out=out, subjects=options.subjects, deliveries=[d.isoformat() for d in deliveries],
         records=dict(sorted(records.items())),

@@ -43,7 +43,9 @@ def test_pipeline_dag_runs_end_to_end_through_airflow(sample_10k, tmp_path, caps
     assert appended["outputs"]["ledger_head"]["events"] == summary.records["consent"]
     fused = latest_manifest(settings.lake, "fuse")
     assert fused["status"] == "succeeded" and fused["parameters"]["as_of"] == summary.deliveries[-1]
-    assert fused["inputs"]["consent_snapshot"]["ledger_head"] == appended["outputs"]["ledger_head"]
+    head = appended["outputs"]["ledger_head"]  # signed with the anchor secret
+    assert head["signature"] and fused["inputs"]["consent_snapshot"]["ledger_head"] == {
+        "events": head["events"], "hash": head["hash"]}
     assert fused["outputs"]["subjects_fused"] > 0
     assert latest_manifest(settings.lake, "features")["outputs"]["subjects"] == fused["outputs"]["subjects_fused"]
     released = latest_manifest(settings.lake, "privacy")

@@ -219,3 +219,125 @@ def test_snapshot_matches_the_reference_over_random_histories(spark, histories, 
     t = T0 + timedelta(hours=as_of_hour)
     got = {(r.link_key, r.source) for r in consent.consent_snapshot(ledger, "marketing", t).collect()}
     assert got == reference_snapshot(histories, "marketing", t)
+
+
+# -- signed heads: a lake writer cannot rewrite the proof ---------------------------------------------
+
+def _forge_tail(rows):
+    """Events 7 and 8 again, then a 9th: a self-consistent chain, one event longer."""
+    extra = make_events(3, start=7, prev_hash=rows[-1]["hash"])
+    return rows + [dict(e, seq=6 + i, event_time=utc(e["event_time"]), end_date=date(2027, 10, 14))
+                   for i, e in enumerate(extra)]
+
+
+def test_every_recorded_head_is_signed_with_the_anchor_secret(spark, ledger):
+    from mydata.keys import KeyStore, head_signature_problem
+
+    settings, events = ledger
+    [anchor] = consent.read_anchors(settings.lake)
+    assert anchor["events"] == 8 and anchor["hash"] == events[-1]["hash"] and anchor["anchor_version"] == 1
+    assert head_signature_problem(KeyStore.open(settings), anchor) is None
+    manifest = json.loads(next((settings.lake.manifests / "consent").glob("*.json")).read_text())
+    assert manifest["outputs"]["ledger_head"]["signature"] == anchor["signature"]
+
+
+@pytest.mark.parametrize("signing", ["unsigned", "another key", "old signature"])
+def test_a_forged_event_with_rewritten_anchors_and_manifests_fails(spark, ledger, signing):
+    import hashlib
+    import hmac
+
+    settings, events = ledger
+    rewrite(settings, _forge_tail)
+    forged_hash = sorted(pq.read_table(consent.ledger_path(settings.lake)).to_pylist(), key=lambda r: r["seq"])[-1]["hash"]
+    paths = [consent.anchors_path(settings.lake), *(settings.lake.manifests / "consent").glob("*.json")]
+    for path in paths:  # whoever writes the lake rewrites every recorded head to the forged one
+        document = json.loads(path.read_text())
+        heads = document if isinstance(document, list) else [document["outputs"]["ledger_head"]]
+        for head in heads:
+            head.update(events=9, hash=forged_hash)
+            if signing == "unsigned":
+                head.pop("signature")
+            elif signing == "another key":
+                payload = json.dumps({k: head[k] for k in ("events", "hash", "dt", "run_id")}, sort_keys=True,
+                                     separators=(",", ":")).encode()
+                head["signature"] = hmac.new(b"k" * 32, payload, hashlib.sha256).hexdigest()
+        path.write_text(json.dumps(document))
+    problem = consent.verify_ledger(spark, settings.lake).problem
+    assert problem is not None and "rewritten outside the pipeline" in problem.reason
+    assert {"unsigned": "is not signed", "another key": "does not match", "old signature": "does not match"}[signing] \
+        in problem.reason
+
+
+def test_no_ledger_at_all_fails_when_anything_shows_consent_was_ingested(spark, ledger, tmp_path, capsys):
+    import shutil
+
+    from mydata.cli import main
+
+    settings, _ = ledger
+    shutil.rmtree(settings.lake.consent)  # ledger and anchors gone; the append's manifest remains
+    problem = consent.verify_ledger(spark, settings.lake).problem
+    assert "there is no consent ledger" in problem.reason and "8 events were appended" in problem.reason
+    shutil.rmtree(settings.lake.manifests)  # the bronze consent events still show it
+    problem = consent.verify_ledger(spark, settings.lake).problem
+    assert "consent events were ingested into bronze" in problem.reason
+    assert main(["--data-root", str(settings.data_root), "consent", "verify"]) == 1
+    assert "BROKEN" in capsys.readouterr().err
+    empty = tmp_path / "elsewhere"
+    empty.mkdir()
+    assert main(["--data-root", str(empty), "consent", "verify"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no consent ledger" in err and "nothing was appended here" in err
+
+
+def test_a_ledger_without_its_anchors_fails(spark, ledger):
+    settings, _ = ledger
+    consent.anchors_path(settings.lake).unlink()
+    for path in (settings.lake.manifests / "consent").glob("*.json"):
+        path.unlink()
+    problem = consent.verify_ledger(spark, settings.lake).problem
+    assert "signed anchors" in problem.reason and "are missing" in problem.reason
+
+
+def test_a_damaged_ledger_file_is_named_in_one_line(spark, ledger, capsys):
+    from mydata.cli import main
+
+    settings, _ = ledger
+    path = sorted((consent.ledger_path(settings.lake) / "dt=2026-11-01").glob("*.parquet"))[0]
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte
+    path.write_bytes(bytes(data))
+    assert main(["--data-root", str(settings.data_root), "consent", "verify"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert f"ledger file consent/ledger/dt=2026-11-01/{path.name} cannot be read" in err
+    path.with_name(f".{path.name}.crc").unlink()  # without its checksum, the file's own structure is checked
+    data[-1] ^= 0xFF  # the footer's magic bytes
+    path.write_bytes(bytes(data))
+    assert main(["--data-root", str(settings.data_root), "consent", "verify"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{path.name} cannot be read" in err, err
+
+
+def test_signed_heads_export_to_a_file_and_to_postgres(spark, ledger, tmp_path):
+    import psycopg2
+
+    from mydata.airflow_stack import local_postgres
+
+    settings, events = ledger
+    target = tmp_path / "worm" / "anchors.jsonl"
+    assert consent.export_anchors(settings.lake, to_file=target)["exported"] == 1
+    assert consent.export_anchors(settings.lake, to_file=target)["exported"] == 0  # kept, never rewritten
+    [line] = target.read_text().splitlines()
+    assert json.loads(line) == consent.read_anchors(settings.lake)[0]
+    anchors = consent.read_anchors(settings.lake)
+    consent.anchors_path(settings.lake).write_text(json.dumps([dict(anchors[0], hash="0" * 64)]))
+    assert consent.export_anchors(settings.lake, to_file=target)["differing"] == [8]
+    consent.anchors_path(settings.lake).write_text(json.dumps(anchors))
+    with local_postgres("anchors") as pg:
+        dsn = pg.url.replace("postgresql+psycopg2://", "postgresql://")
+        result = consent.export_anchors(settings.lake, postgres_dsn=dsn)
+        assert result["exported"] == 1 and "@" not in result["target"]
+        assert consent.export_anchors(settings.lake, postgres_dsn=dsn)["exported"] == 0
+        with psycopg2.connect(dsn) as connection, connection.cursor() as cursor:
+            cursor.execute("SELECT events, hash, signature FROM consent_anchors")
+            assert cursor.fetchall() == [(8, events[-1]["hash"], anchors[0]["signature"])]

@@ -148,3 +148,27 @@ def test_the_features_job_writes_one_candidate_row_per_fused_subject(fused, spar
     assert observed == {name: spark.read.parquet(str(silver_table(settings.lake, name, "marketing") /
                                                      f"as_of={settings.as_of}")).count() for name in observed}
     assert set(observed) == {name for name in SOURCES if name != "features"} and min(observed.values()) > 0
+
+
+def test_usage_an_operator_does_not_measure_stays_missing_and_no_usage_is_zero(spark):
+    """An operator without data volume, night share or app sessions: those features are null for
+    its subscribers (missing, not zero), while a subject without any usage record gets the fill."""
+    subjects = spark.createDataFrame([(p, 1990, "F", "11", date(2020, 8, 1)) for p in ("P1", "P2", "P3")],
+                                     "pseudonym string, birth_year int, gender string, region_code string, "
+                                     "customer_since date")
+    spec = TABLES["telecom_usage"]
+    columns = silver_columns(spec, "marketing")
+    schema = ", ".join(["pseudonym string", *[f"{c} {spec.column(c).spark_type}" for c in columns], "delivered date"])
+    measured = {"usage_month": date(2026, 7, 1), "voice_min": 300, "sms_cnt": 10, "plan_fee": 69000,
+                "tenure_months": 27}
+    old = {**measured, "usage_month": date(2026, 1, 1)}  # outside every window
+    usage = spark.createDataFrame([("P1", *[measured.get(c) for c in columns], date(2026, 8, 1)),
+                                   ("P3", *[old.get(c) for c in columns], date(2026, 8, 1))], schema)
+    row = {r.pseudonym: r for r in features.build_features({"subjects": subjects, "telecom_usage": usage}, AS_OF)
+           .collect()}
+    for name in ("telecom_data_mb_3m_avg", "telecom_night_ratio_3m", "telecom_finance_app_3m_avg",
+                 "telecom_device_tier"):
+        assert row["P1"][name] is None, name
+    assert row["P1"].telecom_voice_min_3m_avg == 100 and row["P1"].telecom_plan_fee == 69000
+    assert row["P2"].telecom_data_mb_3m_avg == 0 and row["P3"].telecom_data_mb_3m_avg == 0
+    assert row["P2"].telecom_voice_min_3m_avg == 0 and row["P3"].telecom_voice_min_3m_avg == 0

@@ -160,3 +160,23 @@ def test_a_fusion_run_names_the_consent_snapshot_it_used(fused, spark):
     head = consent.verify_ledger(spark, settings.lake).head
     assert snapshot["ledger_head"] == head.as_dict()
     assert snapshot["id"] == fuse.snapshot_id("marketing", date.fromisoformat(results["marketing"]["as_of"]), head)
+
+
+def test_fusing_nobody_fails_with_the_linkage_and_features_says_so(fused, spark, copy_landing):
+    from jobs import features
+
+    settings = copy_landing(fused[0])
+    early = settings.replace(purpose="marketing", as_of=date(2026, 1, 1))  # before any consent was given
+    with pytest.raises(fuse.FusedNobody) as nobody:
+        fuse.run(early, spark)
+    assert "fused no subject of the" in str(nobody.value) and "no consent" in str(nobody.value)
+    assert "silver was left as it was" in str(nobody.value)
+    manifest = json.loads(max((settings.lake.manifests / "fuse").glob("*.json"), key=lambda p: p.stat().st_mtime)
+                          .read_text())
+    assert manifest["status"] == "failed" and manifest["outputs"]["subjects_fused"] == 0
+    assert not (settings.lake.silver / "subjects" / "purpose=marketing" / "as_of=2026-01-01").exists()
+    with pytest.raises(FileNotFoundError) as ran_and_failed:
+        features.run(early, spark)
+    assert f"the last fuse run ({manifest['run_id']}) failed: fused no subject" in str(ran_and_failed.value)
+    with pytest.raises(FileNotFoundError, match="fuse has not run for it; run `mydata fuse --as-of 2026-02-01`"):
+        features.run(early.replace(as_of=date(2026, 2, 1)), spark)

@@ -83,3 +83,24 @@ def test_scored_segments_carry_the_profile_labels(spark):
                                          {"segment": 1, "label": "low telecom data mb"}]}}
     labelled = {r.pseudonym: r.segment_label for r in with_labels(segments, metadata).collect()}
     assert labelled == {"P1": "high card golf", "P2": None, "P3": "low telecom data mb"}
+
+
+def test_training_on_a_users_own_landing_skips_the_truth_comparison(tmp_path, blobs, publish_snapshot):
+    """`make demo` asks for the ARI against the generator's latent types; a lake the generator did
+    not make has none, and training goes on without it."""
+    from mydata.config import Settings
+    from models import train
+
+    frame, _ = blobs(rows_per_type=40)
+    publish_snapshot(tmp_path, frame)
+    result = train.run(Settings(data_root=tmp_path), ks=range(3, 4), truth=True)
+    assert "ari_vs_latent_types" not in result["metrics"] and result["metrics"]["k"] == 3
+
+
+def test_a_feature_no_holder_measured_does_not_stop_training(blobs):
+    frame, truth = blobs()
+    for name in ("telecom_data_mb_3m_avg", "telecom_night_ratio_3m", "telecom_finance_app_3m_avg"):
+        frame[name] = np.nan  # an operator without data volume, night share or app sessions
+    model = train(frame, ks=range(2, 5), seed=5)
+    assert model.spec.k == 3 and adjusted_rand_score(truth, model.labels) > 0.95
+    assert np.isfinite(model.scaled.to_numpy()).all()

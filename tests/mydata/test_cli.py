@@ -1,5 +1,6 @@
 import base64
 import json
+from pathlib import Path
 
 import pytest
 
@@ -125,3 +126,81 @@ def test_model_commands_for_a_data_scientist(tmp_path, capsys, blobs, publish_sn
     assert retrained["trained"] and retrained["reason"].startswith("drift: ") and retrained["version"] == "v0003"
     assert registry.current_version(settings.lake, "marketing") == "v0003"
     assert registry.get(settings.lake, "marketing").metadata["as_of"] == "2026-12-01"
+
+
+# -- setup errors: one line, a non-zero exit, before any Spark work ------------------------------------
+
+def _one_line(capsys) -> str:
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    return err
+
+
+def test_a_bad_spark_master_is_one_line(tmp_path, capsys, monkeypatch):
+    assert main(["--data-root", str(tmp_path), "--spark-master", "spark:/host", "ingest"]) == 2
+    assert "spark_master must be a master URL" in _one_line(capsys)
+    monkeypatch.setenv("MYDATA_SPARK_MASTER", "locall[2]")
+    assert main(["--data-root", str(tmp_path), "landing"]) == 2
+    assert "'locall[2]'" in _one_line(capsys)
+
+
+@pytest.mark.parametrize("command", [["ingest"], ["consent", "verify"], ["holders"]])
+def test_a_data_root_that_is_a_file_or_missing_is_one_line(tmp_path, capsys, command):
+    afile = tmp_path / "lake.txt"
+    afile.write_text("not a lake")
+    assert main(["--data-root", str(afile), *command]) == 2
+    assert "is a file, not a folder" in _one_line(capsys)
+    assert main(["--data-root", str(tmp_path / "nowhere"), *command]) == 2
+    assert "does not exist" in _one_line(capsys)
+
+
+def test_a_read_only_data_root_is_one_line_before_spark_starts(tmp_path, capsys):
+    import os
+    import subprocess
+
+    root = tmp_path / "lake"
+    root.mkdir()
+    if os.geteuid() == 0:  # root writes through permissions: a read-only file system it cannot
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(root)], check=True)
+        undo = ["umount", str(root)]
+    else:
+        root.chmod(0o555)
+        undo = ["chmod", "755", str(root)]
+    try:
+        assert main(["--data-root", str(root), "ingest"]) == 2
+    finally:
+        subprocess.run(undo, check=True)
+    err = _one_line(capsys)
+    assert "is not writable (Read-only file system" in err or "is not writable (Permission denied" in err
+
+
+@pytest.mark.parametrize("variable", ["MYDATA_DRIFT_THRESHOLD", "MYDATA_MAX_SUPPRESSION", "MYDATA_MAX_QUARANTINE_RATE"])
+def test_non_finite_thresholds_are_refused(tmp_path, capsys, monkeypatch, variable):
+    monkeypatch.setenv(variable, "nan")
+    assert main(["--data-root", str(tmp_path), "keys"]) == 2
+    assert "must be a finite number, got 'nan'" in _one_line(capsys)
+
+
+def test_usage_mistakes_are_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["--data-root", str(tmp_path), "consent", "status", "A" * 43, "--nonsense"])
+    assert exited.value.code == 2
+    assert "unrecognized arguments: --nonsense" in _one_line(capsys)
+
+
+def test_a_link_key_starting_with_a_dash_is_taken_as_a_link_key(tmp_path, capsys, spark):
+    assert main(["--data-root", str(tmp_path), "consent", "status", "-" + "A" * 42]) == 1
+    assert "no consent event for this link key" in capsys.readouterr().out
+
+
+def test_holders_are_listed_added_and_removed(tmp_path, capsys):
+    root = ["--data-root", str(tmp_path)]
+    assert main([*root, "holders", "add", "--source", "card", "--org-code", "D900000009", "--name", "새카드",
+                 "--since", "2026-11-01"]) == 0
+    assert "registered card holder D900000009 (새카드) since 2026-11-01" in capsys.readouterr().out
+    assert main([*root, "holders"]) == 0
+    assert "card     D900000009  since 2026-11-01  새카드" in capsys.readouterr().out
+    assert main([*root, "holders", "remove", "--source", "card", "--org-code", "D900000009"]) == 0
+    assert "0 registered holder(s)" in capsys.readouterr().out
+    assert main([*root, "holders", "remove", "--source", "card", "--org-code", "D900000009"]) == 2
+    assert "no card holder D900000009 is registered" in _one_line(capsys)

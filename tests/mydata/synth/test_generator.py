@@ -16,10 +16,11 @@ import pytest
 from mydata.config import Settings
 from mydata.keys import KeyStore
 from mydata.synth import GeneratorOptions, generate, subject_ci
+from mydata.synth.generator import ORG_CODES
 from mydata.synth.profiles import CUSTOMER_TYPES
 from schemas import codes
 from schemas.consent import verify_chain
-from schemas.landing import (APIS, CONSENT_FIELDS, CSV_SOURCES, ENVELOPE_FIELDS, FIELD_KINDS,
+from schemas.landing import (APIS, CONSENT_FIELDS, CSV_SOURCES, ENVELOPE_FIELDS, FIELD_KINDS, field_kind,
                              LINK_KEY_PATTERN)
 
 CODE_SETS = {
@@ -37,7 +38,7 @@ class ContractError(Exception):
 
 
 def check_value(api: str, name: str, value) -> None:
-    kind = FIELD_KINDS[name]
+    kind = field_kind(api, name)
     if value is None and name == "cancel_dtime":
         return
     if kind in FORMATS:
@@ -54,7 +55,7 @@ def check_value(api: str, name: str, value) -> None:
             Decimal(value)
         except InvalidOperation:
             raise ContractError(f"{name}={value!r} is not a decimal") from None
-    elif kind == "balance":
+    elif kind == "signed":
         if not isinstance(value, str) or not re.fullmatch(r"-?\d+(\.\d+)?", value):
             raise ContractError(f"{name}={value!r} is not a decimal string")
     elif kind == "code":
@@ -82,7 +83,7 @@ def check_mydata_line(line: str) -> tuple[str, dict]:
     assert tuple(record) == ENVELOPE_FIELDS, tuple(record)
     assert isinstance(record["key_version"], int)
     spec = APIS[record["api"]]
-    assert record["org_code"] in codes.ORG_CODES[spec.source]
+    assert record["org_code"] in ORG_CODES[spec.source]
     assert len(record["x_api_tran_id"]) == 25
     check_value(spec.api, "collected_at", record["collected_at"])
     assert tuple(record["request"]) == spec.request_fields
