@@ -311,8 +311,8 @@ def _typed(frame: DataFrame, raw: dict[str, str], spec: TableSpec, record: str, 
     is unreadable. One ``selectExpr``: the whole table's rules in one call into Spark."""
     parsed = {c.name: parse_value(raw[c.name], c) for c in spec.columns}
     found = violations(raw, parsed, spec)
-    # a value left out (or empty) is null in bronze; a required one is quarantined by its rule
-    parsed = {c.name: typed if c.kind == "sources" else f"CASE WHEN NOT {_missing(raw[c.name], c)} THEN {typed} END"
+    # an optional value left out (or empty) is null in bronze; a required one quarantines its row
+    parsed = {c.name: typed if c.required else f"CASE WHEN NOT {_missing(raw[c.name], c)} THEN {typed} END"
               for c, typed in zip(spec.columns, parsed.values())}
     if broken is not None:
         found = f"CASE WHEN ({broken}) IS NOT NULL THEN array({broken}) ELSE {found} END"

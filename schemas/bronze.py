@@ -51,8 +51,8 @@ class Column:
     def __post_init__(self) -> None:
         if self.kind not in SPARK_TYPES:
             raise ValueError(f"column {self.name}: unknown kind {self.kind!r}")
-        if self.max_length is None and self.kind in TEXT_KINDS:
-            object.__setattr__(self, "max_length", max_length(self.name))
+        if self.max_length is None and self.kind in TEXT_KINDS and self.allowed is None:
+            object.__setattr__(self, "max_length", max_length(self.name))  # a code set bounds it already
         if self.required and self.required_when is not None:
             raise ValueError(f"column {self.name}: required_when only makes sense for an optional column")
 
