@@ -45,6 +45,8 @@ from schemas.landing import APIS, CSV_SOURCES, LINK_KEY_PATTERN, MYDATA_SOURCES,
 LINE_TABLE = "{source}_lines"  # quarantine table of whole lines that never became rows
 FAILED_COLLECTIONS = "failed_collections"
 COLLECTIONS = "collections"  # every accepted MyData response: the duplicate index, and lineage
+FAILED_RULE = "failed_collection"  # how the quarantine gate names them beside the line rules
+FAILED_EXAMPLE = "rsp_code is not 00000: the holder answered with an error (see bronze/failed_collections)"
 CONCURRENT_SOURCES = 2
 
 _DTIME, _DATE = "yyyyMMddHHmmss", "yyyyMMdd"
@@ -558,7 +560,8 @@ class GateCheck:
 
     def __str__(self) -> str:
         rules = ", ".join(f"{rule} {count:,}" for rule, count in self.top_rules)
-        return (f"{self.table} dt={self.dt}: {self.share:.1%} of {self.rows:,} rows quarantined "
+        what = "lines rejected or failed" if self.table.endswith("_lines") else "rows quarantined"
+        return (f"{self.table} dt={self.dt}: {self.share:.1%} of {self.rows:,} {what} "
                 f"(threshold {self.threshold:.1%}); top rules: {rules}; e.g. {self.example}")
 
     def as_dict(self) -> dict:
@@ -568,8 +571,9 @@ class GateCheck:
 
 
 def quarantine_gate(source: str, result: SourceResult, threshold: float) -> list[GateCheck]:
-    """Every table and delivery of a source: rows quarantined over rows read (whole lines for the
-    ``<source>_lines`` table, over the lines read)."""
+    """Every table and delivery of a source: rows quarantined over rows read; for the
+    ``<source>_lines`` table, lines rejected or failed collections over the lines read (a holder
+    whose collections all fail has gone bad as a whole too)."""
     checks = []
     line_table = LINE_TABLE.format(source=source)
     sizes = {table: {dt: c["accepted"] + c["quarantined"] for dt, c in by_dt.items()}
@@ -578,9 +582,12 @@ def quarantine_gate(source: str, result: SourceResult, threshold: float) -> list
         sizes[line_table] = {dt: sum(statuses.values()) for dt, statuses in result.lines.items()}
     for table, by_dt in sorted(sizes.items()):
         for dt, rows in sorted(by_dt.items()):
-            rules = result.rules.get(table, {}).get(dt, {})
+            rules = dict(result.rules.get(table, {}).get(dt, {}))
+            if table == line_table and result.lines[dt].get("failed"):
+                rules[FAILED_RULE] = result.lines[dt]["failed"]
             top = sorted(rules.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
-            example = result.examples.get(table, {}).get(top[0][0], "") if top else ""
+            example = (FAILED_EXAMPLE if top and top[0][0] == FAILED_RULE
+                       else result.examples.get(table, {}).get(top[0][0], "") if top else "")
             checks.append(GateCheck(table, dt, rows, sum(rules.values()), top, example, threshold))
     return checks
 

@@ -168,8 +168,9 @@ def _gate_section(ingest: dict) -> str:
     return html.section(f"Quarantine gate (at most {gate['threshold']:.1%} of a table's rows per delivery)",
                         html.table(["table", "delivery", "rows", "quarantined", "share", "top rules", ""], rows),
                         note="A table whose share of quarantined rows in a delivery is above the threshold "
-                             "(MYDATA_MAX_QUARANTINE_RATE) fails the run, and nothing of it is published: a "
-                             "source that goes bad as a whole is a problem to raise, not rows to drop.")
+                             "(MYDATA_MAX_QUARANTINE_RATE) fails the run, and nothing of it is published; for "
+                             "a source's lines, rejected lines and failed collections count. A source that goes "
+                             "bad as a whole is a problem to raise, not rows to drop.")
 
 
 def render_report(ingest: dict, validations: list[TableValidation]) -> str:

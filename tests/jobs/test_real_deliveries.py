@@ -277,3 +277,14 @@ def test_every_usage_row_is_accepted_or_quarantined_once(spark, rows):
     accepted, quarantined = ingest.split_rows(frame, TABLES["telecom_usage"])
     assert accepted.count() + quarantined.count() == len(rows)
     assert quarantined.where("rule IS NULL OR reason IS NULL OR reason = ''").count() == 0
+
+
+def test_a_holder_whose_collections_all_fail_fails_the_gate(tmp_path, spark):
+    failed = json.dumps({"link_key": LK, "key_version": 1, "org_code": CARD_ORG, "api": "card.bills",
+                         "x_api_tran_id": "T{}", "collected_at": "20261101093015", "request": {},
+                         "response": {"rsp_code": "40101", "rsp_msg": "인증 실패: 접근토큰 만료"}})
+    deliver(tmp_path, "card", [failed.replace("T{}", f"T{i}") for i in range(5)])
+    register(tmp_path, ("card", CARD_ORG))
+    with pytest.raises(ingest.IngestFailed, match="card_lines dt=2026-11-01: 100.0% of 5 lines rejected or failed .*"
+                                                  "top rules: failed_collection 5; e.g. rsp_code is not 00000"):
+        ingest.run(Settings(data_root=tmp_path), spark)
