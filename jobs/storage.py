@@ -1,10 +1,10 @@
 """Atomic, idempotent partition replacement for plain Parquet tables (no Delta/Iceberg here).
 
 A run writes its partitions aside (``<table>/_staging/<run_id>/dt=...``, ``stage``), then swaps
-each one in (``publish``) with two renames: the old partition to ``_trash/<run_id>/``, the new one into place. Readers
-never see a half-written partition: a run killed while writing leaves only staging behind, and
-a run killed between the two renames is rolled back by ``recover`` (the next writer calls it),
-which puts the old partition back. A run that writes many tables (ingest) stages them all, then
+each one in (``publish``) with two renames: the old partition to ``_trash/<run_id>/``, the new
+one into place. Readers never see a half-written partition: a run killed while writing leaves
+only staging behind, and a run killed between the two renames is rolled back by ``recover`` (the
+next writer calls it), which puts the old partition back. A run that writes many tables (ingest) stages them all, then
 publishes them together behind a journal: a run killed while staging leaves every table as it
 was, and one killed while swapping is finished by ``roll_forward`` before the next run starts.
 Rerunning a date replaces its partition, never appends.
