@@ -296,26 +296,27 @@ def _unreadable_file(lake: Lake) -> ChainBreak | None:
     import pyarrow.parquet as pq
 
     for path in sorted(ledger_path(lake).glob("dt=*/*.parquet")):
-        try:
-            cause = _checksum_problem(path)
-            pq.read_table(path)
-        except Exception as exc:  # pyarrow raises several kinds for a damaged file
-            cause = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        crc = path.with_name(f".{path.name}.crc")
+        if crc.is_file():  # the bytes Spark wrote, every one of them: Spark's own read will parse
+            cause = _checksum_problem(path, crc)
+        else:  # no checksum to hold it to: the file has to read whole
+            try:
+                pq.read_table(path)
+                cause = None
+            except Exception as exc:  # pyarrow raises several kinds for a damaged file
+                cause = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         if cause:
             return ChainBreak(0, None, f"ledger file {path.relative_to(lake.root)} cannot be read ({cause}): "
                                        "it was altered outside the pipeline")
     return None
 
 
-def _checksum_problem(path: Path) -> str | None:
+def _checksum_problem(path: Path, crc: Path) -> str | None:
     """The Hadoop checksum file Spark wrote beside ``path`` (``.<name>.crc``: ``crc\\0``, the
     bytes per checksum, then a big-endian CRC-32 per chunk) against the file's bytes."""
     import struct
     import zlib
 
-    crc = path.with_name(f".{path.name}.crc")
-    if not crc.is_file():
-        return None
     sums, data = crc.read_bytes(), path.read_bytes()
     if sums[:4] != b"crc\x00" or len(sums) < 8:
         return "its checksum file is not one Spark wrote"
