@@ -34,13 +34,10 @@ test-scheduler: venv
 # benchmarks/RESULTS.md from every figure measured so far (for the notes, never a timed test).
 # DRIVER_MEMORY: the heap of the one driver JVM that runs every stage (default: the config's;
 # RESULTS.md says which each scale used).
-bench: $(VENV)/.bench-installed
+bench: venv
 	$(PY) benchmarks/bench_pipeline.py $(SCALE) $(if $(DRIVER_MEMORY),--driver-memory $(DRIVER_MEMORY))
 	$(PY) benchmarks/bench_models.py --source var/bench/$(SCALE)x6/gold/features/purpose=marketing
 
-$(VENV)/.bench-installed: $(STAMP)
-	$(PY) -m pip install --quiet -c $(CONSTRAINTS) -e '.[test,bench]'
-	touch $@
 
 clean-data:
 	rm -rf var

@@ -20,18 +20,18 @@ from datetime import date, datetime, time
 from pathlib import Path
 from typing import Iterable
 
-from pyspark.sql import Column as SparkColumn
-from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
-from pyspark.sql.types import StringType
-from pyspark.sql.window import Window
+from typing import Any
+
+import pyarrow as pa
 
 from jobs import storage
 from mydata.config import Settings
+from mydata.engines import Engine, as_engine, open_engine
 from mydata.lake import Lake
 from mydata.manifest import RunManifest, write_json_atomic
-from schemas.consent import GENESIS_HASH, ChainBreak, delivered_event, event_hash
+from schemas.consent import EVENT_FIELDS, GENESIS_HASH, ChainBreak, delivered_event, event_hash
 from schemas.codes import CONSENT_SOURCES
+from schemas.sql import Dialect
 
 JOB = "consent"
 LEDGER_COLUMNS = ("seq", "event_id", "link_key", "key_version", "event_type", "event_time", "purpose",
@@ -46,7 +46,8 @@ def ledger_path(lake: Lake):
     return lake.ledger
 
 
-def read_ledger(spark: SparkSession, lake: Lake) -> DataFrame | None:
+def read_ledger(spark, lake: Lake):
+    """The ledger as a Spark DataFrame (for Spark-side consumers), or None when there is none."""
     return storage.read_table(spark, ledger_path(lake))
 
 
@@ -55,48 +56,56 @@ def anchors_path(lake: Lake):
     return lake.anchors
 
 
-# -- hashing and checking, in Spark --------------------------------------------------------------
+# -- hashing and checking, on the engine -----------------------------------------------------------
 
-def _expected_hash(event) -> str:
-    return event_hash(delivered_event(event.asDict()))
-
-
-def expected_hash() -> SparkColumn:
-    """The hash each event must carry, from its typed columns put back in their delivered form."""
-    delivered = F.struct(
-        "event_id", "link_key", "key_version", "event_type",
-        F.date_format("event_time", "yyyyMMddHHmmss").alias("event_time"), "purpose", "sources",
-        F.date_format("end_date", "yyyyMMdd").alias("end_date"), "channel", "notice_version", "prev_hash")
-    # made at call time, so it is a Spark Connect UDF when the session is remote
-    return F.udf(_expected_hash, StringType(), useArrow=True)(delivered)
+HASH_FUNCTION = "consent_event_hash"
+#: the hashed fields (every one but the hash) and their types, as the ledger holds them
+HASHED = tuple((name, "int" if name == "key_version" else "array<string>" if name == "sources" else "string")
+               for name in EVENT_FIELDS if name != "hash")
 
 
-def chain_breaks(events: DataFrame, first_prev_hash: str = GENESIS_HASH, first_seq: int = 0) -> DataFrame:
-    """Every event (ordered by ``seq``) that does not verify, with the reason; empty when all do.
+def _event_hash(*values: Any) -> str:
+    return event_hash(delivered_event(dict(zip((name for name, _ in HASHED), values))))
+
+
+def expected_hash(d: Dialect) -> str:
+    """SQL: the hash each event must carry, from its typed columns put back in their delivered form."""
+    delivered = {"event_time": d.strftime("event_time", "%Y%m%d%H%M%S"), "end_date": d.strftime("end_date", "%Y%m%d")}
+    return f"{HASH_FUNCTION}({', '.join(delivered.get(name, name) for name, _ in HASHED)})"
+
+
+def chain_breaks(d: Dialect, events: str, first_prev_hash: str = GENESIS_HASH, first_seq: int = 0) -> str:
+    """SQL: every event of ``events`` (ordered by ``seq``) that does not verify, with the reason.
 
     Edits break the event's own hash; deletions, insertions and reorderings break the link of
     the event after them (its ``prev_hash`` is not the hash of the event now before it), or
     leave a gap or a repeat in ``seq``.
     """
-    order = Window.orderBy("seq")
-    checked = (events.select("seq", "event_id", "prev_hash", "hash", expected_hash().alias("_expected"))
-               .withColumn("_position", F.row_number().over(order) - 1 + F.lit(first_seq))
-               .withColumn("_before", F.coalesce(F.lag("hash").over(order), F.lit(first_prev_hash))))
-    reason = (F.when(F.col("prev_hash") != F.col("_before"),
-                     F.lit("prev_hash does not match the hash of the event before it "
-                           "(an event was deleted, inserted or reordered here)"))
-              .when(F.col("seq") != F.col("_position"),
-                    F.format_string("seq is %d where %d was expected (an event is missing or repeated)",
-                                    F.col("seq"), F.col("_position")))
-              .when(F.col("hash") != F.col("_expected"),
-                    F.lit("hash does not match the event's content (the event was edited)")))
-    return (checked.withColumn("reason", reason).where(F.col("reason").isNotNull())
-            .select(F.col("_position").alias("position"), "seq", "event_id", "reason"))
+    edited = d.lit("hash does not match the event's content (the event was edited)")
+    return f"""
+SELECT _position AS position, seq, event_id,
+       CASE WHEN prev_hash <> _before THEN {d.lit("prev_hash does not match the hash of the event before it "
+                                                   "(an event was deleted, inserted or reordered here)")}
+            WHEN seq <> _position THEN concat('seq is ', {d.text('seq')}, ' where ', {d.text('_position')},
+                                              ' was expected (an event is missing or repeated)')
+            WHEN hash <> _expected THEN {edited} END AS reason
+FROM (SELECT seq, event_id, prev_hash, hash, {expected_hash(d)} AS _expected,
+             row_number() OVER (ORDER BY seq) - 1 + {first_seq} AS _position,
+             coalesce(lag(hash) OVER (ORDER BY seq), {d.lit(first_prev_hash)}) AS _before
+      FROM {events}) e
+WHERE prev_hash <> _before OR seq <> _position OR hash <> _expected"""
 
 
-def first_break(events: DataFrame, first_prev_hash: str = GENESIS_HASH, first_seq: int = 0) -> ChainBreak | None:
-    row = chain_breaks(events, first_prev_hash, first_seq).orderBy("position").limit(1).collect()
-    return ChainBreak(int(row[0]["position"]), row[0]["event_id"], row[0]["reason"]) if row else None
+def first_break(engine: Engine, events: str, first_prev_hash: str = GENESIS_HASH,
+                first_seq: int = 0) -> ChainBreak | None:
+    _with_hash_function(engine)
+    rows = engine.rows(f"SELECT * FROM ({chain_breaks(engine.dialect, events, first_prev_hash, first_seq)}) b "
+                       "ORDER BY position LIMIT 1")
+    return ChainBreak(int(rows[0]["position"]), rows[0]["event_id"], rows[0]["reason"]) if rows else None
+
+
+def _with_hash_function(engine: Engine) -> None:
+    engine.function(HASH_FUNCTION, _event_hash, [kind for _, kind in HASHED], "string")
 
 
 # -- ordering a delivery by its links ------------------------------------------------------------
@@ -138,40 +147,38 @@ def as_of_moment(as_of: date | datetime) -> datetime:
     return as_of if isinstance(as_of, datetime) else datetime.combine(as_of, time.min)
 
 
-def moment_literal(as_of: date | datetime) -> SparkColumn:
-    """The as-of moment as a Spark timestamp, read in the session's time zone (KST) like the data."""
-    moment = as_of_moment(as_of)
-    if moment.tzinfo is not None:
-        from zoneinfo import ZoneInfo
-        from mydata.spark import SESSION_TIME_ZONE
-        moment = moment.astimezone(ZoneInfo(SESSION_TIME_ZONE)).replace(tzinfo=None)
-    return F.to_timestamp(F.lit(moment.strftime("%Y-%m-%d %H:%M:%S.%f")))
+def consent_states_sql(d: Dialect, ledger: str, purpose: str, as_of: date | datetime) -> str:
+    """SQL: per (link_key, key_version, source) the latest event of ``ledger`` at or before
+    ``as_of`` and its ``state`` (valid, withdrawn or expired); subjects with no event yet are absent."""
+    moment = d.moment(as_of_moment(as_of))
+    return f"""
+SELECT link_key, key_version, source, event_type, event_time, end_date, channel, event_id, seq,
+       CASE WHEN event_type = 'withdraw' THEN 'withdrawn'
+            WHEN {moment} >= CAST(end_date AS {d.sql_type('timestamp')}) THEN 'expired' ELSE 'valid' END AS state
+FROM (SELECT *, row_number() OVER (PARTITION BY link_key, key_version, source
+                                   ORDER BY event_time DESC, seq DESC) AS _n
+      FROM (SELECT link_key, key_version, {d.explode('sources')} AS source, event_type, event_time, end_date,
+                   channel, event_id, seq
+            FROM {ledger} WHERE purpose = {d.lit(purpose)} AND event_time <= {moment}) e) l
+WHERE _n = 1"""
 
 
-def consent_states(ledger: DataFrame, purpose: str, as_of: date | datetime) -> DataFrame:
-    """Per (link_key, key_version, source): the latest event at or before ``as_of`` and its state.
+def consent_states(ledger, purpose: str, as_of: date | datetime):
+    """``consent_states_sql`` over a Spark DataFrame of the ledger, as a DataFrame."""
+    from mydata.engines.spark import SparkEngine
 
-    ``state`` is ``valid``, ``withdrawn`` or ``expired``; subjects with no event yet are absent.
-    """
-    moment = moment_literal(as_of)
-    latest = Window.partitionBy("link_key", "key_version", "source").orderBy(F.desc("event_time"), F.desc("seq"))
-    events = (ledger.where((F.col("purpose") == purpose) & (F.col("event_time") <= moment))
-              .select("link_key", "key_version", F.explode("sources").alias("source"), "event_type",
-                      "event_time", "end_date", "channel", "event_id", "seq"))
-    return (events.withColumn("_n", F.row_number().over(latest)).where("_n = 1").drop("_n")
-            .withColumn("state", F.when(F.col("event_type") == "withdraw", "withdrawn")
-                        .when(moment >= F.col("end_date").cast("timestamp"), "expired")
-                        .otherwise("valid")))
+    return SparkEngine(ledger.sparkSession).frame_of(consent_states_sql, ledger, purpose, as_of)
 
 
-def consent_snapshot(ledger: DataFrame, purpose: str, as_of: date | datetime) -> DataFrame:
+def consent_snapshot(ledger, purpose: str, as_of: date | datetime):
     """The (link_key, key_version, source) with valid consent for ``purpose`` at ``as_of``."""
-    return (consent_states(ledger, purpose, as_of).where(F.col("state") == "valid")
-            .select("link_key", "key_version", "source"))
+    return consent_states(ledger, purpose, as_of).where("state = 'valid'").select("link_key", "key_version", "source")
 
 
-def consented_everywhere(snapshot: DataFrame, sources: Iterable[str] = CONSENT_SOURCES) -> DataFrame:
+def consented_everywhere(snapshot, sources: Iterable[str] = CONSENT_SOURCES):
     """Subjects (link_key, key_version) whose consent covers every one of ``sources``."""
+    from pyspark.sql import functions as F
+
     wanted = sorted(set(sources))
     return (snapshot.where(F.col("source").isin(*wanted)).groupBy("link_key", "key_version")
             .agg(F.countDistinct("source").alias("_n")).where(F.col("_n") == len(wanted)).drop("_n"))
@@ -188,10 +195,10 @@ class LedgerHead:
         return {"events": self.events, "hash": self.hash}
 
 
-def ledger_head(ledger: DataFrame | None) -> LedgerHead:
+def ledger_head(engine: Engine, ledger: str | None) -> LedgerHead:
     if ledger is None:
         return LedgerHead(0, GENESIS_HASH)
-    row = ledger.orderBy(F.desc("seq")).select("seq", "hash").limit(1).collect()
+    row = engine.rows(f"SELECT seq, hash FROM {ledger} ORDER BY seq DESC LIMIT 1")
     return LedgerHead(int(row[0]["seq"]) + 1, row[0]["hash"]) if row else LedgerHead(0, GENESIS_HASH)
 
 
@@ -212,12 +219,14 @@ class Verification:
         return self.problem is None
 
 
-def verify_ledger(spark: SparkSession, lake: Lake, keystore=None, ingested: bool = True) -> Verification:
+def verify_ledger(session, lake: Lake, keystore=None, ingested: bool = True) -> Verification:
     """Check every event's hash and link, every recorded head's signature, then the ledger's head
     against the signed anchors and the heads the append runs' manifests recorded. A missing ledger
-    is a problem when heads were recorded or (``ingested``) consent was ingested or delivered."""
+    is a problem when heads were recorded or (``ingested``) consent was ingested or delivered.
+    ``session``: an engine, or a SparkSession."""
     from mydata.keys import KeyStore
 
+    engine = as_engine(session)
     keystore = keystore or KeyStore.open(Settings(data_root=lake.root))
     anchors = read_anchors(lake)
     recorded = _recorded_heads(lake)
@@ -225,25 +234,24 @@ def verify_ledger(spark: SparkSession, lake: Lake, keystore=None, ingested: bool
     unreadable = _unreadable_file(lake)
     if unreadable is not None:
         return Verification(0, LedgerHead(0, GENESIS_HASH), unreadable)
-    ledger = read_ledger(spark, lake)
-    if ledger is None:
+    if not engine.parquet("ledger_read", ledger_path(lake)):
         evidence = _consent_evidence(lake, anchors, recorded, ingested)
         if problem is None and evidence:
             problem = ChainBreak(0, None, f"there is no consent ledger at {ledger_path(lake)}, but {evidence}: "
                                           "it was deleted or the data root is wrong")
         return Verification(0, LedgerHead(0, GENESIS_HASH), problem)
-    ledger = ledger.cache()
+    engine.table("ledger_verified", "SELECT * FROM ledger_read")
     try:
-        head = ledger_head(ledger)
-        events = ledger.count()
-        problem = problem or first_break(ledger)
+        head = ledger_head(engine, "ledger_verified")
+        events = engine.rows("SELECT count(*) AS n FROM ledger_verified")[0]["n"]
+        problem = problem or first_break(engine, "ledger_verified")
         if problem is None and not anchors:
             problem = ChainBreak(head.events, None, f"the ledger holds {head.events} events but its signed "
                                  f"anchors ({anchors_path(lake)}) are missing: they were deleted")
         if problem is None:
-            problem = _against_anchors(ledger, head, anchors + recorded)
+            problem = _against_anchors(engine, "ledger_verified", head, anchors + recorded)
     finally:
-        ledger.unpersist()
+        engine.drop("ledger_verified", "ledger_read")
     return Verification(events, head, problem)
 
 
@@ -326,10 +334,10 @@ def _checksum_problem(path: Path, crc: Path) -> str | None:
     return None if expected == actual else "it does not match its checksum"
 
 
-def _against_anchors(ledger: DataFrame, head: LedgerHead, anchors: list[dict]) -> ChainBreak | None:
+def _against_anchors(engine: Engine, ledger: str, head: LedgerHead, anchors: list[dict]) -> ChainBreak | None:
     """A self-consistent chain that is not the one appended: a cut tail, or forged events."""
-    hashes = {int(r["seq"]): r["hash"] for r in ledger.where(
-        F.col("seq").isin(*[a["events"] - 1 for a in anchors if a["events"]])).select("seq", "hash").collect()}
+    positions = ", ".join(str(a["events"] - 1) for a in anchors if a["events"]) or "-1"
+    hashes = {int(r["seq"]): r["hash"] for r in engine.rows(f"SELECT seq, hash FROM {ledger} WHERE seq IN ({positions})")}
     within = [a for a in anchors if 0 < a["events"] <= head.events]
     agreeing = [a for a in within if hashes.get(a["events"] - 1) == a["hash"]]
     last = max(anchors, key=lambda a: a["events"])
@@ -339,7 +347,7 @@ def _against_anchors(ledger: DataFrame, head: LedgerHead, anchors: list[dict]) -
         return ChainBreak(head.events, None, f"the ledger ends after {head.events} events but "
                           f"{last['events']} were appended (events were deleted from the end)")
     matched = max((a["events"] for a in agreeing), default=0)
-    row = ledger.where(F.col("seq") == matched).select("event_id").collect()
+    row = engine.rows(f"SELECT event_id FROM {ledger} WHERE seq = {matched}")
     return ChainBreak(matched, row[0]["event_id"] if row else None,
                       f"the chain from here on is not the one appended (the recorded head after "
                       f"{last['events']} events differs): events were rewritten, inserted or added")
@@ -401,32 +409,34 @@ def _export_postgres(dsn: str, anchors: list[dict]) -> dict:
 
 # -- appending ------------------------------------------------------------------------------------
 
-def delivery_in_chain_order(events: DataFrame, head: LedgerHead) -> tuple[DataFrame, ChainBreak | None]:
-    """The delivery's events with ``seq`` (continuing the ledger), or the first that does not link."""
-    links = events.select("event_id", "prev_hash", "hash").toLocalIterator()
-    ordered, problem = chain_order(((r[0], r[1], r[2]) for r in links), head.hash)
+def delivery_in_chain_order(engine: Engine, events: str, head: LedgerHead, ordered: str) -> ChainBreak | None:
+    """Register ``ordered``: the delivery's events with ``seq`` (continuing the ledger); or return
+    the first event that does not link."""
+    links = engine.rows(f"SELECT event_id, prev_hash, hash FROM {events}")
+    order, problem = chain_order(((r["event_id"], r["prev_hash"], r["hash"]) for r in links), head.hash)
     if problem is not None:
-        return events.limit(0), problem
-    spark = events.sparkSession
-    positions = spark.createDataFrame([(e, head.events + i) for i, e in enumerate(ordered)],
-                                      "event_id string, seq long")
-    return events.join(positions, "event_id").select(*LEDGER_COLUMNS, "dt"), None
+        return problem
+    engine.arrow("chain_positions", pa.table({"event_id": pa.array(order, pa.string()),
+                                              "seq": pa.array(range(head.events, head.events + len(order)), pa.int64())}))
+    columns = ", ".join(f"e.{engine.dialect.ident(c)}" if c != "seq" else "p.seq" for c in LEDGER_COLUMNS)
+    # chain_positions stays registered while ``ordered`` is in use (the caller drops both)
+    engine.table(ordered, f"SELECT {columns}, e.dt FROM {events} e JOIN chain_positions p ON e.event_id = p.event_id")
+    return None
 
 
-def append(spark: SparkSession, lake: Lake, run_id: str) -> dict:
+def append(engine: Engine, lake: Lake, run_id: str) -> dict:
     """Append every bronze consent delivery not yet in the ledger, oldest first, each verified."""
     from mydata.keys import KeyStore, sign_head
 
     keystore = KeyStore.open(Settings(data_root=lake.root))
-    verification = verify_ledger(spark, lake, keystore, ingested=False)
+    verification = verify_ledger(engine, lake, keystore, ingested=False)
     if not verification.ok:
         raise ConsentChainBroken(f"the consent ledger does not verify at {verification.problem}; "
                                  "nothing appended until a reviewer acts")
-    bronze = storage.read_table(spark, lake.bronze_table("consent_events"))
-    ledger = read_ledger(spark, lake)
-    done = {r["dt"] for r in ledger.select("dt").distinct().collect()} if ledger is not None else set()
-    pending = sorted({r["dt"] for r in bronze.select("dt").distinct().collect()} - done) \
-        if bronze is not None else []
+    has_bronze = engine.parquet("consent_bronze", lake.bronze_table("consent_events"))
+    done = ({r["dt"] for r in engine.rows("SELECT DISTINCT dt FROM ledger_done")}
+            if engine.parquet("ledger_done", ledger_path(lake)) else set())
+    pending = sorted({r["dt"] for r in engine.rows("SELECT DISTINCT dt FROM consent_bronze")} - done) if has_bronze else []
     head = verification.head
     appended: dict[str, int] = {}
     held: dict[str, str] = {}
@@ -434,39 +444,40 @@ def append(spark: SparkSession, lake: Lake, run_id: str) -> dict:
         if held:  # nothing after a broken delivery is trusted
             held[dt.isoformat()] = "not appended: an earlier delivery broke the chain"
             continue
-        events = bronze.where(F.col("dt") == dt).drop("dt").withColumn("dt", F.lit(dt)).cache()
-        ordered, problem = delivery_in_chain_order(events, head)
+        engine.table("delivery", f"SELECT * FROM consent_bronze WHERE dt = DATE '{dt.isoformat()}'")
+        problem = delivery_in_chain_order(engine, "delivery", head, "ordered")
         if problem is None:
-            ordered = ordered.cache()
-            problem = first_break(ordered, head.hash, head.events)
+            problem = first_break(engine, "ordered", head.hash, head.events)
         if problem is not None:
             held[dt.isoformat()] = f"chain breaks at {problem}"
-            spark.catalog.clearCache()
+            engine.drop("ordered", "chain_positions", "delivery")
             continue
-        count = ordered.count()
-        storage.replace_partitions(ordered, ledger_path(lake), [dt], run_id)
-        head = ledger_head(ordered)
+        count = engine.rows("SELECT count(*) AS n FROM ordered")[0]["n"]
+        storage.publish([engine.stage("SELECT * FROM ordered", ledger_path(lake), [dt], run_id)])
+        head = ledger_head(engine, "ordered")
         appended[dt.isoformat()] = count
         signed = sign_head(keystore, {**head.as_dict(), "dt": dt.isoformat(), "run_id": run_id})
         write_json_atomic(anchors_path(lake), [*read_anchors(lake), signed])
-        spark.catalog.clearCache()
+        engine.drop("ordered", "chain_positions", "delivery")
+    engine.drop("consent_bronze", "ledger_done")
     return {"appended": appended, "held": held, "head": signed if appended else verification.head.as_dict(),
             "verified_before": verification.events}
 
 
-def run(settings: Settings, spark: SparkSession | None = None) -> dict:
-    """Append new consent deliveries to the ledger; fails (and says where) when a chain breaks."""
-    from mydata.spark import spark_session
-
+def run(settings: Settings, spark: Any = None) -> dict:
+    """Append new consent deliveries to the ledger on the configured engine; fails (and says where)
+    when a chain breaks."""
     lake = settings.lake
-    spark = spark or spark_session(settings, "consent")
-    manifest = RunManifest.start(JOB)
+    manifest = RunManifest.start(JOB, engine=settings.engine)
+    engine = open_engine(settings, spark)
     try:
-        result = append(spark, lake, manifest.run_id)
+        result = append(engine, lake, manifest.run_id)
     except ConsentChainBroken as broken:
         manifest.error = str(broken)
         manifest.finish(lake, "failed")
         raise
+    finally:
+        engine.close()
     manifest.inputs = {"bronze": "consent_events", "verified_events": result["verified_before"]}
     manifest.outputs = {"appended": result["appended"], "ledger_head": result["head"]}
     manifest.notes += [f"consent dt={dt}: {why}" for dt, why in result["held"].items()]

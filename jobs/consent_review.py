@@ -19,6 +19,7 @@ from mydata import html
 from mydata.config import PURPOSES, Settings
 from mydata.lake import Lake
 from schemas.codes import CONSENT_SOURCES
+from schemas.sql import SPARK
 
 EXPIRY_WINDOWS = (30, 60, 90)
 
@@ -89,7 +90,7 @@ def write_report(settings: Settings, spark: SparkSession, as_of: date) -> dict:
                           key=lambda r: (r["purpose"], r["channel"]))
         sections.append(html.section("Valid consent by channel", html.table(
             ("purpose", "channel", "subjects"), [(html.code(r["purpose"]), r["channel"], r["n"]) for r in channels])))
-        monthly = ledger.where(F.col("event_time") < consent.moment_literal(as_of)).groupBy(
+        monthly = ledger.where(F.expr(f"event_time < {SPARK.moment(consent.as_of_moment(as_of))}")).groupBy(
             F.date_format("event_time", "yyyy-MM").alias("month")).pivot("event_type", ["grant", "renew", "withdraw"]) \
             .count().na.fill(0).orderBy("month").collect()
         most = max((max(r["grant"], r["withdraw"]) for r in monthly), default=0)

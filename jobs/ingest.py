@@ -20,396 +20,332 @@ table: rows = accepted + quarantined. Both are in the run manifest.
 """
 from __future__ import annotations
 
+import json
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from functools import reduce
-
-from pyspark.sql import Column as SparkColumn
-from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
-from pyspark.sql.window import Window
+from typing import Any
 
 from jobs import storage
 from jobs.landing import Delivery, data_files, find_deliveries
 from mydata.config import Settings
+from mydata.engines import Engine, open_engine
 from mydata.holders import HolderRegistry, unregistered_message
 from mydata.lake import Lake
 from mydata.manifest import RunManifest
-from mydata.spark import concurrently
 from schemas import codes
-from schemas.bronze import TABLES, Column, TableSpec, tables_of
-from schemas.landing import APIS, CSV_SOURCES, LINK_KEY_PATTERN, MYDATA_SOURCES, SOURCES, ApiSpec, apis_of
+from schemas.bronze import TABLES, TableSpec, tables_of
+from schemas.landing import APIS, CSV_SOURCES, MYDATA_SOURCES, SOURCES, ApiSpec, apis_of
+from schemas.sql import Dialect, typed_columns, violations
 
 LINE_TABLE = "{source}_lines"  # quarantine table of whole lines that never became rows
 FAILED_COLLECTIONS = "failed_collections"
 COLLECTIONS = "collections"  # every accepted MyData response: the duplicate index, and lineage
 FAILED_RULE = "failed_collection"  # how the quarantine gate names them beside the line rules
 FAILED_EXAMPLE = "rsp_code is not 00000: the holder answered with an error (see bronze/failed_collections)"
-CONCURRENT_SOURCES = 2
 
-_DTIME, _DATE = "yyyyMMddHHmmss", "yyyyMMdd"
-_DECIMAL = r"^[0-9]+(\.[0-9]+)?$"
-_SIGNED_DECIMAL = r"^-?[0-9]+(\.[0-9]+)?$"
-_KIND_TEXT = {"dtime": "KST timestamp YYYYMMDDhhmmss", "date": "date YYYYMMDD",
-              "month": "month YYYYMM", "amount": "non-negative decimal",
-              "signed": "decimal",
-              "rate": "non-negative decimal rate", "bool": "true/false", "int": "whole number",
-              "count": "whole number", "day": "day of month", "year": "year",
-              "number": "non-negative number", "ratio": "number", "version": "key version",
-              "link_key": "43-character base64url link key"}
+#: a landing record's shape: every leaf a string; a dict is an object, a one-item list a list of it
+Shape = dict[str, Any]
 
 
-# -- parsing one value ---------------------------------------------------------------------------
-# Row rules are written as Spark SQL text and handed to Spark whole (one ``selectExpr`` per table):
-# built from Column objects they took tens of thousands of Py4J round trips per run, most of a
-# small delivery's ingest time.
+# -- parsing a line: JSON or CSV, by the contract's shape (never inferred from the data) ---------
 
-def sql_str(value: str) -> str:
-    """A Spark SQL string literal."""
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def sql_field(*path: str) -> str:
-    """A (nested) column reference: ``sql_field("j", "response", "rsp_code")``."""
-    return ".".join(f"`{part}`" for part in path)
+def _spark_type(shape: Any) -> str:
+    if shape == "string":
+        return "string"
+    if isinstance(shape, list):
+        return f"array<{_spark_type(shape[0])}>"
+    if not shape:
+        return "map<string,string>"
+    return f"struct<{', '.join(f'{k}: {_spark_type(v)}' for k, v in shape.items())}>"
 
 
-def _sql_number(value: float) -> str:
-    return str(value) if isinstance(value, int) else f"{value!r}D"
+def _duckdb_structure(shape: Any) -> Any:
+    if shape == "string":
+        return "VARCHAR"
+    if isinstance(shape, list):
+        return [_duckdb_structure(shape[0])]
+    return {k: _duckdb_structure(v) for k, v in shape.items()} if shape else "JSON"
 
 
-def parse_value(raw: str, column: Column) -> str:
-    """SQL for the typed value of a landing string, or null when it does not parse."""
-    kind = column.kind
-    if kind == "link_key":
-        return f"CASE WHEN {raw} RLIKE {sql_str(LINK_KEY_PATTERN.pattern)} THEN {raw} END"
-    if kind == "dtime":
-        return f"CASE WHEN length({raw}) = 14 THEN try_to_timestamp({raw}, {sql_str(_DTIME)}) END"
-    if kind == "date":
-        return f"CASE WHEN length({raw}) = 8 THEN try_to_date({raw}, {sql_str(_DATE)}) END"
-    if kind == "month":
-        return f"CASE WHEN length({raw}) = 6 THEN try_to_date(concat({raw}, '01'), {sql_str(_DATE)}) END"
-    if kind == "signed":
-        return f"CASE WHEN {raw} RLIKE {sql_str(_SIGNED_DECIMAL)} THEN try_cast({raw} AS {column.spark_type}) END"
-    if kind in ("amount", "rate", "number", "ratio"):
-        return f"CASE WHEN {raw} RLIKE {sql_str(_DECIMAL)} THEN try_cast({raw} AS {column.spark_type}) END"
-    if kind in ("int", "count", "day", "year", "version"):
-        return f"CASE WHEN {raw} RLIKE {sql_str('^[0-9]{1,9}$')} THEN try_cast({raw} AS INT) END"
-    if kind == "bool":
-        return f"CASE WHEN lower({raw}) IN ('true', 'false') THEN lower({raw}) = 'true' END"
-    return raw  # code, text, ref, str, sources
+def _nested_paths(shape: Shape, prefix: str = "$") -> list[tuple[str, str]]:
+    """(JSON path, the type it must have) of every object and list below the top."""
+    out = []
+    for name, sub in shape.items():
+        path = f"{prefix}.{name}"
+        if isinstance(sub, dict):
+            out += [(path, "OBJECT"), *_nested_paths(sub, path)]
+        elif isinstance(sub, list):
+            out.append((path, "ARRAY"))
+            if isinstance(sub[0], dict):
+                out.append((f"{path}[*]", "OBJECT"))
+    return out
 
 
-def rule_sql(rule: str, reason: str) -> str:
-    """A ``struct<rule, reason>`` with a fixed rule name; ``reason`` is SQL."""
-    return f"named_struct('rule', {sql_str(rule)}, 'reason', {reason})"
+def parse_json(d: Dialect, shape: Shape) -> tuple[str, str]:
+    """(SQL of the parsed struct ``j`` of ``value``, SQL over ``j`` and ``value`` that the line is
+    not a JSON object of that shape). An object or list where a string belongs is kept as its JSON
+    text; a string where an object or list belongs makes the line unreadable, as in Spark."""
+    if d.spark:
+        schema = ", ".join(f"{k} {_spark_type(v)}" for k, v in shape.items()) + ", _corrupt_record string"
+        parsed = (f"from_json(`value`, {d.lit(schema)}, "
+                  "map('columnNameOfCorruptRecord', '_corrupt_record', 'mode', 'PERMISSIVE'))")
+        return parsed, "(`j`.`_corrupt_record` IS NOT NULL OR `j` IS NULL)"
+    structure = d.lit(json.dumps(_duckdb_structure(shape)))
+    parsed = f"CASE WHEN json_valid(value) AND json_type(value) = 'OBJECT' THEN json_transform(value, {structure}) END"
+    wrong = [f"coalesce(json_type(value, {d.lit(path)}) NOT IN ('{kind}', 'NULL'), false)"
+             if not path.endswith("[*]") else
+             f"coalesce(list_bool_or(list_transform(json_type(value, {d.lit(path)}), lambda t: t <> '{kind}')), false)"
+             for path, kind in _nested_paths(shape)]
+    return parsed, f"(CASE WHEN j IS NULL THEN true ELSE {' OR '.join(wrong) or 'false'} END)"
 
 
-NO_VIOLATIONS = "CAST(array() AS array<struct<rule: string, reason: string>>)"
-SHOWN_CHARACTERS = 64
-#: a line whose bytes are not UTF-8 is rejected whole: its fields cannot be trusted
-BAD_BYTES = "NOT is_valid_utf8(`value`)"
-BAD_BYTES_RULE = rule_sql("encoding.utf8", sql_str("the line is not valid UTF-8"))
-#: the original line as a quarantine record: invalid bytes replaced, so the record stays readable
-RECORD = "make_valid_utf8(`value`)"
+#: a CSV line's fields; a quoted field may hold commas (Spark's CSV reader unquotes it)
+_CSV_FIELDS = ("CASE WHEN contains(value, '\"') THEN list_transform("
+               "regexp_extract_all(value, '(?:^|,)(\"[^\"]*\"|[^,]*)', 1), "
+               "lambda f: CASE WHEN length(f) >= 2 AND f[1] = '\"' AND f[-1] = '\"' THEN f[2:-2] ELSE f END) "
+               "ELSE string_split(value, ',') END")
 
 
-def _missing(value: str, column: Column) -> str:
-    return f"({value} IS NULL)" if column.kind == "sources" else f"({value} IS NULL OR trim({value}) = '')"
-
-
-def violations(raw: dict[str, str], parsed: dict[str, str], spec: TableSpec) -> str:
-    """SQL for array<struct<rule, reason>> of every rule the row breaks (empty when it is good)."""
-    checks = []
-    for column in spec.columns:
-        name, value, typed = column.name, raw[column.name], parsed[column.name]
-        missing = _missing(value, column)
-        if column.required:
-            checks.append((missing, f"{name}.not_null", sql_str(f"{name} is missing")))
-        if column.required_when is not None:
-            other, values = column.required_when
-            listed = ", ".join(sql_str(v) for v in sorted(values))
-            checks.append((f"{missing} AND {raw[other]} IN ({listed})", f"{name}.not_null",
-                           f"concat({sql_str(name + ' is missing although ' + other + '=')}, {raw[other]})"))
-        if column.max_length is not None:
-            checks.append((f"length({value}) > {column.max_length}", f"{name}.length",
-                           f"concat({sql_str(name + ' is ')}, format_number(length({value}), 0), "
-                           f"{sql_str(f' characters long, more than {column.max_length}')})"))
-        # a value is shown in its reason only as far as a reader needs (a field may hold megabytes)
-        shown = f"substring(coalesce(CAST({value} AS STRING), ''), 1, {SHOWN_CHARACTERS})"
-        if column.kind in _KIND_TEXT:
-            checks.append((f"NOT {missing} AND ({typed}) IS NULL", f"{name}.format",
-                           f"concat({sql_str(name + '=')}, {shown}, {sql_str(' is not a ' + _KIND_TEXT[column.kind])})"))
-        if column.allowed is not None:
-            allowed = ", ".join(sql_str(code) for code in sorted(column.allowed))
-            if column.kind == "sources":
-                bad = f"NOT {missing} AND (size({typed}) = 0 OR NOT forall({typed}, s -> s IN ({allowed})))"
-            else:
-                bad = f"NOT {missing} AND NOT (({typed}) IN ({allowed}))"
-            checks.append((bad, f"{name}.in_set",
-                           f"concat({sql_str(name + '=')}, {shown}, ' is not a known code')"))
-        if column.low is not None or column.high is not None:
-            outside = " OR ".join([*([f"({typed}) < {_sql_number(column.low)}"] if column.low is not None else []),
-                                   *([f"({typed}) > {_sql_number(column.high)}"] if column.high is not None else [])])
-            bounds = f"[{column.low if column.low is not None else ''}, {column.high if column.high is not None else ''}]"
-            checks.append((f"({typed}) IS NOT NULL AND ({outside})", f"{name}.range",
-                           f"concat({sql_str(name + '=')}, {shown}, {sql_str(' is outside ' + bounds)})"))
-    if not checks:
-        return NO_VIOLATIONS
-    # flatten of one-or-none arrays rather than filter(array(...), v -> v IS NOT NULL): a lambda
-    # cannot be compiled, and Spark then interprets every check under it, row by row (a quarter
-    # of ingest's CPU)
-    found = ", ".join(f"CASE WHEN {cond} THEN array({rule_sql(rule, reason)}) ELSE {NO_VIOLATIONS} END"
-                      for cond, rule, reason in checks)
-    return f"flatten(array({found}))"
-
-
-# -- reading lines ---------------------------------------------------------------------------------
-
-def read_lines(spark: SparkSession, deliveries: list[Delivery]) -> DataFrame:
-    """Raw non-empty lines with their file, 1-based line number in the file and delivery date."""
-    files = [str(p) for d in deliveries for p in data_files(d)]
-    if not files:
-        return spark.createDataFrame([], "value string, file_path string, line_no long, dt date")
-    lines = spark.read.text(files).select(
-        "value", F.col("_metadata.file_path").alias("file_path"),
-        F.col("_metadata.file_block_start").alias("_block"), F.monotonically_increasing_id().alias("_id"))
-    # Spark reads a large file as blocks in different tasks; within a block ids are consecutive, so a
-    # line's number is its place in its block plus the lines of the file's blocks before it
-    blocks = (lines.groupBy("file_path", "_block")
-              .agg(F.min("_id").alias("_first"), F.count(F.lit(1)).alias("_lines"))
-              .withColumn("_before", F.sum("_lines").over(Window.partitionBy("file_path").orderBy("_block"))
-                          - F.col("_lines")))
-    return (lines.join(F.broadcast(blocks), ["file_path", "_block"])
-            .select("value", "file_path", (F.col("_id") - F.col("_first") + F.col("_before") + 1).alias("line_no"))
-            .where(F.trim("value") != "")
-            .withColumn("dt", F.to_date(F.regexp_extract("file_path", r"/dt=(\d{4}-\d{2}-\d{2})/", 1))))
+def parse_csv(d: Dialect, columns: tuple[str, ...]) -> str:
+    """SQL of the parsed struct ``j`` of a CSV line ``value``: one string per header column (an
+    empty field is null) and ``_corrupt_record``, set when the line has another number of fields."""
+    if d.spark:
+        schema = ", ".join(f"{c} string" for c in columns) + ", _corrupt_record string"
+        return (f"from_csv(`value`, {d.lit(schema)}, "
+                "map('columnNameOfCorruptRecord', '_corrupt_record', 'mode', 'PERMISSIVE'))")
+    picked = ", ".join(f"{d.ident(c)} := nullif(_f[{i}], '')" for i, c in enumerate(columns, 1))
+    return (f"(SELECT struct_pack({picked}, _corrupt_record := CASE WHEN len(_f) <> {len(columns)} "
+            f"THEN value END) FROM (SELECT {_CSV_FIELDS} AS _f))")
 
 
 # -- MyData JSON sources ---------------------------------------------------------------------------
 
-def envelope_schema(source: str) -> str:
-    """from_json schema of a source's lines: every leaf a string, lists as arrays of structs."""
+def envelope_shape(source: str) -> Shape:
+    """A MyData line's shape for one source: the envelope, the union of its APIs' fields."""
     apis = apis_of(source)
-    request = sorted({f for a in apis for f in a.request_fields})
-    flat = sorted({f for a in apis for f in a.response_fields}
-                  | {a.count_field for a in apis if a.count_field})
+    request = {f: "string" for f in sorted({f for a in apis for f in a.request_fields})}
+    response: Shape = {"rsp_code": "string", "rsp_msg": "string"}
+    response.update({f: "string" for f in sorted({f for a in apis for f in a.response_fields}
+                                                 | {a.count_field for a in apis if a.count_field})})
     lists: dict[str, set[str]] = {}
     for a in apis:
         if a.list_field:
             lists.setdefault(a.list_field, set()).update(a.item_fields)
-    response = ["rsp_code: string", "rsp_msg: string", *(f"{f}: string" for f in flat),
-                *(f"{name}: array<struct<{', '.join(f'{f}: string' for f in sorted(fields))}>>"
-                  for name, fields in sorted(lists.items()))]
-    request_type = f"struct<{', '.join(f'{f}: string' for f in request)}>" if request else "map<string,string>"
-    return (f"link_key string, key_version string, org_code string, api string, "
-            f"x_api_tran_id string, collected_at string, request {request_type}, "
-            f"response struct<{', '.join(response)}>, _corrupt_record string")
+    response.update({name: [{f: "string" for f in sorted(fields)}] for name, fields in sorted(lists.items())})
+    return {"link_key": "string", "key_version": "string", "org_code": "string", "api": "string",
+            "x_api_tran_id": "string", "collected_at": "string", "request": request, "response": response}
 
 
-def parse_mydata(lines: DataFrame, source: str) -> DataFrame:
-    """Parse lines and decide each line's outcome (before duplicates): ok, rejected or failed."""
-    j = F.from_json("value", envelope_schema(source),
-                    {"columnNameOfCorruptRecord": "_corrupt_record", "mode": "PERMISSIVE"})
-    parsed = lines.withColumn("j", j)
-    apis = [a.api for a in apis_of(source)]
-    count_ok = reduce(lambda acc, spec: acc.when(
-        F.col("j.api") == spec.api,
-        F.coalesce(F.col(f"j.response.{spec.count_field}").try_cast("int")
-                   == F.size(F.col(f"j.response.{spec.list_field}")), F.lit(False))),
-        [a for a in apis_of(source) if a.is_list], F).otherwise(F.lit(True))
-    envelope = {name: sql_field("j", name) for name in ("link_key", "key_version", "org_code",
-                                                        "x_api_tran_id", "collected_at")}
-    env_spec = TABLES[next(t.name for t in tables_of(source))]
-    env_columns = [c for c in env_spec.columns if c.origin == "envelope"]
-    env_checks = F.expr(violations(envelope, {c.name: parse_value(envelope[c.name], c) for c in env_columns},
-                                   TableSpec("envelope", source, tuple(env_columns), ())))
-    rule = (F.when(F.expr(BAD_BYTES), F.expr(BAD_BYTES_RULE))
-            .when(F.col("j._corrupt_record").isNotNull() | F.col("j").isNull(),
-                  _rule("json_parse", "line is not a valid JSON object"))
-            .when(~F.coalesce(F.col("j.api").isin(*apis), F.lit(False)),
-                  F.struct(F.lit("api.in_set").alias("rule"),
-                           F.concat(F.lit("api="), F.coalesce(F.col("j.api"), F.lit("")),
-                                    F.lit(f" is not a {source} API")).alias("reason")))
-            .when(F.size(env_checks) > 0, _line_rule(env_checks))
-            .when(F.coalesce(F.col("j.response.rsp_code"), F.lit("")) != codes.SUCCESS_RSP_CODE,
-                  F.lit(None))
-            .when(~count_ok, _rule("count_mismatch", "the response's count field differs from its list length")))
-    for spec in (a for a in apis_of(source) if a.is_list and a.request_fields):
-        # a response with no items yields no row to quarantine: its request is checked on the line
-        request = F.expr(_request_checks(spec))
-        no_items = F.coalesce(F.size(f"j.response.{spec.list_field}"), F.lit(0)) <= 0
-        rule = rule.when((F.col("j.api") == spec.api) & no_items & (F.size(request) > 0), _line_rule(request))
-    status = (F.when(rule.isNotNull(), "rejected")
-              .when(F.col("j.response.rsp_code") != codes.SUCCESS_RSP_CODE, "failed")
-              .otherwise("ok"))
-    return (parsed.withColumn("line_rule", rule)
-            .withColumn("status", status)
-            .withColumn("x_api_tran_id", F.col("j.x_api_tran_id")))
-
-
-def _request_checks(spec: ApiSpec) -> str:
-    """SQL of the violations of a list API's request fields (its items' rows carry them too)."""
-    columns = tuple(c for c in TABLES[_table_of(spec.api)].columns if c.origin == "request")
-    raw = {c.name: sql_field("j", "request", c.name) for c in columns}
-    return violations(raw, {c.name: parse_value(raw[c.name], c) for c in columns},
-                      TableSpec("request", spec.source, columns, ()))
-
-
-def _line_rule(checks: SparkColumn) -> SparkColumn:
+def _line_rule(d: Dialect, checks: str) -> str:
     """A rejected line's outcome: the first rule it breaks, with every reason."""
-    return F.struct(checks[0]["rule"].alias("rule"),
-                    F.array_join(F.transform(checks, lambda v: v["reason"]), "; ").alias("reason"))
+    return d.rule_of(f"{d.first(checks)}.rule", d.reasons(checks))
+
+
+def _columns_of(spec: TableSpec, origin: str) -> TableSpec:
+    return TableSpec(origin, spec.source, tuple(c for c in spec.columns if c.origin == origin), ())
+
+
+def _outcome_ladder(d: Dialect, source: str, requests: list[ApiSpec]) -> str:
+    """The first reason a line is rejected (NULL when it is not): bytes, JSON, API, envelope,
+    then (for a successful collection) its count and, when it has no items, its request."""
+    api = d.field("j", "api")
+    apis = ", ".join(d.lit(a.api) for a in apis_of(source))
+    not_an_api = f"concat('api=', coalesce({api}, ''), {d.lit(f' is not a {source} API')})"
+    steps = [
+        f"WHEN bad_bytes THEN {d.rule('encoding.utf8', d.lit('the line is not valid UTF-8'))}",
+        f"WHEN _corrupt THEN {d.rule('json_parse', d.lit('line is not a valid JSON object'))}",
+        f"WHEN NOT coalesce({api} IN ({apis}), false) THEN {d.rule('api.in_set', not_an_api)}",
+        f"WHEN {d.size('_env')} > 0 THEN {_line_rule(d, '_env')}",
+        f"WHEN coalesce({d.field('j', 'response', 'rsp_code')}, '') <> {d.lit(codes.SUCCESS_RSP_CODE)} THEN NULL",
+        f"WHEN NOT _count_ok THEN "
+        f"{d.rule('count_mismatch', d.lit('the response' + chr(39) + 's count field differs from its list length'))}",
+    ]
+    for i, spec in enumerate(requests):  # a response with no items yields no row: its request is checked here
+        items = d.size(d.field("j", "response", spec.list_field))
+        steps.append(f"WHEN {api} = {d.lit(spec.api)} AND coalesce({items}, 0) <= 0 AND {d.size(f'_req{i}')} > 0 "
+                     f"THEN {_line_rule(d, f'_req{i}')}")
+    return "CASE " + "\n".join(steps) + " END"
+
+
+def parse_mydata(d: Dialect, source: str, lines: str) -> str:
+    """SQL: every line of ``lines`` parsed, with its outcome before duplicates (``status``: ok,
+    rejected or failed; ``line_rule`` for a rejected one) and its ``x_api_tran_id``."""
+    parsed, corrupt = parse_json(d, envelope_shape(source))
+    envelope = _columns_of(tables_of(source)[0], "envelope")
+    lists = [a for a in apis_of(source) if a.is_list]
+    count_ok = ("CASE " + " ".join(
+        f"WHEN {d.field('j', 'api')} = {d.lit(a.api)} THEN coalesce(try_cast({d.field('j', 'response', a.count_field)} "
+        f"AS {d.sql_type('int')}) = {d.size(d.field('j', 'response', a.list_field))}, false)" for a in lists)
+        + " ELSE true END") if lists else "true"
+    requests = [a for a in lists if a.request_fields]
+    checked = ", ".join([f"{violations(d, {c.name: d.field('j', c.name) for c in envelope.columns}, envelope)} AS _env",
+                         f"{count_ok} AS _count_ok",
+                         *(f"{_request_checks(d, a)} AS _req{i}" for i, a in enumerate(requests))])
+    rsp_code = d.field("j", "response", "rsp_code")
+    return f"""
+SELECT value, file_path, line_no, dt, j, line_rule, {d.field('j', 'x_api_tran_id')} AS x_api_tran_id,
+       CASE WHEN line_rule IS NOT NULL THEN 'rejected'
+            WHEN {rsp_code} <> {d.lit(codes.SUCCESS_RSP_CODE)} THEN 'failed' ELSE 'ok' END AS status
+FROM (SELECT *, {_outcome_ladder(d, source, requests)} AS line_rule
+      FROM (SELECT *, {checked}
+            FROM (SELECT *, {corrupt} AS _corrupt FROM (SELECT *, {parsed} AS j FROM {lines}) l1) l2) l3) l4"""
+
+
+def _request_checks(d: Dialect, spec: ApiSpec) -> str:
+    """SQL of the violations of a list API's request fields (its items' rows carry them too)."""
+    request = _columns_of(TABLES[_table_of(spec.api)], "request")
+    return violations(d, {c.name: d.field("j", "request", c.name) for c in request.columns}, request)
 
 
 def _table_of(api: str) -> str:
     return next(t.name for t in TABLES.values() if t.api == api)
 
 
-def mark_duplicates(lines: DataFrame, delivered: DataFrame | None) -> DataFrame:
-    """A good or failed line whose x_api_tran_id came before (earlier line, or earlier delivery)."""
-    first = Window.partitionBy("x_api_tran_id").orderBy("dt", "file_path", "line_no")
-    counted = lines.withColumn(
-        "_nth", F.when(F.col("status").isin("ok", "failed"), F.row_number().over(first)))
-    if delivered is not None:
-        # one row per id (its first delivery), so the join cannot multiply lines
-        earlier = delivered.groupBy(F.col("x_api_tran_id").alias("_seen_id")).agg(F.min("dt").alias("_seen_dt"))
-        counted = counted.join(earlier, counted.x_api_tran_id == earlier._seen_id, "left")
-        seen = F.coalesce(F.col("_seen_dt") < F.col("dt"), F.lit(False))
-    else:
-        seen = F.lit(False)
-    duplicate = F.col("status").isin("ok", "failed") & ((F.col("_nth") > 1) | seen)
-    return (counted.withColumn("status", F.when(duplicate, "duplicate").otherwise(F.col("status")))
-            .drop("_nth", "_seen_id", "_seen_dt"))
+def mark_duplicates(d: Dialect, parsed: str, delivered: str | None, dts: list[date]) -> str:
+    """SQL: a good or failed line whose x_api_tran_id came before (an earlier line of the run, or
+    an earlier delivery in ``delivered``, the collections index) becomes ``duplicate``."""
+    kept = "status IN ('ok', 'failed')"
+    nth = f"CASE WHEN {kept} THEN row_number() OVER (PARTITION BY {kept}, x_api_tran_id ORDER BY dt, file_path, line_no) END"
+    if delivered is None:
+        seen, join = "false", ""
+    else:  # one row per id (its first delivery), so the join cannot multiply lines
+        days = ", ".join(f"DATE '{dt.isoformat()}'" for dt in dts)
+        seen = "coalesce(e._seen_dt < p.dt, false)"
+        join = (f"LEFT JOIN (SELECT x_api_tran_id AS _seen_id, min(dt) AS _seen_dt FROM {delivered} "
+                f"WHERE dt NOT IN ({days}) GROUP BY x_api_tran_id) e ON p.x_api_tran_id = e._seen_id")
+    return f"""
+SELECT value, file_path, line_no, dt, j, line_rule, x_api_tran_id,
+       CASE WHEN {kept} AND (_nth > 1 OR _seen) THEN 'duplicate' ELSE status END AS status
+FROM (SELECT p.*, {nth} AS _nth, {seen} AS _seen FROM ({parsed}) p {join}) x"""
 
 
-def mydata_rows(lines: DataFrame, spec: TableSpec) -> DataFrame:
-    """Candidate rows of one MyData table from its good lines: raw strings, typed, violations."""
+def _raw(d: Dialect, column_origin: str, name: str) -> str:
+    """Where a bronze column's landing string is in a parsed MyData line (``j``) or item (``_item``)."""
+    return {"envelope": d.field("j", name), "request": d.field("j", "request", name),
+            "response": d.field("j", "response", name), "position": d.text("_pos"),
+            "item": d.field("_item", name)}[column_origin]
+
+
+def mydata_rows(d: Dialect, spec: TableSpec, parsed: str) -> str:
+    """SQL: candidate rows of one MyData table from the good lines of ``parsed``."""
     api = APIS[spec.api]
-    mine = lines.where((F.col("status") == "ok") & (F.col("j.api") == spec.api))
-    if api.is_list:
-        mine = mine.select("*", F.posexplode(f"j.response.{api.list_field}").alias("_pos", "_item"))
-    raw: dict[str, str] = {}
-    for column in spec.columns:
-        if column.origin == "envelope":
-            raw[column.name] = sql_field("j", column.name)
-        elif column.origin == "request":
-            raw[column.name] = sql_field("j", "request", column.name)
-        elif column.origin == "response":
-            raw[column.name] = sql_field("j", "response", column.name)
-        elif column.origin == "position":
-            raw[column.name] = "CAST(`_pos` AS STRING)"
-        else:
-            raw[column.name] = sql_field("_item", column.name)
-    return _typed(mine, raw, spec, "to_json(`_item`)" if api.is_list else RECORD,
-                  "`_pos`" if api.is_list else "NULL")
+    raw = {c.name: _raw(d, c.origin, c.name) for c in spec.columns}
+    mine = f"SELECT * FROM {parsed} WHERE status = 'ok' AND {d.field('j', 'api')} = {d.lit(spec.api)}"
+    if not api.is_list:
+        return _candidates(d, raw, spec, mine, "value", "NULL")
+    items = d.field("j", "response", api.list_field)
+    explode = (f"posexplode({items}) AS (_pos, _item)" if d.spark else
+               f"unnest({items}) AS _item, generate_subscripts({items}, 1) - 1 AS _pos")
+    return _candidates(d, raw, spec, f"SELECT *, {explode} FROM ({mine}) m",
+                       _item_json(d, sorted(api.item_fields)), "_pos")
 
 
-def _typed(frame: DataFrame, raw: dict[str, str], spec: TableSpec, record: str, item_no: str,
-           broken: str | None = None) -> DataFrame:
-    """Typed columns plus ``_violations``; ``broken`` (SQL of a rule struct) overrides when the line
-    is unreadable. One ``selectExpr``: the whole table's rules in one call into Spark."""
-    parsed = {c.name: parse_value(raw[c.name], c) for c in spec.columns}
-    found = violations(raw, parsed, spec)
-    # an optional value left out (or empty) is null in bronze; a required one quarantines its row
-    parsed = {c.name: typed if c.required else f"CASE WHEN NOT {_missing(raw[c.name], c)} THEN {typed} END"
-              for c, typed in zip(spec.columns, parsed.values())}
+def _item_json(d: Dialect, fields: list[str]) -> str:
+    """A list item as the JSON of its contract fields, those without a value left out (Spark's
+    to_json of the parsed item)."""
+    if d.spark:
+        return "to_json(`_item`)"
+    parts = ", ".join(f"CASE WHEN _item.{d.ident(f)} IS NOT NULL THEN {d.lit(json.dumps(f) + ':')} "
+                      f"|| to_json(_item.{d.ident(f)}) END" for f in fields)
+    return f"'{{' || concat_ws(',', {parts}) || '}}'"
+
+
+def _candidates(d: Dialect, raw: dict[str, str], spec: TableSpec, rows: str, record: str, item_no: str,
+                broken: str | None = None) -> str:
+    """Typed columns plus ``_violations``; ``broken`` (SQL of a rule struct) overrides them when
+    the line is unreadable. One select: the whole table's rules in one call into the engine."""
+    found = violations(d, raw, spec)
     if broken is not None:
-        found = f"CASE WHEN ({broken}) IS NOT NULL THEN array({broken}) ELSE {found} END"
-    return frame.selectExpr(
-        *[f"CAST({parsed[c.name]} AS {c.spark_type}) AS `{c.name}`" for c in spec.columns],
-        f"{found} AS `_violations`",
-        f"{record} AS `record`", f"CAST({item_no} AS INT) AS `_item_no`", "file_path", "line_no", "dt",
-    )
-
-
-def _rule(name: str, reason: str) -> SparkColumn:
-    return F.expr(rule_sql(name, sql_str(reason)))
-
-
-def _shown_reason() -> SparkColumn:
-    """A reason fit for manifests and reports: a malformed link key is still a pseudonym."""
-    return F.regexp_replace("reason", r"link_key=[^;]*", "link_key=<hidden>")
+        found = f"CASE WHEN ({broken}) IS NOT NULL THEN {d.array(broken)} ELSE {found} END"
+    return (f"SELECT {', '.join(typed_columns(d, raw, spec))}, {found} AS _violations, {record} AS record, "
+            f"CAST({item_no} AS {d.sql_type('int')}) AS _item_no, file_path, line_no, dt FROM ({rows}) r")
 
 
 # -- CSV and consent ----------------------------------------------------------------------------
 
-def csv_rows(lines: DataFrame, spec: TableSpec) -> DataFrame:
-    """Candidate rows of a CSV table; the header line is not a record."""
+def _unreadable(d: Dialect, condition: str, rule: str, reason: str) -> str:
+    return (f"CASE WHEN bad_bytes THEN {d.rule('encoding.utf8', d.lit('the line is not valid UTF-8'))} "
+            f"WHEN {condition} THEN {d.rule(rule, d.lit(reason))} END")
+
+
+def csv_rows(d: Dialect, spec: TableSpec, lines: str) -> str:
+    """SQL: candidate rows of a CSV table; the header line is not a record."""
     columns = CSV_SOURCES[spec.source]
-    schema = ", ".join(f"{c} string" for c in columns) + ", _corrupt_record string"
-    rows = (lines.where(F.col("value") != ",".join(columns))
-            .withColumn("j", F.from_csv("value", schema, {"columnNameOfCorruptRecord": "_corrupt_record",
-                                                          "mode": "PERMISSIVE"})))
-    broken = (f"CASE WHEN {BAD_BYTES} THEN {BAD_BYTES_RULE} WHEN `j`.`_corrupt_record` IS NOT NULL THEN "
-              f"{rule_sql('csv_parse', sql_str(f'row does not have the {len(columns)} fields of the header'))} END")
-    return _typed(rows, {c.name: sql_field("j", c.name) for c in spec.columns}, spec, RECORD, "NULL", broken)
+    rows = f"SELECT *, {parse_csv(d, columns)} AS j FROM {lines} WHERE value <> {d.lit(','.join(columns))}"
+    broken = _unreadable(d, f"{d.field('j', '_corrupt_record')} IS NOT NULL", "csv_parse",
+                         f"row does not have the {len(columns)} fields of the header")
+    return _candidates(d, {c.name: d.field("j", c.name) for c in spec.columns}, spec, rows, "value", "NULL", broken)
 
 
-def consent_rows(lines: DataFrame, spec: TableSpec) -> DataFrame:
-    schema = (", ".join(f"{c.name} {'array<string>' if c.kind == 'sources' else 'string'}"
-                        for c in spec.columns) + ", _corrupt_record string")
-    rows = lines.withColumn("j", F.from_json("value", schema, {"columnNameOfCorruptRecord": "_corrupt_record",
-                                                              "mode": "PERMISSIVE"}))
-    broken = (f"CASE WHEN {BAD_BYTES} THEN {BAD_BYTES_RULE} WHEN `j`.`_corrupt_record` IS NOT NULL OR `j` IS NULL "
-              f"THEN {rule_sql('json_parse', sql_str('line is not a valid JSON object'))} END")
-    return _typed(rows, {c.name: sql_field("j", c.name) for c in spec.columns}, spec, RECORD, "NULL", broken)
+def consent_rows(d: Dialect, spec: TableSpec, lines: str) -> str:
+    """SQL: candidate rows of consent events (JSON lines, ``sources`` a list)."""
+    parsed, corrupt = parse_json(d, {c.name: ["string"] if c.kind == "sources" else "string" for c in spec.columns})
+    rows = f"SELECT *, {corrupt} AS _corrupt FROM (SELECT *, {parsed} AS j FROM {lines}) l"
+    broken = _unreadable(d, "_corrupt", "json_parse", "line is not a valid JSON object")
+    return _candidates(d, {c.name: d.field("j", c.name) for c in spec.columns}, spec, rows, "value", "NULL", broken)
 
 
 # -- accept or quarantine ------------------------------------------------------------------------
 
-def split_rows(candidates: DataFrame, spec: TableSpec, cached: list[DataFrame] | None = None) -> tuple[DataFrame, DataFrame]:
-    """(accepted rows, quarantine rows): a rule broken, or a natural key seen before in the delivery.
-    Both read one cached ranking, appended to ``cached`` for the caller to release."""
-    keys = ", ".join(f"`{name}`" for name in ("dt", *spec.natural_key))
-    if spec.api is not None:  # the first collection wins; a re-delivery names the one it repeats
-        order, original = "`collected_at`, `x_api_tran_id`, `file_path`, `line_no`, `_item_no`", "`x_api_tran_id`"
+def ranked_rows(d: Dialect, spec: TableSpec, candidates: str) -> str:
+    """SQL: candidates, a later row of a natural key already accepted in the delivery broken as
+    ``natural_key.unique``. The first collection wins; the reason names the one it repeats."""
+    keys = ", ".join(d.ident(name) for name in ("dt", *spec.natural_key))
+    if spec.api is not None:
+        order, original = "collected_at, x_api_tran_id, file_path, line_no, _item_no", "x_api_tran_id"
         named = "' from x_api_tran_id='"
     else:
-        order, original = "`file_path`, `line_no`", "concat(`line_no`, ' of ', regexp_extract(`file_path`, '[^/]*$', 0))"
+        order, original = "file_path, line_no", f"concat(line_no, ' of ', {d.last_path_part('file_path')})"
         named = "' at line '"
-    window = f"OVER (PARTITION BY size(`_violations`) = 0, {keys} ORDER BY {order})"
-    nth = f"CASE WHEN size(`_violations`) = 0 THEN row_number() {window} END"
-    said = sql_str(f"natural key ({', '.join(spec.natural_key)}) already accepted in this delivery")
-    repeated = rule_sql("natural_key.unique", f"concat({said}, {named}, `_original`)")
-    # both outputs read the ranking: cached, the window's shuffle runs once, not twice
-    ranked = (candidates.withColumn("_nth", F.expr(nth))
-              .withColumn("_original", F.expr(f"first_value({original}) {window}"))
-              .withColumn("_violations", F.expr(f"CASE WHEN size(`_violations`) = 0 AND `_nth` > 1 "
-                                                f"THEN array({repeated}) ELSE `_violations` END"))
-              .cache())
-    if cached is not None:
-        cached.append(ranked)
-    accepted = ranked.where("size(`_violations`) = 0").selectExpr(*[f"`{c}`" for c in spec.column_names], "dt")
-    quarantined = ranked.where("size(`_violations`) > 0").selectExpr(
-        f"{sql_str(spec.name)} AS `table`", "`_violations`[0].`rule` AS `rule`",
-        "array_join(transform(`_violations`, v -> v.`reason`), '; ') AS `reason`",
-        "`record`", "`_item_no` AS `item_no`", "`file_path`", "`line_no`", "`dt`")
-    return accepted, quarantined
+    window = f"OVER (PARTITION BY {d.size('_violations')} = 0, {keys} ORDER BY {order})"
+    said = d.lit(f"natural key ({', '.join(spec.natural_key)}) already accepted in this delivery")
+    repeated = d.rule("natural_key.unique", f"concat({said}, {named}, _original)")
+    columns = ", ".join(d.ident(c) for c in spec.column_names)
+    return f"""
+SELECT {columns}, record, _item_no, file_path, line_no, dt,
+       CASE WHEN {d.size('_violations')} = 0 AND _nth > 1 THEN {d.array(repeated)} ELSE _violations END AS _violations
+FROM (SELECT c.*, CASE WHEN {d.size('_violations')} = 0 THEN row_number() {window} END AS _nth,
+             first_value({original}) {window} AS _original FROM ({candidates}) c) x"""
 
 
-def line_quarantine(lines: DataFrame, source: str) -> DataFrame:
-    return lines.where(F.col("status") == "rejected").select(
-        F.lit(LINE_TABLE.format(source=source)).alias("table"), F.col("line_rule.rule").alias("rule"),
-        F.col("line_rule.reason").alias("reason"), F.expr(RECORD).alias("record"),
-        F.lit(None).cast("int").alias("item_no"), "file_path", "line_no", "dt")
+def accepted_rows(d: Dialect, spec: TableSpec, ranked: str) -> str:
+    columns = ", ".join(d.ident(c) for c in spec.column_names)
+    return f"SELECT {columns}, dt FROM {ranked} WHERE {d.size('_violations')} = 0"
 
 
-def failed_collections(lines: DataFrame, source: str) -> DataFrame:
-    return lines.where(F.col("status") == "failed").select(
-        F.lit(source).alias("source"), F.col("j.api").alias("api"), F.col("j.org_code").alias("org_code"),
-        "x_api_tran_id", F.col("j.link_key").alias("link_key"),
-        F.col("j.response.rsp_code").alias("rsp_code"), F.col("j.response.rsp_msg").alias("rsp_msg"),
-        F.try_to_timestamp(F.col("j.collected_at"), F.lit(_DTIME)).alias("collected_at"), "dt")
+def quarantined_rows(d: Dialect, spec: TableSpec, ranked: str) -> str:
+    return (f"SELECT {d.lit(spec.name)} AS {d.ident('table')}, {d.first('_violations')}.rule AS rule, "
+            f"{d.reasons('_violations')} AS reason, record, _item_no AS item_no, file_path, line_no, dt "
+            f"FROM {ranked} WHERE {d.size('_violations')} > 0")
 
 
-def collections(lines: DataFrame, source: str) -> DataFrame:
-    return lines.where(F.col("status") == "ok").select(
-        F.lit(source).alias("source"), F.col("j.api").alias("api"), F.col("j.org_code").alias("org_code"),
-        "x_api_tran_id", F.col("j.link_key").alias("link_key"),
-        F.col("j.key_version").try_cast("int").alias("key_version"), "dt")
+def line_quarantine(d: Dialect, source: str, parsed: str) -> str:
+    return (f"SELECT {d.lit(LINE_TABLE.format(source=source))} AS {d.ident('table')}, line_rule.rule AS rule, "
+            f"line_rule.reason AS reason, value AS record, CAST(NULL AS {d.sql_type('int')}) AS item_no, "
+            f"file_path, line_no, dt FROM {parsed} WHERE status = 'rejected'")
+
+
+def failed_collections(d: Dialect, parsed: str) -> str:
+    j = lambda *path: d.field("j", *path)  # noqa: E731
+    return (f"SELECT {j('api')} AS api, {j('org_code')} AS org_code, x_api_tran_id, {j('link_key')} AS link_key, "
+            f"{j('response', 'rsp_code')} AS rsp_code, {j('response', 'rsp_msg')} AS rsp_msg, "
+            f"{d.timestamp(j('collected_at'))} AS collected_at, dt FROM {parsed} WHERE status = 'failed'")
+
+
+def collections(d: Dialect, parsed: str) -> str:
+    j = lambda *path: d.field("j", *path)  # noqa: E731
+    return (f"SELECT {j('api')} AS api, {j('org_code')} AS org_code, x_api_tran_id, {j('link_key')} AS link_key, "
+            f"try_cast({j('key_version')} AS {d.sql_type('int')}) AS key_version, dt "
+            f"FROM {parsed} WHERE status = 'ok'")
+
+
+def shown_reason(d: Dialect) -> str:
+    """A reason fit for manifests and reports: a malformed link key is still a pseudonym."""
+    every = "" if d.spark else ", 'g'"
+    return f"regexp_replace(reason, 'link_key=[^;]*', 'link_key=<hidden>'{every})"
 
 
 def _per_source(lake: Lake, table: str, source: str):
@@ -417,8 +353,11 @@ def _per_source(lake: Lake, table: str, source: str):
     return lake.bronze_table(table) / f"source={source}"
 
 
-def read_quarantine(spark: SparkSession, lake: Lake) -> DataFrame | None:
-    """Every quarantine table as one frame with a ``table`` column (for review and reports)."""
+def read_quarantine(spark, lake: Lake):
+    """Every quarantine table as one Spark frame with a ``table`` column (for review and reports)."""
+    from pyspark.sql import DataFrame
+    from pyspark.sql import functions as F
+
     frames = []
     for folder in sorted(p for p in lake.quarantine.iterdir() if p.is_dir() and not p.name.startswith("_")) \
             if lake.quarantine.is_dir() else []:
@@ -439,81 +378,86 @@ class SourceResult:
     holders: dict[tuple[str, str], int]  # (dt, org_code) -> lines of a MyData source
     staged: list[storage.Staged]
 
+    def count_lines(self, rows: list[dict]) -> None:
+        for row in rows:
+            by_status = self.lines.setdefault(str(row["dt"]), {})
+            by_status[row["status"]] = by_status.get(row["status"], 0) + int(row["count"])
+            if row["org_code"] is not None:
+                key = (str(row["dt"]), row["org_code"])
+                self.holders[key] = self.holders.get(key, 0) + int(row["count"])
 
-def ingest_source(spark: SparkSession, lake: Lake, source: str, deliveries: list[Delivery],
+    def count_rows(self, tables: list[str], dts: list[date], accepted: list[dict], rules: list[dict]) -> None:
+        for name in tables:
+            self.tables[name] = {str(dt): {"accepted": 0, "quarantined": 0} for dt in dts}
+        for row in accepted:
+            self.tables[row["table"]][str(row["dt"])]["accepted"] = int(row["count"])
+        for row in rules:
+            table, dt, count = row["table"], str(row["dt"]), int(row["count"])
+            by_dt = self.rules.setdefault(table, {}).setdefault(dt, {})
+            by_dt[row["rule"]] = by_dt.get(row["rule"], 0) + count
+            shown = self.examples.setdefault(table, {})  # the least reason, whichever order rows come in
+            shown[row["rule"]] = min(shown.get(row["rule"], row["example"]), row["example"])
+            if table in self.tables:
+                self.tables[table][dt]["quarantined"] += count
+
+
+def _line_counts(d: Dialect, source: str, names: dict[str, str]) -> str:
+    """SQL: lines per delivery, outcome and (for a line that is not rejected) holder."""
+    if source in MYDATA_SOURCES:
+        holder = f"CASE WHEN status <> 'rejected' THEN {d.field('j', 'org_code')} END"
+        return (f"SELECT dt, status, {holder} AS org_code, count(*) AS count FROM {names['parsed']} "
+                f"GROUP BY dt, status, {holder}")
+    header = f" WHERE value <> {d.lit(','.join(CSV_SOURCES[source]))}" if source in CSV_SOURCES else ""
+    return (f"SELECT dt, 'ok' AS status, CAST(NULL AS {d.sql_type('string')}) AS org_code, count(*) AS count "
+            f"FROM {names['lines']}{header} GROUP BY dt")
+
+
+def ingest_source(engine: Engine, lake: Lake, source: str, deliveries: list[Delivery],
                   run_id: str) -> SourceResult:
     """Parse, type and split one source's deliveries; stage (not publish) its bronze and quarantine."""
-    dts = sorted({d.dt for d in deliveries})
-    lines = read_lines(spark, deliveries)
-    outputs: dict[str, DataFrame] = {}
-    quarantine_parts: list[DataFrame] = []
-    cached: list[DataFrame] = []
+    d, dts = engine.dialect, sorted({delivery.dt for delivery in deliveries})
+    names = {"lines": f"{source}_lines", "parsed": f"{source}_parsed", "delivered": f"{source}_delivered"}
+    engine.lines(names["lines"], [p for delivery in deliveries for p in data_files(delivery)])
+    outputs: dict[str, str] = {}
+    quarantines: list[str] = []
     if source in MYDATA_SOURCES:
-        delivered = storage.read_table(spark, _per_source(lake, COLLECTIONS, source))
-        if delivered is not None:
-            delivered = delivered.where(~F.col("dt").isin(*dts))
-        parsed = mark_duplicates(parse_mydata(lines, source), delivered).cache()
-        cached.append(parsed)
-        # the holder of every line that is not rejected: checked against the registry before any write
-        holder = F.when(F.col("status") != "rejected", F.col("j.org_code")).alias("org_code")
-        line_counts = parsed.groupBy("dt", "status", holder).count().collect()
-        quarantine_parts.append(line_quarantine(parsed, source))
-        outputs[FAILED_COLLECTIONS] = failed_collections(parsed, source)
-        outputs[COLLECTIONS] = collections(parsed, source)
-        candidates = {spec.name: mydata_rows(parsed, spec) for spec in tables_of(source)}
+        delivered = engine.parquet(names["delivered"], _per_source(lake, COLLECTIONS, source))
+        engine.table(names["parsed"], mark_duplicates(d, parse_mydata(d, source, names["lines"]),
+                                                      names["delivered"] if delivered else None, dts))
+        quarantines.append(line_quarantine(d, source, names["parsed"]))
+        outputs[FAILED_COLLECTIONS] = failed_collections(d, names["parsed"])
+        outputs[COLLECTIONS] = collections(d, names["parsed"])
+        candidates = {spec.name: mydata_rows(d, spec, names["parsed"]) for spec in tables_of(source)}
     else:
-        lines = lines.cache()
-        cached.append(lines)
-        header = ",".join(CSV_SOURCES[source]) if source in CSV_SOURCES else None
-        counted = lines.where(F.col("value") != header) if header else lines
-        line_counts = (counted.groupBy("dt").count().withColumn("status", F.lit("ok"))
-                       .withColumn("org_code", F.lit(None).cast("string")).collect())
-        spec = tables_of(source)[0]
         builder = consent_rows if source == "consent" else csv_rows
-        candidates = {spec.name: builder(lines, spec)}
+        candidates = {spec.name: builder(d, spec, names["lines"]) for spec in tables_of(source)}
     result = SourceResult({}, {}, {}, {}, {}, [])
-    for row in line_counts:
-        by_status = result.lines.setdefault(str(row["dt"]), {})
-        by_status[row["status"]] = by_status.get(row["status"], 0) + int(row["count"])
-        if row["org_code"] is not None:
-            key = (str(row["dt"]), row["org_code"])
-            result.holders[key] = result.holders.get(key, 0) + int(row["count"])
-    _check_holders(lake, source, result.holders)
-    for name, frame in candidates.items():
-        accepted, quarantined = split_rows(frame, TABLES[name], cached)
-        outputs[name] = accepted
-        quarantine_parts.append(quarantined)
-    tables = set(candidates) | ({LINE_TABLE.format(source=source)} if source in MYDATA_SOURCES else set())
-    quarantined = reduce(DataFrame.unionByName, quarantine_parts)
-    # the writes first: each computes (and caches) one table's ranking; then the quarantine, which
-    # reads every ranking, beside the counts, which come from the same cached rankings rather than
-    # from reading each written table back
-    result.staged += concurrently([
-        (storage.stage, frame.drop("source"), _per_source(lake, name, source), dts, run_id)
-        if name in (COLLECTIONS, FAILED_COLLECTIONS) else
-        (storage.stage, frame, lake.bronze_table(name), dts, run_id)
-        for name, frame in outputs.items()])
-    accepted_counts = reduce(DataFrame.unionByName, [
-        outputs[name].select(F.lit(name).alias("table"), "dt") for name in candidates]).groupBy("table", "dt").count()
-    rule_counts = (quarantined.groupBy("table", "dt", "rule")
-                   .agg(F.count(F.lit(1)).alias("count"), F.min(_shown_reason()).alias("example")))
-    staged_quarantine, accepted_rows, rule_rows = concurrently([
-        (storage.stage, quarantined, lake.quarantine, dts, run_id, sorted(tables)),
-        (accepted_counts.collect,), (rule_counts.collect,)])
+    result.count_lines(engine.rows(_line_counts(d, source, names)))
+    _check_holders(lake, source, result.holders)  # before anything is written
+    ranked = {name: f"{name}_ranked" for name in candidates}
+    for name, sql in candidates.items():
+        engine.table(ranked[name], ranked_rows(d, TABLES[name], sql))
+        outputs[name] = accepted_rows(d, TABLES[name], ranked[name])
+        quarantines.append(quarantined_rows(d, TABLES[name], ranked[name]))
+    shared = (COLLECTIONS, FAILED_COLLECTIONS)
+    result.staged += engine.concurrently([
+        (engine.stage, sql, _per_source(lake, name, source) if name in shared else lake.bronze_table(name), dts, run_id)
+        for name, sql in outputs.items()])
+    # the quarantine reads every ranking, beside the counts, which read the same kept rankings
+    # rather than the written tables
+    quarantined, table = " UNION ALL ".join(quarantines), d.ident("table")
+    accepted_counts = " UNION ALL ".join(
+        f"SELECT {d.lit(name)} AS {table}, dt, count(*) AS count FROM {ranked[name]} "
+        f"WHERE {d.size('_violations')} = 0 GROUP BY dt" for name in candidates)
+    rule_counts = (f"SELECT {table}, dt, rule, count(*) AS count, min({shown_reason(d)}) AS example "
+                   f"FROM ({quarantined}) q GROUP BY {table}, dt, rule")
+    tables = sorted(set(candidates) | ({LINE_TABLE.format(source=source)} if source in MYDATA_SOURCES else set()))
+    staged_quarantine, accepted, rules = engine.concurrently([
+        (engine.stage, quarantined, lake.quarantine, dts, run_id, tables),
+        (engine.rows, accepted_counts), (engine.rows, rule_counts)])
     result.staged.append(staged_quarantine)
-    for name in candidates:
-        result.tables[name] = {str(dt): {"accepted": 0, "quarantined": 0} for dt in dts}
-    for row in accepted_rows:
-        result.tables[row["table"]][str(row["dt"])]["accepted"] = int(row["count"])
-    for row in rule_rows:
-        table, dt, count = row["table"], str(row["dt"]), int(row["count"])
-        by_dt = result.rules.setdefault(table, {}).setdefault(dt, {})
-        by_dt[row["rule"]] = by_dt.get(row["rule"], 0) + count
-        result.examples.setdefault(table, {}).setdefault(row["rule"], row["example"])
-        if table in result.tables:
-            result.tables[table][dt]["quarantined"] += count
-    for frame in cached:
-        frame.unpersist()
+    result.count_rows(list(candidates), dts, accepted, rules)
+    engine.drop(*names.values(), *ranked.values())
     return result
 
 
@@ -614,11 +558,10 @@ def reconcile(source: str, result: SourceResult) -> dict[str, dict]:
     return out
 
 
-def run(settings: Settings, spark: SparkSession | None = None) -> dict:
-    """Ingest every complete delivery (or those of ``settings.delivery_date``) into bronze: all of
-    the run's partitions are published together at the end, or none are."""
-    from mydata.spark import spark_session
-
+def run(settings: Settings, spark: Any = None) -> dict:
+    """Ingest every complete delivery (or those of ``settings.delivery_date``) into bronze on the
+    configured engine (``spark``: a running SparkSession to use): all of the run's partitions are
+    published together at the end, or none are."""
     lake = settings.lake
     deliveries = find_deliveries(lake, settings.delivery_date)
     complete = [d for d in deliveries if d.complete]
@@ -627,7 +570,7 @@ def run(settings: Settings, spark: SparkSession | None = None) -> dict:
         waiting = ", ".join(f"{d.source} dt={d.dt}" for d in deliveries) or "none"
         raise NoDeliveryError(f"no complete delivery{when} under {lake.landing} "
                               f"(deliveries waiting for _SUCCESS: {waiting})")
-    manifest = RunManifest.start("ingest", dt=settings.delivery_date,
+    manifest = RunManifest.start("ingest", dt=settings.delivery_date, engine=settings.engine,
                                  max_quarantine_rate=settings.max_quarantine_rate)
     manifest.notes += [f"waiting for _SUCCESS, not read: {d.source} dt={d.dt}"
                        for d in deliveries if not d.complete]
@@ -638,12 +581,15 @@ def run(settings: Settings, spark: SparkSession | None = None) -> dict:
                if (mine := [d for d in complete if d.source == source and data_files(d)])]
     with manifest.recorded(lake):
         manifest.notes += storage.roll_forward(lake.publish_journal)
-        spark = spark or spark_session(settings, "ingest")
-        # two sources at a time: one's driver-side work overlaps the other's jobs
-        with ThreadPoolExecutor(max_workers=CONCURRENT_SOURCES) as pool:
-            futures = [pool.submit(ingest_source, spark, lake, source, mine, manifest.run_id)
-                       for source, mine in sources]
-        outcomes = [future.exception() or future.result() for future in futures]
+        engine = open_engine(settings, spark)
+        try:
+            # on Spark two sources at a time: one's driver-side work overlaps the other's jobs
+            with ThreadPoolExecutor(max_workers=engine.sources_at_once) as pool:
+                futures = [pool.submit(ingest_source, engine, lake, source, mine, manifest.run_id)
+                           for source, mine in sources]
+            outcomes = [future.exception() or future.result() for future in futures]
+        finally:
+            engine.close()
         staged = [write for outcome in outcomes if isinstance(outcome, SourceResult) for write in outcome.staged]
         try:
             failed = next((outcome for outcome in outcomes if isinstance(outcome, BaseException)), None)

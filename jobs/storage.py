@@ -19,6 +19,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 
@@ -64,9 +65,9 @@ class Staged:
     run_id: str
 
 
-def stage(frame: DataFrame, table: Path, dts: list[date], run_id: str,
+def stage(frame: Any, table: Path, dts: list[date], run_id: str,
           tables: list[str] | None = None, key: str = "dt") -> Staged:
-    """Write ``frame`` (with a ``key`` column, ``dt`` by default) aside as the whole content of
+    """Write ``frame`` (a Spark DataFrame, or an engine's query with ``write_partitioned``; with a ``key`` column, ``dt`` by default) aside as the whole content of
     partitions ``dts`` of ``table``; nothing a reader sees changes until ``publish``.
 
     With ``tables``, ``frame`` has a ``table`` column and ``table`` is the folder holding one
@@ -79,7 +80,11 @@ def stage(frame: DataFrame, table: Path, dts: list[date], run_id: str,
         recover(target, run_id)
     staging = table / STAGING / f"{run_id}.{uuid.uuid4().hex[:8]}"
     keys = ["table", key] if tables is not None else [key]
-    frame.write.mode("overwrite").partitionBy(*keys).parquet(str(staging))
+    # on the class: a Spark Connect DataFrame answers any attribute of an instance with a Column
+    if hasattr(type(frame), "write_partitioned"):  # an embedded engine's query
+        frame.write_partitioned(staging, keys)
+    else:
+        frame.write.mode("overwrite").partitionBy(*keys).parquet(str(staging))
     moves = []
     for target in targets:
         source = staging / f"table={target.name}" if tables is not None else staging

@@ -23,6 +23,7 @@ from pyspark.sql import functions as F
 from jobs import storage
 from mydata import html
 from mydata.config import Settings
+from mydata.engines import open_engine
 from mydata.lake import Lake
 from mydata.manifest import RunManifest, latest_manifest
 from mydata.spark import concurrently
@@ -58,15 +59,16 @@ class TableValidation:
         return all(o.success for o in self.outcomes)
 
 
-def _validator():
-    """One ephemeral context per run: a Spark data source taking DataFrames, no progress bars."""
+def _validator(engine: str = "spark"):
+    """One ephemeral context: a data source taking DataFrames (Spark's, or pandas batches that the
+    embedded engine reads), no progress bars."""
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    batch = (context.data_sources.add_spark("bronze").add_dataframe_asset("partitions")
-             .add_batch_definition_whole_dataframe("run"))
+    source = context.data_sources.add_spark("bronze") if engine == "spark" else context.data_sources.add_pandas("bronze")
+    batch = source.add_dataframe_asset("partitions").add_batch_definition_whole_dataframe("run")
     return context, batch
 
 
@@ -80,29 +82,30 @@ def _is_row_check(expectation_type: str) -> bool:
                       (ColumnMapExpectation, ColumnPairMapExpectation, MulticolumnMapExpectation))
 
 
-def validate_frame(frame: DataFrame, table: str, context=None, batch=None) -> list[ExpectationOutcome]:
-    """Run the table's suite over ``frame``; keep counts only (never the unexpected values, which
-    could be link keys).
+def validate_frame(frame, table: str, context=None, batch=None) -> list[ExpectationOutcome]:
+    """Run the table's suite over ``frame`` (a Spark or pandas DataFrame); keep counts only (never
+    the unexpected values, which could be link keys).
 
     The suite runs pass/fail first (about a quarter of the Spark jobs of a run with counts), and
     again with counts only when something failed, so a failure says how many rows broke it. A row
     check that passed had no unexpected rows out of the frame's rows, counted once."""
+    spark_frame = hasattr(frame, "is_cached")
     if context is None:
-        context, batch = _validator()
+        context, batch = _validator("spark" if spark_frame else "duckdb")
     suite = context.suites.add(expectation_suite(TABLES[table]))
-    cached_by_caller = frame.is_cached
+    cached_by_caller = spark_frame and frame.is_cached
     try:
         def run(result_format: str):
             return batch.get_batch(batch_parameters={"dataframe": frame}).validate(suite, result_format=result_format)
         result = run("BOOLEAN_ONLY")
         rows = None
         if result.success:
-            rows = frame.count()
+            rows = frame.count() if spark_frame else len(frame)
         else:
             result = run("BASIC")
     finally:
         context.suites.delete(suite.name)
-        if not cached_by_caller:
+        if spark_frame and not cached_by_caller:
             # the Spark data source caches each batch it validates and never releases it: without
             # this a run kept every table it checked in the driver's heap (2.6 GiB at 100k subjects)
             frame.unpersist()
@@ -142,6 +145,51 @@ def validate_run(spark: SparkSession, lake: Lake, ingest: dict) -> list[TableVal
         return TableValidation(table, dts, rows, outcomes)
 
     return concurrently([(check, table, by_dt) for table, by_dt in sorted(ingest["outputs"]["tables"].items())])
+
+
+#: rows of one pandas batch the embedded engine hands Great Expectations (bounds its memory)
+BATCH_ROWS = 1_000_000
+
+
+def validate_run_embedded(engine, lake: Lake, ingest: dict) -> list[TableValidation]:
+    """The same suites over pandas batches read by the embedded engine: a delivery of a table at a
+    time, split by a hash of the natural key when it is large, so a key's rows meet in one batch
+    and every expectation (uniqueness included) means what it means over the whole partition."""
+    context, batch = _validator("duckdb")
+    validations = []
+    for table, by_dt in sorted(ingest["outputs"]["tables"].items()):
+        spec, dts = TABLES[table], sorted(by_dt)
+        present = engine.parquet("checked", lake.bronze_table(table))
+        parts: list[list[ExpectationOutcome]] = []
+        for dt in dts:
+            where = f"{PARTITION} = DATE '{dt}'"
+            rows = engine.rows(f"SELECT count(*) AS n FROM checked WHERE {where}")[0]["n"] if present else 0
+            pieces = max(1, -(-rows // BATCH_ROWS))
+            key = ", ".join(engine.dialect.ident(c) for c in (*spec.natural_key, PARTITION))
+            for piece in range(pieces):
+                frame = (engine.frame(f"SELECT * FROM checked WHERE {where} AND hash({key}) % {pieces} = {piece}")
+                         if present else _empty_pandas(table))
+                parts.append(validate_frame(frame, table, context, batch))
+        engine.drop("checked")
+        outcomes = _merged(parts)
+        rows = next((o.checked for o in outcomes if o.checked is not None), sum(v["accepted"] for v in by_dt.values()))
+        validations.append(TableValidation(table, dts, rows, outcomes))
+    return validations
+
+
+def _merged(parts: list[list[ExpectationOutcome]]) -> list[ExpectationOutcome]:
+    """One suite's outcomes over several batches: met when met in every one, counts added."""
+    def total(values):
+        return None if any(v is None for v in values) else sum(values)
+    return [ExpectationOutcome(same[0].rule, same[0].expectation, same[0].column, all(o.success for o in same),
+                               total([o.checked for o in same]), total([o.unexpected for o in same]))
+            for same in zip(*parts)]
+
+
+def _empty_pandas(table: str):
+    import pandas as pd
+
+    return pd.DataFrame({name: pd.Series(dtype=object) for name in [*TABLES[table].column_names, PARTITION]})
 
 
 def _empty_schema(table: str) -> str:
@@ -261,9 +309,7 @@ def render_index(lake: Lake) -> str:
 
 
 def run(settings: Settings, spark: SparkSession | None = None, ingest_run: str | None = None) -> dict:
-    """Validate the latest ingest run (or ``ingest_run``) and write its report."""
-    from mydata.spark import spark_session
-
+    """Validate the latest ingest run (or ``ingest_run``) on the configured engine and write its report."""
     lake = settings.lake
     ingest = (json.loads(lake.manifest("ingest", ingest_run).read_text(encoding="utf-8"))
               if ingest_run else latest_manifest(lake, "ingest"))
@@ -272,9 +318,13 @@ def run(settings: Settings, spark: SparkSession | None = None, ingest_run: str |
     if ingest["status"] != "succeeded":  # it published nothing: there is no bronze of it to check
         raise ValidationFailed(f"ingest run {ingest['run_id']} {ingest['status']} and published nothing "
                                f"({ingest.get('error') or 'no error recorded'}); fix it and ingest again")
-    spark = spark or spark_session(settings, "validate")
-    manifest = RunManifest.start("validate", ingest_run=ingest["run_id"])
-    validations = validate_run(spark, lake, ingest)
+    manifest = RunManifest.start("validate", ingest_run=ingest["run_id"], engine=settings.engine)
+    engine = open_engine(settings, spark)
+    try:
+        validations = (validate_run(engine.spark, lake, ingest) if engine.name == "spark"
+                       else validate_run_embedded(engine, lake, ingest))
+    finally:
+        engine.close()
     report = write_report(lake, ingest, validations)
     passed = all(v.success for v in validations)
     failed = [f"{v.table}: {o.rule} ({o.unexpected} of {o.checked} rows)"

@@ -22,7 +22,7 @@ from schemas.landing import LINK_KEY_PATTERN, MYDATA_SOURCES
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    return Settings.load(data_root=args.data_root, spark_master=args.spark_master,
+    return Settings.load(data_root=args.data_root, spark_master=args.spark_master, engine=args.engine,
                          purpose=args.purpose, as_of=args.as_of, delivery_date=args.dt)
 
 
@@ -369,6 +369,9 @@ READ_ONLY_ACTIONS = {("consent", "verify"), ("consent", "status"), ("consent", "
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="mydata", description=__doc__.splitlines()[0])
     parser.add_argument("--data-root", help="lake root (env MYDATA_DATA_ROOT; default ./var)")
+    parser.add_argument("--engine", choices=("duckdb", "spark"),
+                        help="engine the stages run on (env MYDATA_ENGINE; default duckdb, or spark when "
+                             "the master is a spark:// or sc:// cluster)")
     parser.add_argument("--spark-master", help="Spark master URL (env MYDATA_SPARK_MASTER; default local[*])")
     parser.add_argument("--purpose", choices=PURPOSES, help="processing purpose (env MYDATA_PURPOSE)")
     parser.add_argument("--as-of", help="as-of date YYYY-MM-DD (env MYDATA_AS_OF)")

@@ -21,6 +21,9 @@ PURPOSES = ("marketing", "credit_scoring", "analytics")
 #: environment variable -> Settings field
 ENV_VARS: dict[str, str] = {
     "MYDATA_DATA_ROOT": "data_root",
+    "MYDATA_ENGINE": "engine",
+    "MYDATA_DUCKDB_MEMORY": "duckdb_memory",
+    "MYDATA_DUCKDB_THREADS": "duckdb_threads",
     "MYDATA_SPARK_MASTER": "spark_master",
     "MYDATA_PURPOSE": "purpose",
     "MYDATA_AS_OF": "as_of",
@@ -34,6 +37,9 @@ ENV_VARS: dict[str, str] = {
     "MYDATA_DRIFT_THRESHOLD": "drift_threshold",
     "MYDATA_MAX_QUARANTINE_RATE": "max_quarantine_rate",
 }
+
+ENGINES = ("duckdb", "spark")
+DUCKDB_MEMORY = re.compile(r"^[0-9]+(\.[0-9]+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$", re.IGNORECASE)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -88,6 +94,11 @@ class Settings:
     """Where the lake is, which Spark to use, and what one run is about."""
 
     data_root: Path = field(default_factory=lambda: Path.cwd() / "var")
+    #: duckdb (embedded, the default) or spark; a spark:// or sc:// master means spark, whatever this says
+    engine: str | None = None
+    #: the embedded engine's memory limit (it spills the rest under the data root) and threads (0: all cores)
+    duckdb_memory: str = "4GB"
+    duckdb_threads: int = 0
     spark_master: str = "local[*]"
     purpose: str = "marketing"
     as_of: date | None = None
@@ -113,6 +124,12 @@ class Settings:
         object.__setattr__(self, "spark_ui", _parse_bool("spark_ui", self.spark_ui))
         object.__setattr__(self, "shuffle_partitions", _number("shuffle_partitions", self.shuffle_partitions, int))
         object.__setattr__(self, "k_anonymity", _number("k_anonymity", self.k_anonymity, int))
+        object.__setattr__(self, "duckdb_threads", _number("duckdb_threads", self.duckdb_threads, int))
+        object.__setattr__(self, "engine", self._engine())
+        if not DUCKDB_MEMORY.match(str(self.duckdb_memory)):
+            raise ConfigError(f"duckdb_memory must be a size such as 4GB or 512MB, got {self.duckdb_memory!r}")
+        if self.duckdb_threads < 0:
+            raise ConfigError(f"duckdb_threads must be 0 (all cores) or more, got {self.duckdb_threads}")
         for name in ("max_suppression", "drift_threshold", "max_quarantine_rate"):
             object.__setattr__(self, name, _number(name, getattr(self, name)))
         if self.k_anonymity < 2 or not 0 <= self.max_suppression < 1:
@@ -129,6 +146,14 @@ class Settings:
         if not MASTER_PATTERN.match(self.spark_master or ""):
             raise ConfigError(f"spark_master must be a master URL such as local[*], spark://host:7077 or "
                               f"sc://host:15002 (a Spark Connect server), got {self.spark_master!r}")
+
+    def _engine(self) -> str:
+        if (self.spark_master or "").startswith(("spark://", "sc://")):
+            return "spark"  # a cluster master means the stages run on that cluster
+        engine = (self.engine or "duckdb").strip().lower()
+        if engine not in ENGINES:
+            raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
+        return engine
 
     @classmethod
     def load(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":

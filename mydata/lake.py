@@ -82,6 +82,11 @@ class Lake:
         return self.consent / "ledger"
 
     @property
+    def spill(self) -> Path:
+        """Where the embedded engine spills what does not fit its memory limit."""
+        return self.root / "_spill"
+
+    @property
     def airflow_home(self) -> Path:
         return self.root / "airflow"
 

@@ -65,6 +65,9 @@ def session_conf(settings: Settings) -> dict[str, str]:
             "spark.sql.shuffle.partitions": str(settings.shuffle_partitions),
             "spark.sql.sources.partitionOverwriteMode": "dynamic",
             "spark.sql.parquet.compression.codec": "zstd",
+            # instants as Parquet's UTC-adjusted TIMESTAMP_MICROS (not the legacy INT96), which
+            # the embedded engine reads as the same instants: one lake for both engines
+            "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
             # HotSpot leaves a method over 8,000 bytes of bytecode to its interpreter; ingest's rule
             # checks made such methods, so above that a stage keeps per-expression code instead
             # (Spark's documented setting for HotSpot; 10k-subject ingest 263 -> 241 s)

@@ -36,6 +36,16 @@ def spark(tmp_path_factory, connect_port):
     session.stop()
 
 
+@pytest.fixture
+def duckdb_engine(tmp_path):
+    """The embedded engine on a throwaway data root (for transforms on small explicit inputs)."""
+    from mydata.engines.duckdb import DuckDBEngine
+
+    engine = DuckDBEngine.connect(Settings(data_root=tmp_path / "duckdb", duckdb_threads=2))
+    yield engine
+    engine.close()
+
+
 @pytest.fixture(scope="session")
 def spark_connect_url(spark, connect_port) -> str:
     """Spark Connect served by the test session's own JVM. Its clients (Airflow tasks in other

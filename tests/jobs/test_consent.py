@@ -53,14 +53,24 @@ def write_bronze(spark, settings: Settings, events: list[dict], dt: date) -> Non
                                settings.lake.bronze_table("consent_events"), [dt], "test")
 
 
-@pytest.fixture
-def ledger(spark, tmp_path):
-    """A lake whose ledger holds 8 events appended from one delivery."""
-    settings = Settings(data_root=tmp_path)
+def appended_ledger(spark, root, engine: str) -> tuple[Settings, list[dict]]:
+    """A lake whose ledger holds 8 events appended from one delivery by ``engine``."""
+    settings = Settings(data_root=root, engine=engine)
     events = make_events(8)
     write_bronze(spark, settings, events, date(2026, 11, 1))
     consent.run(settings, spark)
     return settings, events
+
+
+@pytest.fixture
+def ledger(spark, tmp_path):
+    """Appended by the embedded engine (the default); verified by Spark in most tests below."""
+    return appended_ledger(spark, tmp_path, "duckdb")
+
+
+@pytest.fixture
+def spark_ledger(spark, tmp_path):
+    return appended_ledger(spark, tmp_path, "spark")
 
 
 def rewrite(settings: Settings, change) -> None:
@@ -298,10 +308,11 @@ def test_a_ledger_without_its_anchors_fails(spark, ledger):
     assert "signed anchors" in problem.reason and "are missing" in problem.reason
 
 
-def test_a_damaged_ledger_file_is_named_in_one_line(spark, ledger, capsys):
+def test_a_damaged_ledger_file_is_named_in_one_line(spark, spark_ledger, capsys):
+    """Spark writes a checksum beside each file, which verify holds the file to."""
     from mydata.cli import main
 
-    settings, _ = ledger
+    settings, _ = spark_ledger
     path = sorted((consent.ledger_path(settings.lake) / "dt=2026-11-01").glob("*.parquet"))[0]
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF  # one flipped byte

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import date
+from datetime import date, timezone
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from pyspark.sql import functions as F
@@ -17,16 +18,25 @@ LK = "A" * 43
 LK2 = "B" * 43
 
 
-def lines_frame(spark, rows):
-    """(value, dt) pairs as ingest's raw lines."""
-    return spark.createDataFrame(
-        [(v, f"/lake/landing/x/dt={dt}/part-0", i, date.fromisoformat(dt)) for i, (v, dt) in enumerate(rows)],
-        "value string, file_path string, line_no long, dt date")
+def lines_table(engine, rows, name="raw_lines") -> str:
+    """(value, dt) pairs registered as ingest's raw lines (numbered from 0); returns the name."""
+    engine.arrow(name, pa.table({
+        "value": [v for v, _ in rows], "bad_bytes": [False] * len(rows),
+        "file_path": [f"/lake/landing/x/dt={dt}/part-0" for _, dt in rows], "line_no": list(range(len(rows))),
+        "dt": [date.fromisoformat(dt) for _, dt in rows]}))
+    return name
 
 
-def test_customer_rows_are_typed_or_quarantined_with_the_rule_and_a_reason(spark):
+def split_rows(engine, spec, candidates: str) -> tuple[list[dict], list[dict]]:
+    """(accepted rows, quarantine rows) of candidate rows, as ingest splits them."""
+    engine.table("ranked", ingest.ranked_rows(engine.dialect, spec, candidates))
+    return (engine.rows(ingest.accepted_rows(engine.dialect, spec, "ranked")),
+            engine.rows(ingest.quarantined_rows(engine.dialect, spec, "ranked")))
+
+
+def test_customer_rows_are_typed_or_quarantined_with_the_rule_and_a_reason(duckdb_engine):
     header = "link_key,key_version,birth_year,gender,region_code,customer_since"
-    frame = ingest.csv_rows(lines_frame(spark, [
+    lines = lines_table(duckdb_engine, [
         (header, "2026-06-01"),
         (f"{LK},1,1990,F,11,20200115", "2026-06-01"),
         (f"{LK2},1,19x0,M,11,20200115", "2026-06-01"),
@@ -34,12 +44,12 @@ def test_customer_rows_are_typed_or_quarantined_with_the_rule_and_a_reason(spark
         (f"{LK2},1,1980,M,11", "2026-06-01"),
         (f",1,1980,M,11,20200115", "2026-06-01"),
         (f"{LK},1,1990,F,11,20200115", "2026-06-01"),
-    ]), TABLES["customers"])
-    accepted, quarantined = ingest.split_rows(frame, TABLES["customers"])
-    rows = accepted.collect()
-    assert [(r.link_key, r.birth_year, r.gender, r.customer_since) for r in rows] == \
+    ])
+    spec = TABLES["customers"]
+    rows, quarantined = split_rows(duckdb_engine, spec, ingest.csv_rows(duckdb_engine.dialect, spec, lines))
+    assert [(r["link_key"], r["birth_year"], r["gender"], r["customer_since"]) for r in rows] == \
         [(LK, 1990, "F", date(2020, 1, 15))]
-    found = sorted((q.rule, q.reason) for q in quarantined.collect())
+    found = sorted((q["rule"], q["reason"]) for q in quarantined)
     assert found == sorted([
         ("birth_year.format", "birth_year=19x0 is not a year"),
         ("gender.in_set", "gender=X is not a known code; region_code=99 is not a known code"),
@@ -65,8 +75,17 @@ def envelope(api="bank.deposit.transactions", tran="0200000000M00000000000001", 
     return json.dumps(record, ensure_ascii=False)
 
 
-def test_mydata_lines_get_one_outcome_each(spark):
-    raw = lines_frame(spark, [
+def parsed_lines(engine, raw: str, earlier: list[tuple[str, date]] | None) -> list[dict]:
+    """Lines parsed and marked as ingest does, against earlier deliveries' collections."""
+    if earlier is not None:
+        engine.arrow("delivered", pa.table({"x_api_tran_id": [t for t, _ in earlier], "dt": [d for _, d in earlier]}))
+    d = engine.dialect
+    return engine.rows(ingest.mark_duplicates(d, ingest.parse_mydata(d, "bank", raw),
+                                              "delivered" if earlier is not None else None, [date(2026, 11, 1)]))
+
+
+def test_mydata_lines_get_one_outcome_each(duckdb_engine):
+    raw = lines_table(duckdb_engine, [
         (envelope(), "2026-11-01"),
         (envelope()[:50], "2026-11-01"),
         (envelope(api="bank.unknown", tran="T2"), "2026-11-01"),
@@ -75,42 +94,37 @@ def test_mydata_lines_get_one_outcome_each(spark):
         (envelope(count=5, tran="T4"), "2026-11-01"),
         (envelope(tran="T5", link_key="short"), "2026-11-01"),
     ])
-    earlier = spark.createDataFrame([("T9", date(2026, 10, 1))], "x_api_tran_id string, dt date")
-    lines = ingest.mark_duplicates(ingest.parse_mydata(raw, "bank"), earlier)
-    outcome = {r.line_no: (r.status, r.line_rule.rule if r.line_rule else None)
-               for r in lines.collect()}
+    lines = parsed_lines(duckdb_engine, raw, [("T9", date(2026, 10, 1))])
+    outcome = {r["line_no"]: (r["status"], r["line_rule"]["rule"] if r["line_rule"] else None) for r in lines}
     assert outcome == {0: ("ok", None), 1: ("rejected", "json_parse"), 2: ("rejected", "api.in_set"),
                        3: ("failed", None), 4: ("duplicate", None), 5: ("rejected", "count_mismatch"),
                        6: ("rejected", "link_key.format")}
 
 
-def test_a_response_delivered_again_later_is_a_duplicate(spark):
-    raw = lines_frame(spark, [(envelope(tran="T9"), "2026-11-01"), (envelope(tran="T8"), "2026-11-01")])
+def test_a_response_delivered_again_later_is_a_duplicate(duckdb_engine):
+    raw = lines_table(duckdb_engine, [(envelope(tran="T9"), "2026-11-01"), (envelope(tran="T8"), "2026-11-01")])
     # T9 came in two earlier deliveries (still one line here); T8 only in a later one (not a repeat)
-    earlier = spark.createDataFrame([("T9", date(2026, 9, 1)), ("T9", date(2026, 10, 1)),
-                                     ("T8", date(2026, 12, 1))], "x_api_tran_id string, dt date")
-    lines = ingest.mark_duplicates(ingest.parse_mydata(raw, "bank"), earlier)
-    assert sorted((r.x_api_tran_id, r.status) for r in lines.collect()) == [("T8", "ok"), ("T9", "duplicate")]
+    lines = parsed_lines(duckdb_engine, raw, [("T9", date(2026, 9, 1)), ("T9", date(2026, 10, 1)),
+                                              ("T8", date(2026, 12, 1))])
+    assert sorted((r["x_api_tran_id"], r["status"]) for r in lines) == [("T8", "ok"), ("T9", "duplicate")]
 
 
-def test_transactions_are_exploded_typed_and_bad_items_quarantined_alone(spark):
+def test_transactions_are_exploded_typed_and_bad_items_quarantined_alone(duckdb_engine):
     good = {"trans_dtime": "20261002121530", "trans_no": "1", "trans_type": "01", "trans_class": "입금",
             "currency_code": "KRW", "trans_amt": "2500000.000", "balance_amt": "3120000.000",
             "paid_in_cnt": 0, "trans_memo": "급여"}
     bad = dict(good, trans_no="2", trans_amt="-5.000", trans_dtime="20260231093000")
-    raw = lines_frame(spark, [(envelope(items=[good, bad]), "2026-11-01")])
-    lines = ingest.mark_duplicates(ingest.parse_mydata(raw, "bank"), None)
-    spec = TABLES["bank_transactions"]
-    accepted, quarantined = ingest.split_rows(ingest.mydata_rows(lines, spec), spec)
-    row = accepted.collect()
-    assert len(row) == 1 and row[0].trans_no == "1" and row[0].item_no == 0
-    assert str(row[0].trans_amt) == "2500000.000"
-    assert row[0].trans_dtime.strftime("%Y-%m-%d %H:%M:%S") == "2026-10-02 03:15:30"  # KST -> UTC
-    assert dict(accepted.dtypes)["trans_amt"] == "decimal(18,3)"
-    q = quarantined.collect()
-    assert [(r.rule, r.item_no) for r in q] == [("trans_dtime.format", 1)]
-    assert "trans_amt=-5.000 is not a non-negative decimal" in q[0].reason
-    assert json.loads(q[0].record)["trans_no"] == "2"
+    engine, d, spec = duckdb_engine, duckdb_engine.dialect, TABLES["bank_transactions"]
+    raw = lines_table(engine, [(envelope(items=[good, bad]), "2026-11-01")])
+    engine.table("parsed", ingest.mark_duplicates(d, ingest.parse_mydata(d, "bank", raw), None, []))
+    row, q = split_rows(engine, spec, ingest.mydata_rows(d, spec, "parsed"))
+    assert len(row) == 1 and row[0]["trans_no"] == "1" and row[0]["item_no"] == 0
+    assert str(row[0]["trans_amt"]) == "2500000.000"
+    assert row[0]["trans_dtime"].astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S") == "2026-10-02 03:15:30"
+    assert engine.rows("SELECT typeof(trans_amt) AS t FROM ranked LIMIT 1") == [{"t": "DECIMAL(18,3)"}]
+    assert [(r["rule"], r["item_no"]) for r in q] == [("trans_dtime.format", 1)]
+    assert "trans_amt=-5.000 is not a non-negative decimal" in q[0]["reason"]
+    assert json.loads(q[0]["record"])["trans_no"] == "2"
 
 
 # -- end to end over generated deliveries -----------------------------------------------------------

@@ -7,12 +7,16 @@ import json
 from datetime import date
 from pathlib import Path
 
+from unittest.mock import patch
+
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
 from jobs import ingest, storage
 from mydata.config import Settings
+from mydata.engines import open_engine
 from mydata.holders import Holder, HolderRegistry
 from schemas.bronze import TABLES
 from schemas.landing import CSV_SOURCES
@@ -198,23 +202,26 @@ def test_bad_bytes_and_overlong_fields_are_quarantined_with_a_reason(tmp_path, s
     assert customer["rule"] == "encoding.utf8" and bronze(tmp_path, "customers") == []
 
 
-def test_line_numbers_are_true_line_numbers_whatever_spark_splits(tmp_path, spark):
+@pytest.mark.parametrize("engine_name", ["duckdb", "spark"])
+def test_line_numbers_are_true_line_numbers_whatever_the_engine_splits(tmp_path, spark, engine_name):
     header = "link_key,key_version,birth_year,gender,region_code,customer_since"
     rows = [header] + [f"{LK[:-6]}{i:06d},1,1990,F,11,20200115" if i % 97 else f"{LK[:-6]}{i:06d},1,19x0,F,11,20200115"
                        for i in range(1, 3000)]
-    deliver(tmp_path, "customer", rows, name="c.csv")
-    lake = Settings(data_root=tmp_path).lake
-    from jobs.landing import find_deliveries
-
-    spark.conf.set("spark.sql.files.maxPartitionBytes", "16k")  # about ten blocks for this file
+    path = deliver(tmp_path, "customer", rows, name="c.csv")
+    engine = open_engine(Settings(data_root=tmp_path, engine=engine_name, duckdb_threads=2), spark)
+    spec = TABLES["customers"]
+    # Spark reads about ten blocks of this file; DuckDB's reader a block of at most this many bytes
+    spark.conf.set("spark.sql.files.maxPartitionBytes", "16k")
     try:
-        lines = ingest.read_lines(spark, find_deliveries(lake))
-        assert lines.rdd.getNumPartitions() > 5
-        numbered = {r.line_no: r.value for r in lines.collect()}
-        quarantined = ingest.split_rows(ingest.csv_rows(lines, TABLES["customers"]), TABLES["customers"])[1]
-        spoilt = sorted(r.line_no for r in quarantined.collect())
+        with patch("mydata.engines.duckdb.BLOCK_BYTES", 16 << 10):
+            engine.lines("c_lines", [path])
+        numbered = {r["line_no"]: r["value"] for r in engine.rows("SELECT line_no, value FROM c_lines")}
+        engine.table("c_ranked", ingest.ranked_rows(engine.dialect, spec, ingest.csv_rows(engine.dialect, spec, "c_lines")))
+        spoilt = sorted(r["line_no"] for r in engine.rows(ingest.quarantined_rows(engine.dialect, spec, "c_ranked")))
     finally:
         spark.conf.unset("spark.sql.files.maxPartitionBytes")
+        engine.drop("c_lines", "c_ranked")
+        engine.close()
     assert numbered == {i + 1: row for i, row in enumerate(rows)}
     assert spoilt == [i + 1 for i in range(1, 3000) if i % 97 == 0]
 
@@ -266,17 +273,20 @@ _cells = st.one_of(st.sampled_from(["", "0", "12", "-7", "1.5", "n/a", "5G", "pr
                    st.text(alphabet="ab,9", max_size=6))
 
 
-@hsettings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@hsettings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(rows=st.lists(st.tuples(st.sampled_from([LK, LK2, "", "short"]), st.lists(_cells, min_size=15, max_size=15)),
                      min_size=1, max_size=12))
-def test_every_usage_row_is_accepted_or_quarantined_once(spark, rows):
+def test_every_usage_row_is_accepted_or_quarantined_once(duckdb_engine, rows):
     lines = [USAGE_HEADER, *(",".join([link_key, *cells]) for link_key, cells in rows)]
-    raw = spark.createDataFrame([(v, f"/lake/landing/telecom_usage/dt={DT}/u.csv", i + 1, date(2026, 11, 1))
-                                 for i, v in enumerate(lines)], "value string, file_path string, line_no long, dt date")
-    frame = ingest.csv_rows(raw, TABLES["telecom_usage"])
-    accepted, quarantined = ingest.split_rows(frame, TABLES["telecom_usage"])
-    assert accepted.count() + quarantined.count() == len(rows)
-    assert quarantined.where("rule IS NULL OR reason IS NULL OR reason = ''").count() == 0
+    engine, d, spec = duckdb_engine, duckdb_engine.dialect, TABLES["telecom_usage"]
+    engine.arrow("u_lines", pa.table({"value": lines, "bad_bytes": [False] * len(lines),
+                                      "file_path": [f"/lake/landing/telecom_usage/dt={DT}/u.csv"] * len(lines),
+                                      "line_no": list(range(1, len(lines) + 1)), "dt": [date(2026, 11, 1)] * len(lines)}))
+    engine.table("u_ranked", ingest.ranked_rows(d, spec, ingest.csv_rows(d, spec, "u_lines")))
+    accepted = engine.rows(f"SELECT count(*) AS n FROM ({ingest.accepted_rows(d, spec, 'u_ranked')}) a")[0]["n"]
+    quarantined = engine.rows(ingest.quarantined_rows(d, spec, "u_ranked"))
+    assert accepted + len(quarantined) == len(rows)
+    assert not [q for q in quarantined if not q["rule"] or not q["reason"]]
 
 
 def test_a_holder_whose_collections_all_fail_fails_the_gate(tmp_path, spark):

@@ -11,6 +11,7 @@ def test_defaults_are_the_embedded_run(tmp_path, monkeypatch):
     settings = Settings.load(env={})
     assert settings.data_root == tmp_path / "var"
     assert settings.spark_master == "local[*]"
+    assert settings.engine == "duckdb"
     assert settings.purpose == "marketing"
     assert settings.as_of is None
     assert settings.lake.bronze == tmp_path / "var" / "bronze"
@@ -40,6 +41,9 @@ def test_as_env_round_trips(tmp_path):
     ({"as_of": "2026-13-01"}, "as_of must be a date"),
     ({"shuffle_partitions": "many"}, "shuffle_partitions"),
     ({"spark_ui": "maybe"}, "spark_ui"),
+    ({"engine": "polars"}, "engine must be one of duckdb, spark"),
+    ({"duckdb_memory": "lots"}, "duckdb_memory must be a size"),
+    ({"duckdb_threads": -1}, "duckdb_threads"),
 ])
 def test_bad_values_give_clear_errors(kwargs, message):
     with pytest.raises(ConfigError, match=message):
@@ -58,3 +62,13 @@ def test_the_release_gate_settings_come_from_the_environment_and_are_checked():
     for bad in ({"MYDATA_K_ANONYMITY": "1"}, {"MYDATA_K_ANONYMITY": "five"}, {"MYDATA_MAX_SUPPRESSION": "1.5"}):
         with pytest.raises(ConfigError):
             Settings.load(env=bad)
+
+
+def test_the_engine_comes_from_the_environment_and_a_cluster_master_means_spark():
+    assert Settings.load(env={"MYDATA_ENGINE": "spark"}).engine == "spark"
+    assert Settings.load(env={"MYDATA_ENGINE": "Spark"}).engine == "spark"
+    assert Settings.load(env={"MYDATA_ENGINE": "spark"}, engine="duckdb").engine == "duckdb"  # the flag wins
+    for master in ("spark://127.0.0.1:7077", "sc://127.0.0.1:15002"):
+        assert Settings.load(env={"MYDATA_SPARK_MASTER": master}).engine == "spark"
+        assert Settings.load(env={"MYDATA_ENGINE": "duckdb", "MYDATA_SPARK_MASTER": master}).engine == "spark"
+    assert Settings(duckdb_memory="512MB", duckdb_threads="2").duckdb_threads == 2

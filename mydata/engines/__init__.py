@@ -1,0 +1,99 @@
+"""The engines a stage runs on, behind one small interface.
+
+``duckdb`` (the default) runs in this process, vectorised, with no JVM; ``spark`` runs in local
+mode, on a standalone cluster or through Spark Connect. Jobs write their work as SQL compiled for
+the engine's ``dialect`` (``schemas.sql``) and hand it to the engine: read landing lines or a
+lake table, keep an intermediate result, fetch a few rows, stage partitions for an atomic publish.
+Both read and write the same Parquet lake, so a table written by one is read by the other.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from mydata.config import ENGINES, Settings
+from schemas.sql import Dialect
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from jobs.storage import Staged
+
+
+
+class Engine(ABC):
+    """One engine's session: names registered here are visible to every later query."""
+
+    name: str
+    dialect: Dialect
+    #: sources ingest runs at a time (Spark overlaps one's driver work with another's jobs)
+    sources_at_once: int = 1
+
+    @abstractmethod
+    def lines(self, name: str, files: list[Path]) -> None:
+        """Register ``name``: the files' non-blank lines as ``value`` (invalid bytes replaced),
+        ``bad_bytes`` (the line was not UTF-8), ``file_path`` (``file:`` URI), ``line_no``
+        (1-based, counting blank lines) and ``dt`` (the delivery date from the path)."""
+
+    @abstractmethod
+    def arrow(self, name: str, table: "pa.Table") -> None:
+        """Register a small Arrow table (keys, parameters, test inputs) as ``name``."""
+
+    @abstractmethod
+    def table(self, name: str, sql: str) -> None:
+        """Compute ``sql`` once and keep it as ``name`` (later queries read it, not the plan)."""
+
+    @abstractmethod
+    def parquet(self, name: str, path: Path) -> bool:
+        """Register the lake table at ``path`` as ``name``; False (nothing registered) when it has no data."""
+
+    @abstractmethod
+    def rows(self, sql: str) -> list[dict[str, Any]]:
+        """The (small) result of ``sql`` as dicts."""
+
+    @abstractmethod
+    def function(self, name: str, fn: Callable[..., Any], arguments: list[str], returns: str) -> None:
+        """Register a Python function of one row's values (types in Spark's words) as SQL ``name``."""
+
+    def frame(self, sql: str):
+        """The result of ``sql`` as a pandas DataFrame (a batch for a Python library)."""
+        raise NotImplementedError(f"{self.name} hands results over as its own frames")
+
+    @abstractmethod
+    def stage(self, sql: str, table: Path, dts: list[date], run_id: str,
+              tables: list[str] | None = None, key: str = "dt") -> "Staged":
+        """``jobs.storage.stage`` of the result of ``sql``."""
+
+    @abstractmethod
+    def drop(self, *names: str) -> None:
+        """Forget registered names and free what they kept."""
+
+    def concurrently(self, calls: list[tuple]) -> list:
+        """Run ``(function, *args)`` calls, their results in order (at once where the engine gains)."""
+        return [call[0](*call[1:]) for call in calls]
+
+    def close(self) -> None:
+        """Release the session (the embedded engine's connection); Spark's lives on."""
+
+
+def as_engine(session: Any) -> Engine:
+    """An engine as it is, or a SparkSession as the Spark engine."""
+    if isinstance(session, Engine):
+        return session
+    from mydata.engines.spark import SparkEngine
+
+    return SparkEngine(session)
+
+
+def open_engine(settings: Settings, spark: Any = None) -> Engine:
+    """The engine ``settings.engine`` names; ``spark`` reuses a running SparkSession."""
+    if settings.engine == "spark":
+        from mydata.engines.spark import SparkEngine
+        from mydata.spark import spark_session
+
+        return SparkEngine(spark or spark_session(settings, "mydata"))
+    from mydata.engines.duckdb import DuckDBEngine
+
+    return DuckDBEngine.connect(settings)

@@ -1,0 +1,176 @@
+"""The embedded engine: DuckDB in this process.
+
+Memory is bounded by ``duckdb_memory`` (``MYDATA_DUCKDB_MEMORY``); what does not fit spills under
+the data root (``Lake.spill``). Landing files are split into lines here, in bulk (NumPy over 64 MiB
+blocks, gzip streamed), so every line keeps its true number; DuckDB then checks the bytes.
+"""
+from __future__ import annotations
+
+import gzip
+import inspect
+import re
+from datetime import date
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import duckdb
+from duckdb import sqltypes
+import numpy as np
+import pyarrow as pa
+
+from jobs import storage
+from mydata.config import Settings
+from mydata.engines import Engine
+from schemas.sql import DUCKDB
+
+BLOCK_BYTES = 64 << 20
+SESSION_TIME_ZONE = "Asia/Seoul"  # every landing time is KST, as in the Spark session
+_DT = re.compile(r"/dt=(\d{4}-\d{2}-\d{2})/")
+_LINES = pa.schema([("raw", pa.binary()), ("file_path", pa.string()), ("line_no", pa.int64()),
+                    ("dt", pa.date32())])
+
+
+def _open(path: Path):
+    return gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")
+
+
+def line_batches(files: list[Path]) -> Iterator[pa.RecordBatch]:
+    """Every line of ``files`` (with its newline), numbered from 1, a block at a time."""
+    for path in files:
+        uri, found = f"file:{path}", _DT.search(str(path))
+        dt = date.fromisoformat(found.group(1)) if found else None
+        before, carry = 0, b""
+        with _open(path) as handle:
+            while True:
+                block = handle.read(BLOCK_BYTES)
+                data = carry + block
+                if not block:  # the last line may lack its newline
+                    if data:
+                        data += b"\n"
+                    carry = b""
+                else:
+                    cut = data.rfind(b"\n") + 1
+                    data, carry = data[:cut], data[cut:]
+                if data:
+                    ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10) + 1
+                    offsets = pa.py_buffer(np.concatenate([[0], ends]).astype(np.int32).tobytes())
+                    raw = pa.Array.from_buffers(pa.binary(), len(ends), [None, offsets, pa.py_buffer(data)])
+                    n = len(ends)
+                    yield pa.RecordBatch.from_arrays(
+                        [raw, pa.array([uri] * n, pa.string()),
+                         pa.array(np.arange(before + 1, before + n + 1), pa.int64()),
+                         pa.array([dt] * n, pa.date32())], schema=_LINES)
+                    before += n
+                if not block:
+                    break
+
+
+def _valid_text(raw: bytes) -> str:
+    """A line's bytes with every invalid sequence replaced by U+FFFD (called for bad lines only)."""
+    return raw.decode("utf-8", "replace").removesuffix("\n").removesuffix("\r")
+
+
+class _Write:
+    """A query's result written as partitioned Parquet (what ``storage.stage`` asks of a frame)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, sql: str) -> None:
+        self.con, self.sql = con, sql
+
+    def write_partitioned(self, path: Path, keys: list[str]) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partitions = ", ".join(DUCKDB.ident(k) for k in keys)
+        self.con.execute(f"COPY ({self.sql}) TO '{path}' (FORMAT parquet, COMPRESSION zstd, "
+                         f"PARTITION_BY ({partitions}), OVERWRITE_OR_IGNORE)")
+
+
+class DuckDBEngine(Engine):
+    name, dialect = "duckdb", DUCKDB
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+        self._kinds: dict[str, str] = {}  # registered name -> TABLE or VIEW
+        self._functions: set[str] = set()
+
+    @classmethod
+    def connect(cls, settings: Settings) -> "DuckDBEngine":
+        spill = settings.lake.spill
+        spill.mkdir(parents=True, exist_ok=True)
+        config = {"memory_limit": settings.duckdb_memory, "temp_directory": str(spill),
+                  "preserve_insertion_order": False}
+        if settings.duckdb_threads:
+            config["threads"] = settings.duckdb_threads
+        con = duckdb.connect(config=config)
+        con.execute(f"SET TimeZone = '{SESSION_TIME_ZONE}'")  # ICU is loaded only once connected
+        con.create_function("valid_text", _valid_text, [sqltypes.BLOB], sqltypes.VARCHAR,
+                            null_handling="special")
+        return cls(con)
+
+    def lines(self, name: str, files: list[Path]) -> None:
+        reader = pa.RecordBatchReader.from_batches(_LINES, line_batches(files))
+        self.con.register(f"{name}_raw", reader)
+        # a line ends at \n; a \r before it is part of a CRLF ending, as Spark reads it
+        self.con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE {name} AS
+            SELECT CASE WHEN text IS NULL THEN valid_text(raw)
+                        ELSE regexp_replace(text, '\\r?\\n$', '') END AS value,
+                   text IS NULL AS bad_bytes, file_path, line_no, dt
+            FROM (SELECT raw, try(decode(raw)) AS text, file_path, line_no, dt FROM {name}_raw)
+            WHERE text IS NULL OR trim(regexp_replace(text, '\\r?\\n$', '')) <> ''""")
+        self._kinds[name] = "TABLE"
+        self.con.unregister(f"{name}_raw")
+
+    def arrow(self, name: str, table: pa.Table) -> None:
+        self.con.register(f"{name}_arrow", table)
+        self.table(name, f"SELECT * FROM {name}_arrow")
+        self.con.unregister(f"{name}_arrow")
+
+    def table(self, name: str, sql: str) -> None:
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
+        self._kinds[name] = "TABLE"
+
+    def parquet(self, name: str, path: Path) -> bool:
+        globs = [str(path / pattern) for pattern in ("*=*/*.parquet", "*=*/*=*/*.parquet")
+                 if any(path.glob(pattern))] if path.is_dir() else []
+        if not globs:
+            return False
+        scan = f"read_parquet({globs!r}, hive_partitioning = true, union_by_name = true)"
+        # Spark before TIMESTAMP_MICROS wrote instants as INT96, which DuckDB reads as UTC wall time
+        columns = ", ".join(f"timezone('UTC', {DUCKDB.ident(c)}) AS {DUCKDB.ident(c)}" if kind == "TIMESTAMP"
+                            else DUCKDB.ident(c) for c, kind, *_ in self.con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall())
+        self.con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT {columns} FROM {scan}")
+        self._kinds[name] = "VIEW"
+        return True
+
+    def rows(self, sql: str) -> list[dict[str, Any]]:
+        result = self.con.execute(sql)
+        names = [c[0] for c in result.description]
+        return [dict(zip(names, row)) for row in result.fetchall()]
+
+    def function(self, name: str, fn: Callable[..., Any], arguments: list[str], returns: str) -> None:
+        if name in self._functions:
+            return
+
+        def vectorised(*columns: pa.Array) -> pa.Array:  # a batch of rows per call, not one
+            return pa.array([fn(*row) for row in zip(*(c.to_pylist() for c in columns))], pa.string())
+        # DuckDB counts the parameters of what it is given
+        vectorised.__signature__ = inspect.Signature(
+            [inspect.Parameter(f"a{i}", inspect.Parameter.POSITIONAL_ONLY) for i in range(len(arguments))])
+        self.con.create_function(name, vectorised, [duckdb.sqltype(DUCKDB.sql_type(a)) for a in arguments],
+                                 duckdb.sqltype(DUCKDB.sql_type(returns)), type="arrow")
+        self._functions.add(name)
+
+    def frame(self, sql: str):
+        return self.con.execute(sql).df()
+
+    def stage(self, sql: str, table: Path, dts: list[date], run_id: str,
+              tables: list[str] | None = None, key: str = "dt") -> storage.Staged:
+        return storage.stage(_Write(self.con, sql), table, dts, run_id, tables, key)
+
+    def drop(self, *names: str) -> None:
+        for name in names:
+            kind = self._kinds.pop(name, None)
+            if kind is not None:
+                self.con.execute(f"DROP {kind} IF EXISTS {name}")
+
+    def close(self) -> None:
+        self.con.close()

@@ -1,0 +1,109 @@
+"""The cluster engine: Spark (local mode, a standalone cluster, or Spark Connect).
+
+Registered names are temporary views of the session; ``table`` caches its result, so several
+outputs computed from one intermediate read it once.
+"""
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+import uuid
+from typing import Any, Callable
+
+import pyarrow as pa
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.window import Window
+
+from jobs import storage
+from mydata.engines import Engine
+from mydata.spark import concurrently
+from schemas.sql import SPARK
+
+
+_ARROW_TYPES = {pa.string(): "string", pa.bool_(): "boolean", pa.int64(): "long", pa.int32(): "int",
+                pa.date32(): "date", pa.binary(): "binary", pa.float64(): "double"}
+
+
+def _spark_schema(table: pa.Table) -> str:
+    return ", ".join(f"`{f.name}` {_ARROW_TYPES[f.type]}" for f in table.schema)
+
+
+class SparkEngine(Engine):
+    name, dialect, sources_at_once = "spark", SPARK, 2
+
+    def __init__(self, spark: SparkSession) -> None:
+        self.spark = spark
+        self._cached: dict[str, Any] = {}
+
+    def lines(self, name: str, files: list[Path]) -> None:
+        if not files:
+            self.spark.createDataFrame([], "value string, bad_bytes boolean, file_path string, "
+                                           "line_no long, dt date").createOrReplaceTempView(name)
+            return
+        lines = self.spark.read.text([str(p) for p in files]).select(
+            "value", F.col("_metadata.file_path").alias("file_path"),
+            F.col("_metadata.file_block_start").alias("_block"), F.monotonically_increasing_id().alias("_id"))
+        # Spark reads a large file as blocks in different tasks; within a block ids are consecutive,
+        # so a line's number is its place in its block plus the lines of the file's blocks before it
+        blocks = (lines.groupBy("file_path", "_block")
+                  .agg(F.min("_id").alias("_first"), F.count(F.lit(1)).alias("_lines"))
+                  .withColumn("_before", F.sum("_lines").over(Window.partitionBy("file_path").orderBy("_block"))
+                              - F.col("_lines")))
+        (lines.join(F.broadcast(blocks), ["file_path", "_block"])
+         .where(F.trim("value") != "")
+         .selectExpr("CASE WHEN is_valid_utf8(value) THEN value ELSE make_valid_utf8(value) END AS value",
+                     "NOT is_valid_utf8(value) AS bad_bytes", "file_path",
+                     "_id - _first + _before + 1 AS line_no",
+                     r"to_date(regexp_extract(file_path, '/dt=(\\d{4}-\\d{2}-\\d{2})/', 1)) AS dt")
+         .createOrReplaceTempView(name))
+
+    def arrow(self, name: str, table: pa.Table) -> None:
+        self.spark.createDataFrame(table.to_pandas(), schema=_spark_schema(table)).createOrReplaceTempView(name)
+
+    def table(self, name: str, sql: str) -> None:
+        frame = self.spark.sql(sql).cache()
+        self._cached[name] = frame
+        frame.createOrReplaceTempView(name)
+
+    def parquet(self, name: str, path: Path) -> bool:
+        frame = storage.read_table(self.spark, path)
+        if frame is None:
+            return False
+        frame.createOrReplaceTempView(name)
+        return True
+
+    def rows(self, sql: str) -> list[dict[str, Any]]:
+        return [row.asDict() for row in self.spark.sql(sql).collect()]
+
+    def stage(self, sql: str, table: Path, dts: list[date], run_id: str,
+              tables: list[str] | None = None, key: str = "dt") -> storage.Staged:
+        return storage.stage(self.spark.sql(sql), table, dts, run_id, tables, key)
+
+    def function(self, name: str, fn: Callable[..., Any], arguments: list[str], returns: str) -> None:
+        from pyspark.sql.functions import udf
+
+        # made here, so it is a Spark Connect UDF when the session is remote
+        self.spark.udf.register(name, udf(fn, returns, useArrow=True))
+
+    def frame_of(self, build: Callable[..., str], frame: Any, *args: Any) -> Any:
+        """``build(dialect, name, *args)``'s SQL over a DataFrame, as a DataFrame."""
+        name = f"frame_{uuid.uuid4().hex[:12]}"
+        frame.createOrReplaceTempView(name)
+        try:  # the query is analysed here: the view is not needed after
+            return self.spark.sql(build(self.dialect, name, *args))
+        finally:
+            self.spark.catalog.dropTempView(name)
+
+    def concurrently(self, calls: list[tuple]) -> list:
+        return concurrently(calls)
+
+    def drop(self, *names: str) -> None:
+        # every cache released before any view goes: Spark Connect analyses a frame's plan again to
+        # unpersist it, and that plan names the views it was built on
+        for name in names:
+            frame = self._cached.pop(name, None)
+            if frame is not None:
+                frame.unpersist()
+        for name in names:
+            self.spark.catalog.dropTempView(name)

@@ -1,0 +1,240 @@
+"""The contracts compiled to SQL, for both engines: one compiler, one dialect table.
+
+Every bronze rule (``schemas.bronze``) becomes SQL here, once; ``Dialect`` holds the handful of
+words in which Spark SQL and DuckDB differ (string literals, regular expressions, time parsing,
+structs and lists, JSON and CSV parsing). Jobs build their queries from these functions and run
+them on the configured engine, so the engines cannot drift apart in what a rule means: the parity
+suite (``tests/parity``) checks they agree cell for cell.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from schemas.bronze import SPARK_TYPES, Column, TableSpec
+from schemas.landing import LINK_KEY_PATTERN
+
+#: how a landing kind is named in a rule's reason
+KIND_TEXT = {"dtime": "KST timestamp YYYYMMDDhhmmss", "date": "date YYYYMMDD",
+             "month": "month YYYYMM", "amount": "non-negative decimal",
+             "signed": "decimal",
+             "rate": "non-negative decimal rate", "bool": "true/false", "int": "whole number",
+             "count": "whole number", "day": "day of month", "year": "year",
+             "number": "non-negative number", "ratio": "number", "version": "key version",
+             "link_key": "43-character base64url link key"}
+#: a value is shown in a reason only as far as a reader needs (a field may hold megabytes)
+SHOWN_CHARACTERS = 64
+
+_DECIMAL = r"^[0-9]+(\.[0-9]+)?$"
+_SIGNED_DECIMAL = r"^-?[0-9]+(\.[0-9]+)?$"
+_WHOLE = r"^[0-9]{1,9}$"
+_DUCKDB_TYPES = {"timestamp": "TIMESTAMPTZ", "string": "VARCHAR", "int": "INTEGER",
+                 "array<string>": "VARCHAR[]"}
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """What differs between the engines' SQL; everything else is written once."""
+
+    name: str
+
+    @property
+    def spark(self) -> bool:
+        return self.name == "spark"
+
+    # -- names and literals --------------------------------------------------------------------
+    def lit(self, value: str) -> str:
+        if self.spark:  # Spark reads backslash escapes inside string literals
+            return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+        return "'" + value.replace("'", "''") + "'"
+
+    def ident(self, name: str) -> str:
+        return f"`{name}`" if self.spark else '"' + name.replace('"', '""') + '"'
+
+    def field(self, *path: str) -> str:
+        """A (nested) column reference: ``field("j", "response", "rsp_code")``."""
+        return ".".join(self.ident(part) for part in path)
+
+    def number(self, value: float) -> str:
+        if isinstance(value, int):
+            return str(value)
+        return f"{value!r}D" if self.spark else f"CAST({value!r} AS DOUBLE)"
+
+    def sql_type(self, spark_type: str) -> str:
+        """A column's type (declared in Spark's words in ``schemas.bronze``) in this dialect."""
+        return spark_type if self.spark else _DUCKDB_TYPES.get(spark_type, spark_type.upper())
+
+    def kind_type(self, kind: str) -> str:
+        return self.sql_type(SPARK_TYPES[kind])
+
+    # -- scalar functions ----------------------------------------------------------------------
+    def matches(self, value: str, pattern: str) -> str:
+        return f"{value} RLIKE {self.lit(pattern)}" if self.spark else f"regexp_matches({value}, {self.lit(pattern)})"
+
+    def timestamp(self, value: str) -> str:
+        """A KST ``YYYYMMDDhhmmss`` as an instant (the session's time zone is KST on both)."""
+        if self.spark:
+            return f"try_to_timestamp({value}, 'yyyyMMddHHmmss')"
+        return f"CAST(try_strptime({value}, '%Y%m%d%H%M%S') AS TIMESTAMPTZ)"
+
+    def date(self, value: str) -> str:
+        if self.spark:
+            return f"try_to_date({value}, 'yyyyMMdd')"
+        return f"CAST(try_strptime({value}, '%Y%m%d') AS DATE)"
+
+    def grouped(self, number: str) -> str:
+        """A whole number with thousands separators: 12,345."""
+        return f"format_number({number}, 0)" if self.spark else f"format('{{:,}}', {number})"
+
+    def text(self, value: str) -> str:
+        return f"CAST({value} AS {self.sql_type('string')})"
+
+    def strftime(self, value: str, pattern: str) -> str:
+        """A date or time as text, in the session's time zone; ``pattern`` in strftime's words."""
+        if self.spark:
+            java = pattern.replace("%Y", "yyyy").replace("%m", "MM").replace("%d", "dd")
+            return f"date_format({value}, '{java.replace('%H', 'HH').replace('%M', 'mm').replace('%S', 'ss')}')"
+        return f"strftime({value}, '{pattern}')"
+
+    def moment(self, moment: datetime) -> str:
+        """A moment as an instant: a naive one is KST wall time, as every time in the lake."""
+        if moment.tzinfo is not None:
+            moment = moment.astimezone(ZoneInfo("Asia/Seoul")).replace(tzinfo=None)
+        text = moment.strftime("%Y-%m-%d %H:%M:%S.%f")
+        return f"TIMESTAMP '{text}'" if self.spark else f"TIMESTAMPTZ '{text}'"
+
+    def explode(self, array: str) -> str:
+        """A select item giving one row per element of ``array``."""
+        return f"explode({array})" if self.spark else f"unnest({array})"
+
+    def last_path_part(self, path: str) -> str:
+        return f"regexp_extract({path}, '[^/]*$', 0)"
+
+    # -- structs and lists ---------------------------------------------------------------------
+    def rule(self, rule: str, reason: str) -> str:
+        """A ``struct<rule, reason>`` with a fixed rule name; ``reason`` is SQL."""
+        if self.spark:
+            return f"named_struct('rule', {self.lit(rule)}, 'reason', {reason})"
+        return f"struct_pack(rule := {self.lit(rule)}, reason := {reason})"
+
+    def rule_of(self, rule: str, reason: str) -> str:
+        """A rule struct whose name is SQL too."""
+        if self.spark:
+            return f"named_struct('rule', {rule}, 'reason', {reason})"
+        return f"struct_pack(rule := {rule}, reason := {reason})"
+
+    @property
+    def no_violations(self) -> str:
+        if self.spark:
+            return "CAST(array() AS array<struct<rule: string, reason: string>>)"
+        return "CAST([] AS STRUCT(rule VARCHAR, reason VARCHAR)[])"
+
+    def array(self, *items: str) -> str:
+        return f"array({', '.join(items)})" if self.spark else f"[{', '.join(items)}]"
+
+    def size(self, array: str) -> str:
+        return f"size({array})" if self.spark else f"len({array})"
+
+    def first(self, array: str) -> str:
+        return f"{array}[0]" if self.spark else f"{array}[1]"
+
+    def all_in(self, array: str, listed: str) -> str:
+        if self.spark:
+            return f"forall({array}, s -> s IN ({listed}))"
+        return f"list_bool_and(list_transform({array}, lambda s: s IN ({listed})))"
+
+    def reasons(self, violations: str) -> str:
+        """Every reason of a violations array, joined with '; '."""
+        if self.spark:
+            return f"array_join(transform({violations}, v -> v.`reason`), '; ')"
+        return f"array_to_string(list_transform({violations}, lambda v: v.reason), '; ')"
+
+
+SPARK = Dialect("spark")
+DUCKDB = Dialect("duckdb")
+DIALECTS = {d.name: d for d in (SPARK, DUCKDB)}
+
+
+# -- one value -------------------------------------------------------------------------------------
+
+def parse_value(d: Dialect, raw: str, column: Column) -> str:
+    """SQL for the typed value of a landing string, or null when it does not parse."""
+    kind = column.kind
+    if kind == "link_key":
+        return f"CASE WHEN {d.matches(raw, LINK_KEY_PATTERN.pattern)} THEN {raw} END"
+    if kind == "dtime":
+        return f"CASE WHEN {d.matches(raw, '^[0-9]{14}$')} THEN {d.timestamp(raw)} END"
+    if kind == "date":
+        return f"CASE WHEN {d.matches(raw, '^[0-9]{8}$')} THEN {d.date(raw)} END"
+    if kind == "month":
+        first_day = f"concat({raw}, '01')"
+        return f"CASE WHEN {d.matches(raw, '^[0-9]{6}$')} THEN {d.date(first_day)} END"
+    if kind == "signed":
+        return f"CASE WHEN {d.matches(raw, _SIGNED_DECIMAL)} THEN try_cast({raw} AS {d.kind_type(kind)}) END"
+    if kind in ("amount", "rate", "number", "ratio"):
+        return f"CASE WHEN {d.matches(raw, _DECIMAL)} THEN try_cast({raw} AS {d.kind_type(kind)}) END"
+    if kind in ("int", "count", "day", "year", "version"):
+        return f"CASE WHEN {d.matches(raw, _WHOLE)} THEN try_cast({raw} AS {d.sql_type('int')}) END"
+    if kind == "bool":
+        return f"CASE WHEN lower({raw}) IN ('true', 'false') THEN lower({raw}) = 'true' END"
+    return raw  # code, text, ref, str, sources
+
+
+def missing(value: str, column: Column) -> str:
+    return f"({value} IS NULL)" if column.kind == "sources" else f"({value} IS NULL OR trim({value}) = '')"
+
+
+def violations(d: Dialect, raw: dict[str, str], spec: TableSpec) -> str:
+    """SQL for the array of every rule (struct of rule, reason) the row breaks; empty when good."""
+    checks = []
+    for column in spec.columns:
+        name, value = column.name, raw[column.name]
+        typed, absent = parse_value(d, value, column), missing(value, column)
+        if column.required:
+            checks.append((absent, f"{name}.not_null", d.lit(f"{name} is missing")))
+        if column.required_when is not None:
+            other, values = column.required_when
+            listed = ", ".join(d.lit(v) for v in sorted(values))
+            checks.append((f"{absent} AND {raw[other]} IN ({listed})", f"{name}.not_null",
+                           f"concat({d.lit(name + ' is missing although ' + other + '=')}, {raw[other]})"))
+        if column.max_length is not None:
+            checks.append((f"length({value}) > {column.max_length}", f"{name}.length",
+                           f"concat({d.lit(name + ' is ')}, {d.grouped(f'length({value})')}, "
+                           f"{d.lit(f' characters long, more than {column.max_length}')})"))
+        shown = f"substring(coalesce({d.text(value)}, ''), 1, {SHOWN_CHARACTERS})"
+        if column.kind in KIND_TEXT:
+            checks.append((f"NOT {absent} AND ({typed}) IS NULL", f"{name}.format",
+                           f"concat({d.lit(name + '=')}, {shown}, {d.lit(' is not a ' + KIND_TEXT[column.kind])})"))
+        if column.allowed is not None:
+            allowed = ", ".join(d.lit(code) for code in sorted(column.allowed))
+            if column.kind == "sources":
+                bad = f"NOT {absent} AND ({d.size(typed)} = 0 OR NOT {d.all_in(typed, allowed)})"
+            else:
+                bad = f"NOT {absent} AND NOT (({typed}) IN ({allowed}))"
+            checks.append((bad, f"{name}.in_set", f"concat({d.lit(name + '=')}, {shown}, ' is not a known code')"))
+        if column.low is not None or column.high is not None:
+            outside = " OR ".join([*([f"({typed}) < {d.number(column.low)}"] if column.low is not None else []),
+                                   *([f"({typed}) > {d.number(column.high)}"] if column.high is not None else [])])
+            bounds = f"[{column.low if column.low is not None else ''}, {column.high if column.high is not None else ''}]"
+            checks.append((f"({typed}) IS NOT NULL AND ({outside})", f"{name}.range",
+                           f"concat({d.lit(name + '=')}, {shown}, {d.lit(' is outside ' + bounds)})"))
+    if not checks:
+        return d.no_violations
+    # flatten of one-or-none arrays, not a filter with a lambda: Spark cannot compile a lambda and
+    # would interpret every check under it row by row (a quarter of ingest's CPU)
+    found = ", ".join(f"CASE WHEN {cond} THEN {d.array(d.rule(rule, reason))} ELSE {d.no_violations} END"
+                      for cond, rule, reason in checks)
+    return f"flatten({d.array(found)})"
+
+
+def typed_columns(d: Dialect, raw: dict[str, str], spec: TableSpec) -> list[str]:
+    """``CAST(... AS type) AS name`` per column: an optional value left out (or empty) is null,
+    a required one that does not parse is null too (and its row is quarantined)."""
+    out = []
+    for column in spec.columns:
+        typed = parse_value(d, raw[column.name], column)
+        if not column.required:
+            typed = f"CASE WHEN NOT {missing(raw[column.name], column)} THEN {typed} END"
+        out.append(f"CAST({typed} AS {d.kind_type(column.kind)}) AS {d.ident(column.name)}")
+    return out
