@@ -189,11 +189,12 @@ def landing_zone(root: Path, subjects: int, months: int, driver_memory: str = Se
     return settings, generated
 
 
-def run_scale(subjects: int, months: int, root: Path, driver_memory: str = Settings.driver_memory) -> dict:
+def run_scale(subjects: int, months: int, root: Path, driver_memory: str = Settings.driver_memory,
+              engine: str = "duckdb") -> dict:
     settings, generated = landing_zone(root / f"{subjects}x{months}", subjects, months, driver_memory)
     generation = json.loads((settings.data_root / "truth" / "generation.json").read_text(encoding="utf-8"))
     as_of = date.fromisoformat(generation["deliveries"][-1])
-    settings = settings.replace(purpose="marketing", as_of=as_of)
+    settings = settings.replace(purpose="marketing", as_of=as_of, engine=engine)
 
     from jobs import consent, features, fuse, ingest, privacy, score, validate
     from models import train
@@ -203,13 +204,15 @@ def run_scale(subjects: int, months: int, root: Path, driver_memory: str = Setti
     spark.range(1).count()  # session start-up is nobody's stage
     heap = DriverHeap(spark)
     stages: list[dict] = []
-    with stage(stages, "ingest", "records read", heap) as row:
+    # the stages the embedded engine runs (the others run on Spark whatever the setting)
+    embedded = engine == "duckdb"
+    with stage(stages, "ingest", "records read", None if embedded else heap) as row:
         result = ingest.run(settings, spark)
         row["rows"] = sum(_manifest(result)["inputs"]["records_read"].values())
         bronze_rows = result["rows_accepted"] + result["rows_quarantined"]
-    with stage(stages, "validate (Great Expectations)", "bronze rows", heap) as row:
+    with stage(stages, "validate (Great Expectations)", "bronze rows", None if embedded else heap) as row:
         row["rows"] = validate.run(settings, spark)["rows_checked"]
-    with stage(stages, "consent ledger (append, verify)", "events", heap) as row:
+    with stage(stages, "consent ledger (append, verify)", "events", None if embedded else heap) as row:
         row["rows"] = consent.run(settings, spark)["head"]["events"]
     with stage(stages, "fusion (consent snapshot, linkage, silver)", "bronze rows", heap) as row:
         fused = fuse.run(settings, spark)
@@ -230,7 +233,10 @@ def run_scale(subjects: int, months: int, root: Path, driver_memory: str = Setti
     project_fusion_features = sum(s["seconds"] for s in stages if s["stage"].startswith(("fusion", "features")))
     references = run_references(spark, settings, stages[3]["rows"])
     spark.stop()
-    return {"subjects": subjects, "months": months, "as_of": as_of.isoformat(), "generation": generated,
+    for row in stages:
+        row["engine"] = (engine if row["stage"].startswith(("ingest", "validate", "consent"))
+                         else "scikit-learn" if row["stage"].startswith("training") else "spark")
+    return {"subjects": subjects, "months": months, "engine": engine, "as_of": as_of.isoformat(), "generation": generated,
             "driver_memory": settings.driver_memory, "shuffle_partitions": settings.shuffle_partitions,
             "bronze_rows": bronze_rows,
             "fused": fused["subjects_fused"], "published": released["published"], "k": trained["metrics"]["k"],
@@ -260,33 +266,39 @@ def render(results: list[dict], models: list[dict] | None = None) -> str:
              f"Machine: {info['cpu']}, {info['cores']} cores, {info['memory_gib']} GiB; Python {info['python']}, "
              f"pyspark {info['pyspark']} (local[*]), DuckDB {info['duckdb']}, scikit-learn {info['scikit-learn']}.", ""]
     for r in results:
-        lines += [f"## {r['subjects']:,} subjects × {r['months']} months (measured {r['measured']})", "",
+        lines += [f"## {r['subjects']:,} subjects × {r['months']} months, engine {r['engine']} "
+                  f"(measured {r['measured']})", "",
                   f"As of {r['as_of']}: {r['bronze_rows']:,} bronze rows, {r['fused']:,} subjects fused, "
                   f"{r['published']:,} published, k = {r['k']}. Whole pipeline: **{r['whole_s']:.1f} s**. "
                   f"Driver memory {r.get('driver_memory', Settings.driver_memory)}, "
                   f"{r.get('shuffle_partitions', Settings.shuffle_partitions)} shuffle "
                   f"partitions. "
                   f"{generation_note(r.get('generation'))}", "",
-                  "| stage | seconds | input | rows/s | µs per row | driver RSS peak (this process + JVM) "
+                  "| stage | ran on | seconds | input | rows/s | µs per row | driver RSS peak (this process + JVM) "
                   "| driver heap: old-gen peak, retained after |",
-                  "|---|---|---|---|---|---|---|"]
+                  "|---|---|---|---|---|---|---|---|"]
         for s in r["stages"] + r["references"]["rows"]:
-            lines.append(f"| {s['stage']} | {s['seconds']:.1f} | {s['rows']:,} {s['unit']} | "
+            ran_on = s.get("engine", "duckdb" if s["stage"].startswith("DuckDB") else "spark")
+            lines.append(f"| {s['stage']} | {ran_on} | {s['seconds']:.1f} | {s['rows']:,} {s['unit']} | "
                          f"{s['rows'] / s['seconds']:,.0f} | {1e6 * s['seconds'] / max(s['rows'], 1):,.1f} | "
                          f"{s['peak_mib']:,.0f} MiB | {heap_note(s)} |")
         lines += ["", comparison(r), ""]
-    if len(results) > 1:
-        lines += ["## Scaling: time per row (against the smallest scale) and driver memory", "",
-                  "| stage | " + " | ".join(f"{r['subjects']:,}" for r in results) + " |",
-                  "|---|" + "---|" * len(results)]
-        base = results[0]
+    for engine in sorted({r["engine"] for r in results}):
+        scales = [r for r in results if r["engine"] == engine]
+        if len(scales) < 2:
+            continue
+        lines += [f"## Scaling on {engine}: time per row (against the smallest scale) and driver memory", "",
+                  "| stage | " + " | ".join(f"{r['subjects']:,}" for r in scales) + " |",
+                  "|---|" + "---|" * len(scales)]
+        base = scales[0]
         for i, s in enumerate(base["stages"]):
-            per_row = [r["stages"][i]["seconds"] / max(r["stages"][i]["rows"], 1) for r in results]
+            per_row = [r["stages"][i]["seconds"] / max(r["stages"][i]["rows"], 1) for r in scales]
             lines.append(f"| {s['stage']} | " + " | ".join(
                 f"{1e6 * p:,.1f} µs ({p / per_row[0]:.2f}×), RSS {r['stages'][i]['peak_mib']:,.0f} MiB, "
                 f"heap {heap_note(r['stages'][i])}"
-                for p, r in zip(per_row, results)) + " |")
+                for p, r in zip(per_row, scales)) + " |")
         lines.append("")
+    lines += engines_side_by_side(results)
     if models:
         lines += ["## Segmentation training and scoring on resampled snapshots (`benchmarks/bench_models.py`)", "",
                   f"Training: k chosen over 3..10 by silhouette, bootstrap stability, profile and registration, "
@@ -300,6 +312,28 @@ def render(results: list[dict], models: list[dict] | None = None) -> str:
                          f"{m['rows'] / m['score_s']:,.0f} | {m['measured'][:16]} |")
         lines.append("")
     return "\n".join(lines) + "\n"
+
+
+def engines_side_by_side(results: list[dict]) -> list[str]:
+    """Per scale measured on both engines: each stage's seconds on each, and the ratio."""
+    by_scale: dict[tuple, dict[str, dict]] = {}
+    for r in results:
+        by_scale.setdefault((r["subjects"], r["months"]), {})[r["engine"]] = r
+    lines = []
+    for (subjects, months), pair in sorted(by_scale.items()):
+        if set(pair) != {"duckdb", "spark"}:
+            continue
+        duck, spark = pair["duckdb"], pair["spark"]
+        lines += [f"## Engines side by side: {subjects:,} subjects × {months} months", "",
+                  f"Measured separately ({duck['measured']} on duckdb, {spark['measured']} on spark).", "",
+                  "| stage | duckdb s | spark s | spark / duckdb |", "|---|---|---|---|"]
+        for d, s in zip(duck["stages"], spark["stages"]):
+            lines.append(f"| {d['stage']} ({d.get('engine', 'spark')} vs spark) | {d['seconds']:.1f} | "
+                         f"{s['seconds']:.1f} | {s['seconds'] / d['seconds']:.1f}× |")
+        lines.append(f"| whole pipeline | {duck['whole_s']:.1f} | {spark['whole_s']:.1f} | "
+                     f"{spark['whole_s'] / duck['whole_s']:.1f}× |")
+        lines.append("")
+    return lines
 
 
 def heap_note(row: dict) -> str:
@@ -345,16 +379,18 @@ def main() -> None:
                              "the default")
     parser.add_argument("--driver-memory", default=Settings.driver_memory,
                         help="the driver JVM's heap (one JVM runs every stage; 4g spills cached rankings at 100k)")
+    parser.add_argument("--engine", choices=("duckdb", "spark"), default="duckdb",
+                        help="the engine the stages run on (those it does not run yet run on Spark)")
     parser.add_argument("--references-only", action="store_true",
                         help="rerun only the references against the lake and figures this scale's last run left")
     args = parser.parse_args()
     folder = args.root / "results"
-    saved = folder / f"{args.subjects}x{args.months}.json"
+    saved = folder / f"{args.subjects}x{args.months}-{args.engine}.json"
     if args.references_only:
         from mydata.spark import spark_session
 
         result = json.loads(saved.read_text(encoding="utf-8"))
-        settings = Settings(data_root=args.root / saved.stem, purpose="marketing",
+        settings = Settings(data_root=args.root / f"{args.subjects}x{args.months}", purpose="marketing",
                             as_of=date.fromisoformat(result["as_of"]),
                             driver_memory=result.get("driver_memory", args.driver_memory))
         spark = spark_session(settings, "bench-references")
@@ -362,7 +398,7 @@ def main() -> None:
         result["references"] = run_references(spark, settings, result["stages"][3]["rows"])
         spark.stop()
     else:
-        result = run_scale(args.subjects, args.months, args.root, args.driver_memory)
+        result = run_scale(args.subjects, args.months, args.root, args.driver_memory, args.engine)
         if result["generation"] is None and saved.is_file():  # the zone was reused: its generation stands
             result["generation"] = json.loads(saved.read_text(encoding="utf-8")).get("generation")
     folder.mkdir(parents=True, exist_ok=True)
@@ -373,8 +409,8 @@ def main() -> None:
 def write_results(folder: Path) -> None:
     """RESULTS.md from every scale's figures and the model benchmark's (``models.json``); the
     repository's copy only from the default results folder."""
-    results = sorted((json.loads(p.read_text(encoding="utf-8")) for p in folder.glob("*x*.json")),
-                     key=lambda r: (r["months"], r["subjects"]))
+    results = sorted(({"engine": "spark", **json.loads(p.read_text(encoding="utf-8"))} for p in folder.glob("*x*.json")),
+                     key=lambda r: (r["engine"], r["months"], r["subjects"]))
     models = folder / MODELS_JSON
     target = RESULTS_MD if folder.resolve() == (DEFAULT_ROOT / "results").resolve() else folder / RESULTS_MD.name
     target.write_text(render(results, json.loads(models.read_text(encoding="utf-8")) if models.is_file() else []),

@@ -197,7 +197,7 @@ def run_spark(spark, settings: Settings, out: Path) -> Path:
 
 def run_duckdb(settings: Settings, out: Path, threads: int = 2, memory: str = "8GB") -> Path:
     """The same in DuckDB: bronze Parquet read in place, silver and features written as Parquet.
-    Spark wrote timestamps as UTC instants; they are read as KST wall time, as the Spark session does."""
+    Timestamps are read as KST wall time, as the Spark session does."""
     import duckdb
     import pyarrow as pa
 
@@ -206,10 +206,15 @@ def run_duckdb(settings: Settings, out: Path, threads: int = 2, memory: str = "8
     (out / "silver").mkdir(parents=True)
     con = duckdb.connect(config={"threads": threads, "memory_limit": memory})
 
+    con.execute("SET TimeZone = 'Asia/Seoul'")
+
     def view(name: str, path: Path) -> None:
         scan = f"read_parquet('{path}/dt=*/*.parquet', hive_partitioning = true)"
         columns = con.sql(f"DESCRIBE SELECT * FROM {scan}").fetchall()
-        shifted = ", ".join(f"{c} + INTERVAL 9 HOUR AS {c}" if t == "TIMESTAMP" else c for c, t, *_ in columns)
+        # instants as KST wall time, as the Spark session reads them: UTC-adjusted instants (what
+        # both engines write now) through the session's zone, legacy INT96 (naive UTC) shifted
+        shifted = ", ".join(f"CAST({c} AS TIMESTAMP) AS {c}" if t == "TIMESTAMP WITH TIME ZONE"
+                            else f"{c} + INTERVAL 9 HOUR AS {c}" if t == "TIMESTAMP" else c for c, t, *_ in columns)
         con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT {shifted} FROM {scan}")
 
     for name, path in _bronze_tables(lake).items():
