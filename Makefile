@@ -6,6 +6,7 @@ STAMP := $(VENV)/.installed
 CONSTRAINTS := requirements/constraints.txt
 PYTEST_ARGS ?=
 SCALE ?= 10000
+ENGINE ?= duckdb
 DRIVER_MEMORY ?=
 
 .PHONY: venv demo test test-scheduler bench clean-data
@@ -35,7 +36,7 @@ test-scheduler: venv
 # DRIVER_MEMORY: the heap of the one driver JVM that runs every stage (default: the config's;
 # RESULTS.md says which each scale used).
 bench: venv
-	$(PY) benchmarks/bench_pipeline.py $(SCALE) $(if $(DRIVER_MEMORY),--driver-memory $(DRIVER_MEMORY))
+	$(PY) benchmarks/bench_pipeline.py $(SCALE) --engine $(ENGINE) $(if $(DRIVER_MEMORY),--driver-memory $(DRIVER_MEMORY))
 	$(PY) benchmarks/bench_models.py --source var/bench/$(SCALE)x6/gold/features/purpose=marketing
 
 
