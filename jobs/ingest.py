@@ -20,7 +20,6 @@ table: rows = accepted + quarantined. Both are in the run manifest.
 """
 from __future__ import annotations
 
-import json
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -38,88 +37,13 @@ from mydata.manifest import RunManifest
 from schemas import codes
 from schemas.bronze import TABLES, TableSpec, tables_of
 from schemas.landing import APIS, CSV_SOURCES, MYDATA_SOURCES, SOURCES, ApiSpec, apis_of
-from schemas.sql import Dialect, typed_columns, violations
+from schemas.sql import Dialect, Shape, parse_csv, parse_json, typed_columns, violations
 
 LINE_TABLE = "{source}_lines"  # quarantine table of whole lines that never became rows
 FAILED_COLLECTIONS = "failed_collections"
 COLLECTIONS = "collections"  # every accepted MyData response: the duplicate index, and lineage
 FAILED_RULE = "failed_collection"  # how the quarantine gate names them beside the line rules
 FAILED_EXAMPLE = "rsp_code is not 00000: the holder answered with an error (see bronze/failed_collections)"
-
-#: a landing record's shape: every leaf a string; a dict is an object, a one-item list a list of it
-Shape = dict[str, Any]
-
-
-# -- parsing a line: JSON or CSV, by the contract's shape (never inferred from the data) ---------
-
-def _spark_type(shape: Any) -> str:
-    if shape == "string":
-        return "string"
-    if isinstance(shape, list):
-        return f"array<{_spark_type(shape[0])}>"
-    if not shape:
-        return "map<string,string>"
-    return f"struct<{', '.join(f'{k}: {_spark_type(v)}' for k, v in shape.items())}>"
-
-
-def _duckdb_structure(shape: Any) -> Any:
-    if shape == "string":
-        return "VARCHAR"
-    if isinstance(shape, list):
-        return [_duckdb_structure(shape[0])]
-    return {k: _duckdb_structure(v) for k, v in shape.items()} if shape else "JSON"
-
-
-def _nested_paths(shape: Shape, prefix: str = "$") -> list[tuple[str, str]]:
-    """(JSON path, the type it must have) of every object and list below the top."""
-    out = []
-    for name, sub in shape.items():
-        path = f"{prefix}.{name}"
-        if isinstance(sub, dict):
-            out += [(path, "OBJECT"), *_nested_paths(sub, path)]
-        elif isinstance(sub, list):
-            out.append((path, "ARRAY"))
-            if isinstance(sub[0], dict):
-                out.append((f"{path}[*]", "OBJECT"))
-    return out
-
-
-def parse_json(d: Dialect, shape: Shape) -> tuple[str, str]:
-    """(SQL of the parsed struct ``j`` of ``value``, SQL over ``j`` and ``value`` that the line is
-    not a JSON object of that shape). An object or list where a string belongs is kept as its JSON
-    text; a string where an object or list belongs makes the line unreadable, as in Spark."""
-    if d.spark:
-        schema = ", ".join(f"{k} {_spark_type(v)}" for k, v in shape.items()) + ", _corrupt_record string"
-        parsed = (f"from_json(`value`, {d.lit(schema)}, "
-                  "map('columnNameOfCorruptRecord', '_corrupt_record', 'mode', 'PERMISSIVE'))")
-        return parsed, "(`j`.`_corrupt_record` IS NOT NULL OR `j` IS NULL)"
-    structure = d.lit(json.dumps(_duckdb_structure(shape)))
-    parsed = f"CASE WHEN json_valid(value) AND json_type(value) = 'OBJECT' THEN json_transform(value, {structure}) END"
-    wrong = [f"coalesce(json_type(value, {d.lit(path)}) NOT IN ('{kind}', 'NULL'), false)"
-             if not path.endswith("[*]") else
-             f"coalesce(list_bool_or(list_transform(json_type(value, {d.lit(path)}), lambda t: t <> '{kind}')), false)"
-             for path, kind in _nested_paths(shape)]
-    return parsed, f"(CASE WHEN j IS NULL THEN true ELSE {' OR '.join(wrong) or 'false'} END)"
-
-
-#: a CSV line's fields; a quoted field may hold commas (Spark's CSV reader unquotes it)
-_CSV_FIELDS = ("CASE WHEN contains(value, '\"') THEN list_transform("
-               "regexp_extract_all(value, '(?:^|,)(\"[^\"]*\"|[^,]*)', 1), "
-               "lambda f: CASE WHEN length(f) >= 2 AND f[1] = '\"' AND f[-1] = '\"' THEN f[2:-2] ELSE f END) "
-               "ELSE string_split(value, ',') END")
-
-
-def parse_csv(d: Dialect, columns: tuple[str, ...]) -> str:
-    """SQL of the parsed struct ``j`` of a CSV line ``value``: one string per header column (an
-    empty field is null) and ``_corrupt_record``, set when the line has another number of fields."""
-    if d.spark:
-        schema = ", ".join(f"{c} string" for c in columns) + ", _corrupt_record string"
-        return (f"from_csv(`value`, {d.lit(schema)}, "
-                "map('columnNameOfCorruptRecord', '_corrupt_record', 'mode', 'PERMISSIVE'))")
-    picked = ", ".join(f"{d.ident(c)} := nullif(_f[{i}], '')" for i, c in enumerate(columns, 1))
-    return (f"(SELECT struct_pack({picked}, _corrupt_record := CASE WHEN len(_f) <> {len(columns)} "
-            f"THEN value END) FROM (SELECT {_CSV_FIELDS} AS _f))")
-
 
 # -- MyData JSON sources ---------------------------------------------------------------------------
 
@@ -236,21 +160,8 @@ def mydata_rows(d: Dialect, spec: TableSpec, parsed: str) -> str:
     mine = f"SELECT * FROM {parsed} WHERE status = 'ok' AND {d.field('j', 'api')} = {d.lit(spec.api)}"
     if not api.is_list:
         return _candidates(d, raw, spec, mine, "value", "NULL")
-    items = d.field("j", "response", api.list_field)
-    explode = (f"posexplode({items}) AS (_pos, _item)" if d.spark else
-               f"unnest({items}) AS _item, generate_subscripts({items}, 1) - 1 AS _pos")
-    return _candidates(d, raw, spec, f"SELECT *, {explode} FROM ({mine}) m",
-                       _item_json(d, sorted(api.item_fields)), "_pos")
-
-
-def _item_json(d: Dialect, fields: list[str]) -> str:
-    """A list item as the JSON of its contract fields, those without a value left out (Spark's
-    to_json of the parsed item)."""
-    if d.spark:
-        return "to_json(`_item`)"
-    parts = ", ".join(f"CASE WHEN _item.{d.ident(f)} IS NOT NULL THEN {d.lit(json.dumps(f) + ':')} "
-                      f"|| to_json(_item.{d.ident(f)}) END" for f in fields)
-    return f"'{{' || concat_ws(',', {parts}) || '}}'"
+    explode = d.posexplode(d.field("j", "response", api.list_field))
+    return _candidates(d, raw, spec, f"SELECT *, {explode} FROM ({mine}) m", d.item_json(sorted(api.item_fields)), "_pos")
 
 
 def _candidates(d: Dialect, raw: dict[str, str], spec: TableSpec, rows: str, record: str, item_no: str,
@@ -344,8 +255,7 @@ def collections(d: Dialect, parsed: str) -> str:
 
 def shown_reason(d: Dialect) -> str:
     """A reason fit for manifests and reports: a malformed link key is still a pseudonym."""
-    every = "" if d.spark else ", 'g'"
-    return f"regexp_replace(reason, 'link_key=[^;]*', 'link_key=<hidden>'{every})"
+    return d.replace_all("reason", "link_key=[^;]*", "link_key=<hidden>")
 
 
 def _per_source(lake: Lake, table: str, source: str):

@@ -168,9 +168,13 @@ def replace_partitions(frame: DataFrame, table: Path, dts: list[date], run_id: s
     publish([stage(frame, table, dts, run_id, tables, key)])
 
 
+#: a table's data files: Parquet in a partition folder (``dt=``, ``as_of=``, …), one or two levels down
+DATA_FILES = ("*=*/*.parquet", "*=*/*=*/*.parquet")
+
+
 def has_data(table: Path) -> bool:
-    """Any Parquet file in a partition folder (``dt=``, ``as_of=``, …), one or two levels down."""
-    return any(p for p in table.glob("*=*/*.parquet")) or any(table.glob("*=*/*=*/*.parquet"))
+    """Any data file in the table (an empty partition folder or staging is not data)."""
+    return any(any(table.glob(pattern)) for pattern in DATA_FILES)
 
 
 def read_table(spark: SparkSession, table: Path) -> DataFrame | None:

@@ -8,8 +8,10 @@ suite (``tests/parity``) checks they agree cell for cell.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from schemas.bronze import SPARK_TYPES, Column, TableSpec
@@ -108,15 +110,31 @@ class Dialect:
         """A select item giving one row per element of ``array``."""
         return f"explode({array})" if self.spark else f"unnest({array})"
 
+    def posexplode(self, array: str) -> str:
+        """Select items giving one row per element of ``array``: ``_item`` and its 0-based ``_pos``."""
+        if self.spark:
+            return f"posexplode({array}) AS (_pos, _item)"
+        return f"unnest({array}) AS _item, generate_subscripts({array}, 1) - 1 AS _pos"
+
+    def item_json(self, fields: list[str]) -> str:
+        """``_item`` as the JSON of ``fields``, those without a value left out (Spark's to_json)."""
+        if self.spark:
+            return "to_json(`_item`)"
+        parts = ", ".join(f"CASE WHEN _item.{self.ident(f)} IS NOT NULL THEN {self.lit(json.dumps(f) + ':')} "
+                          f"|| to_json(_item.{self.ident(f)}) END" for f in fields)
+        return f"'{{' || concat_ws(',', {parts}) || '}}'"
+
+    def replace_all(self, value: str, pattern: str, replacement: str) -> str:
+        every = "" if self.spark else ", 'g'"  # DuckDB replaces the first match unless told
+        return f"regexp_replace({value}, {self.lit(pattern)}, {self.lit(replacement)}{every})"
+
     def last_path_part(self, path: str) -> str:
         return f"regexp_extract({path}, '[^/]*$', 0)"
 
     # -- structs and lists ---------------------------------------------------------------------
     def rule(self, rule: str, reason: str) -> str:
         """A ``struct<rule, reason>`` with a fixed rule name; ``reason`` is SQL."""
-        if self.spark:
-            return f"named_struct('rule', {self.lit(rule)}, 'reason', {reason})"
-        return f"struct_pack(rule := {self.lit(rule)}, reason := {reason})"
+        return self.rule_of(self.lit(rule), reason)
 
     def rule_of(self, rule: str, reason: str) -> str:
         """A rule struct whose name is SQL too."""
@@ -149,6 +167,81 @@ class Dialect:
         if self.spark:
             return f"array_join(transform({violations}, v -> v.`reason`), '; ')"
         return f"array_to_string(list_transform({violations}, lambda v: v.reason), '; ')"
+
+
+# -- parsing a landing line: JSON or CSV, by the contract's shape (never inferred from the data) --
+
+#: a landing record's shape: every leaf a string; a dict is an object, a one-item list a list of it
+Shape = dict[str, Any]
+
+
+def _spark_type(shape: Any) -> str:
+    if shape == "string":
+        return "string"
+    if isinstance(shape, list):
+        return f"array<{_spark_type(shape[0])}>"
+    if not shape:
+        return "map<string,string>"
+    return f"struct<{', '.join(f'{k}: {_spark_type(v)}' for k, v in shape.items())}>"
+
+
+def _duckdb_structure(shape: Any) -> Any:
+    if shape == "string":
+        return "VARCHAR"
+    if isinstance(shape, list):
+        return [_duckdb_structure(shape[0])]
+    return {k: _duckdb_structure(v) for k, v in shape.items()} if shape else "JSON"
+
+
+def _nested_paths(shape: Shape, prefix: str = "$") -> list[tuple[str, str]]:
+    """(JSON path, the type it must have) of every object and list below the top."""
+    out = []
+    for name, sub in shape.items():
+        path = f"{prefix}.{name}"
+        if isinstance(sub, dict):
+            out += [(path, "OBJECT"), *_nested_paths(sub, path)]
+        elif isinstance(sub, list):
+            out.append((path, "ARRAY"))
+            if isinstance(sub[0], dict):
+                out.append((f"{path}[*]", "OBJECT"))
+    return out
+
+
+def parse_json(d: Dialect, shape: Shape) -> tuple[str, str]:
+    """(SQL of the parsed struct ``j`` of ``value``, SQL over ``j`` and ``value`` that the line is
+    not a JSON object of that shape). An object or list where a string belongs is kept as its JSON
+    text; a string where an object or list belongs makes the line unreadable, as in Spark."""
+    if d.spark:
+        schema = ", ".join(f"{k} {_spark_type(v)}" for k, v in shape.items()) + ", _corrupt_record string"
+        parsed = (f"from_json(`value`, {d.lit(schema)}, "
+                  "map('columnNameOfCorruptRecord', '_corrupt_record', 'mode', 'PERMISSIVE'))")
+        return parsed, "(`j`.`_corrupt_record` IS NOT NULL OR `j` IS NULL)"
+    structure = d.lit(json.dumps(_duckdb_structure(shape)))
+    parsed = f"CASE WHEN json_valid(value) AND json_type(value) = 'OBJECT' THEN json_transform(value, {structure}) END"
+    wrong = [f"coalesce(json_type(value, {d.lit(path)}) NOT IN ('{kind}', 'NULL'), false)"
+             if not path.endswith("[*]") else
+             f"coalesce(list_bool_or(list_transform(json_type(value, {d.lit(path)}), lambda t: t <> '{kind}')), false)"
+             for path, kind in _nested_paths(shape)]
+    return parsed, f"(CASE WHEN j IS NULL THEN true ELSE {' OR '.join(wrong) or 'false'} END)"
+
+
+#: a CSV line's fields; a quoted field may hold commas (Spark's CSV reader unquotes it)
+_CSV_FIELDS = ("CASE WHEN contains(value, '\"') THEN list_transform("
+               "regexp_extract_all(value, '(?:^|,)(\"[^\"]*\"|[^,]*)', 1), "
+               "lambda f: CASE WHEN length(f) >= 2 AND f[1] = '\"' AND f[-1] = '\"' THEN f[2:-2] ELSE f END) "
+               "ELSE string_split(value, ',') END")
+
+
+def parse_csv(d: Dialect, columns: tuple[str, ...]) -> str:
+    """SQL of the parsed struct ``j`` of a CSV line ``value``: one string per header column (an
+    empty field is null) and ``_corrupt_record``, set when the line has another number of fields."""
+    if d.spark:
+        schema = ", ".join(f"{c} string" for c in columns) + ", _corrupt_record string"
+        return (f"from_csv(`value`, {d.lit(schema)}, "
+                "map('columnNameOfCorruptRecord', '_corrupt_record', 'mode', 'PERMISSIVE'))")
+    picked = ", ".join(f"{d.ident(c)} := nullif(_f[{i}], '')" for i, c in enumerate(columns, 1))
+    return (f"(SELECT struct_pack({picked}, _corrupt_record := CASE WHEN len(_f) <> {len(columns)} "
+            f"THEN value END) FROM (SELECT {_CSV_FIELDS} AS _f))")
 
 
 SPARK = Dialect("spark")

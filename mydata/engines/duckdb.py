@@ -111,11 +111,11 @@ class DuckDBEngine(Engine):
         # a line ends at \n; a \r before it is part of a CRLF ending, as Spark reads it
         self.con.execute(f"""
             CREATE OR REPLACE TEMP TABLE {name} AS
-            SELECT CASE WHEN text IS NULL THEN valid_text(raw)
-                        ELSE regexp_replace(text, '\\r?\\n$', '') END AS value,
+            SELECT CASE WHEN text IS NULL THEN valid_text(raw) ELSE line END AS value,
                    text IS NULL AS bad_bytes, file_path, line_no, dt
-            FROM (SELECT raw, try(decode(raw)) AS text, file_path, line_no, dt FROM {name}_raw)
-            WHERE text IS NULL OR trim(regexp_replace(text, '\\r?\\n$', '')) <> ''""")
+            FROM (SELECT raw, text, regexp_replace(text, '\\r?\\n$', '') AS line, file_path, line_no, dt
+                  FROM (SELECT raw, try(decode(raw)) AS text, file_path, line_no, dt FROM {name}_raw))
+            WHERE text IS NULL OR trim(line) <> ''""")
         self._kinds[name] = "TABLE"
         self.con.unregister(f"{name}_raw")
 
@@ -129,8 +129,7 @@ class DuckDBEngine(Engine):
         self._kinds[name] = "TABLE"
 
     def parquet(self, name: str, path: Path) -> bool:
-        globs = [str(path / pattern) for pattern in ("*=*/*.parquet", "*=*/*=*/*.parquet")
-                 if any(path.glob(pattern))] if path.is_dir() else []
+        globs = [str(path / pattern) for pattern in storage.DATA_FILES if any(path.glob(pattern))]
         if not globs:
             return False
         scan = f"read_parquet({globs!r}, hive_partitioning = true, union_by_name = true)"

@@ -37,7 +37,7 @@ def lake_tables(root: Path, zones: tuple[str, ...] = ZONES) -> dict[str, Path]:
 
 
 def _scan(con: duckdb.DuckDBPyConnection, root: Path, folder: Path) -> str:
-    globs = [str(folder / g) for g in ("*=*/*.parquet", "*=*/*=*/*.parquet") if any(folder.glob(g))]
+    globs = [str(folder / g) for g in storage.DATA_FILES if any(folder.glob(g))]
     assert globs, f"{folder} has no data"
     columns = [c for c, *_ in con.execute(f"DESCRIBE SELECT * FROM read_parquet({globs!r}, hive_partitioning = true)").fetchall()]
     shown = ", ".join(f"replace(file_path, 'file:{root}/', '') AS file_path" if c == "file_path" else f'"{c}"'
