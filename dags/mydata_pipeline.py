@@ -39,7 +39,7 @@ Runs the stages that exist, in order, on the lake under `MYDATA_DATA_ROOT`:
    `models/` with its profile page under `reports/models/`, and promoted; otherwise the current
    model is kept and the drift report says why. Param `truth` (generated data only) adds the
    ARI against the generator's latent types.
-9. **score**: the current model assigns every published subject a segment in Spark:
+9. **score**: the current model assigns every published subject a segment on the engine:
    `gold/segments/`.
 10. **purge**: subjects who withdrew are removed from every derived table of the purpose; the
    purge is recorded in `consent/purge_audit.jsonl`.

@@ -15,7 +15,7 @@ DOC = """
    stability), registers and promotes a new version when no model is current, when drift passes
    the threshold, or when param `retrain` is true. Otherwise keeps the current model; the drift
    report under `reports/drift/` says why. Profiles under `reports/models/`.
-2. **score**: the current model assigns every published subject a segment in Spark:
+2. **score**: the current model assigns every published subject a segment on the engine:
    `gold/segments/purpose=<p>/as_of=<d>/`.
 
 Trigger by hand with `{"retrain": true}` to train regardless of drift.

@@ -1,6 +1,7 @@
 """Every feature as data: what it means, where it comes from, over which window, how it aggregates.
 
-The features job compiles these into one aggregation per silver table (all of a table's features
+Expressions are SQL in the words both engines share (``features/sql.py`` compiles the rest per
+dialect). The features job compiles these into one aggregation per silver table (all of a table's features
 in one pass), joins the results on the purpose pseudonym and evaluates the derived ones. Only
 records strictly before the as-of date count; a window of ``n`` months means
 ``[as_of - n months, as_of)``. Amounts are KRW. The catalog page is generated from this file.
@@ -17,7 +18,7 @@ class Source:
     """A silver table as features see it: the record time windows apply to, extra columns."""
     table: str
     time_column: str | None  # None: one row per subject, no window (the subjects table)
-    columns: tuple[tuple[str, str], ...] = ()  # (name, Spark SQL) computed before aggregating
+    columns: tuple[tuple[str, str], ...] = ()  # (name, SQL both engines read) computed before aggregating
 
 
 SOURCES: dict[str, Source] = {s.table: s for s in (
@@ -64,18 +65,23 @@ def _f(name, description, source, agg, expr="1", window=None, where=None, dtype=
 
 _PAID = "status = '01'"  # a card approval that was not cancelled
 _INFLOW, _OUTFLOW = "trans_type = '01'", "trans_type = '02'"
+#: whole months from customer_since to the as-of date, as Spark's floor(months_between(...)) counts
+#: them (a month's last day to another's is a whole month), in SQL both engines read
+_WHOLE_MONTHS = ("(year(DATE '{as_of}') - year(customer_since)) * 12 + month(DATE '{as_of}') - month(customer_since)"
+                 " - CASE WHEN day(DATE '{as_of}') < day(customer_since) AND NOT (last_day(DATE '{as_of}') = "
+                 "DATE '{as_of}' AND last_day(customer_since) = customer_since) THEN 1 ELSE 0 END")
 _TIER = "CASE device_tier WHEN 'premium' THEN 3 WHEN 'mid' THEN 2 WHEN 'budget' THEN 1 END"
 
 FEATURES: tuple[Feature, ...] = (
     # -- subject (customer master) ------------------------------------------------------------------
     _f("age", "age in years at the as-of date (from birth year); released as a band", "subjects", "expr",
-       "year(DATE'{as_of}') - birth_year", dtype="int", unit="years", quasi_identifier=True, fill=None),
+       "year(DATE '{as_of}') - birth_year", dtype="int", unit="years", quasi_identifier=True, fill=None),
     _f("gender", "gender as the customer master holds it (M/F)", "subjects", "expr", "gender",
        dtype="string", unit="", quasi_identifier=True, fill=None),
     _f("region_code", "시도 code of residence; released as a wider area when needed", "subjects", "expr",
        "region_code", dtype="string", unit="", quasi_identifier=True, fill=None),
     _f("customer_tenure_months", "months since the subject became a bank customer", "subjects", "expr",
-       "floor(months_between(DATE'{as_of}', customer_since))", dtype="int", unit="months", fill=None),
+       _WHOLE_MONTHS, dtype="int", unit="months", fill=None),
     # -- bank: flows -----------------------------------------------------------------------------
     _f("bank_inflow_1m", "deposits into bank accounts in the last month", "bank_transactions", "sum",
        "trans_amt", 1, _INFLOW),

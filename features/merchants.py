@@ -30,9 +30,12 @@ MERCHANT_CATEGORIES: dict[str, tuple[str, ...]] = {
 
 
 def category_sql(column: str = "merchant_name") -> str:
-    """A Spark SQL CASE expression giving the category of ``column`` (``other`` when none matches)."""
-    def quoted(text: str) -> str:
-        return "'%" + text.replace("\\", "\\\\").replace("'", "\\'").replace("%", "\\%").replace("_", "\\_") + "%'"
-    arms = " ".join(f"WHEN {' OR '.join(f'{column} LIKE {quoted(k)}' for k in keywords)} THEN '{category}'"
-                    for category, keywords in MERCHANT_CATEGORIES.items())
+    """A SQL CASE expression giving the category of ``column`` (``other`` when none matches); it
+    reads the same in both engines: no keyword holds a quote or a backslash."""
+    def any_of(keywords: tuple[str, ...]) -> str:
+        return " OR ".join(f"contains({column}, '{keyword}')" for keyword in keywords)
+    arms = " ".join(f"WHEN {any_of(keywords)} THEN '{category}'" for category, keywords in MERCHANT_CATEGORIES.items())
     return f"CASE {arms} ELSE 'other' END"
+
+
+assert not any(set(k) & {"'", "\\"} for keywords in MERCHANT_CATEGORIES.values() for k in keywords)

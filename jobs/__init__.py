@@ -1,1 +1,1 @@
-"""Spark jobs: pure DataFrame -> DataFrame transforms plus one thin ``run()`` each."""
+"""Stage jobs: pure transforms (SQL built for the engine's dialect) plus one thin ``run()`` each."""

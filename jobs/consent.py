@@ -30,7 +30,6 @@ from mydata.engines import Engine, as_engine, open_engine
 from mydata.lake import Lake
 from mydata.manifest import RunManifest, write_json_atomic
 from schemas.consent import EVENT_FIELDS, GENESIS_HASH, ChainBreak, delivered_event, event_hash
-from schemas.codes import CONSENT_SOURCES
 from schemas.sql import Dialect
 
 JOB = "consent"
@@ -161,27 +160,6 @@ FROM (SELECT *, row_number() OVER (PARTITION BY link_key, key_version, source
                    channel, event_id, seq
             FROM {ledger} WHERE purpose = {d.lit(purpose)} AND event_time <= {moment}) e) l
 WHERE _n = 1"""
-
-
-def consent_states(ledger, purpose: str, as_of: date | datetime):
-    """``consent_states_sql`` over a Spark DataFrame of the ledger, as a DataFrame."""
-    from mydata.engines.spark import SparkEngine
-
-    return SparkEngine(ledger.sparkSession).frame_of(consent_states_sql, ledger, purpose, as_of)
-
-
-def consent_snapshot(ledger, purpose: str, as_of: date | datetime):
-    """The (link_key, key_version, source) with valid consent for ``purpose`` at ``as_of``."""
-    return consent_states(ledger, purpose, as_of).where("state = 'valid'").select("link_key", "key_version", "source")
-
-
-def consented_everywhere(snapshot, sources: Iterable[str] = CONSENT_SOURCES):
-    """Subjects (link_key, key_version) whose consent covers every one of ``sources``."""
-    from pyspark.sql import functions as F
-
-    wanted = sorted(set(sources))
-    return (snapshot.where(F.col("source").isin(*wanted)).groupBy("link_key", "key_version")
-            .agg(F.countDistinct("source").alias("_n")).where(F.col("_n") == len(wanted)).drop("_n"))
 
 
 # -- the ledger head and verification ---------------------------------------------------------------

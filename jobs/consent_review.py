@@ -11,15 +11,13 @@ import json
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from pyspark.sql import SparkSession
-from pyspark.sql import functions as F
-
 from jobs import consent, purge
 from mydata import html
 from mydata.config import PURPOSES, Settings
+from mydata.engines import Engine
 from mydata.lake import Lake
 from schemas.codes import CONSENT_SOURCES
-from schemas.sql import SPARK
+from schemas.sql import Dialect
 
 EXPIRY_WINDOWS = (30, 60, 90)
 
@@ -30,22 +28,42 @@ class SubjectStatus:
     states: list[dict]  # purpose, source, state, since (event time), until (end date)
 
 
-def subject_status(spark: SparkSession, lake: Lake, link_key: str, moment: date | datetime) -> SubjectStatus:
+def subject_status(engine: Engine, lake: Lake, link_key: str, moment: date | datetime) -> SubjectStatus:
     """A subject's events in chain order and, per purpose and source, its consent at ``moment``."""
-    ledger = consent.read_ledger(spark, lake)
-    if ledger is None:
+    if not engine.parquet("ledger", lake.ledger):
         return SubjectStatus([], [])
-    mine = ledger.where(F.col("link_key") == link_key).cache()
-    events = [r.asDict() for r in mine.orderBy("seq").select(
-        "seq", "event_id", "event_type", "event_time", "purpose", "sources", "end_date", "channel",
-        "notice_version", "key_version").collect()]
-    states = []
-    for purpose in PURPOSES:
-        for r in consent.consent_states(mine, purpose, moment).orderBy("source").collect():
-            states.append({"purpose": purpose, "source": r["source"], "state": r["state"],
-                           "event_id": r["event_id"], "since": r["event_time"], "until": r["end_date"]})
-    mine.unpersist()
+    d = engine.dialect
+    engine.table("mine", f"SELECT * FROM ledger WHERE link_key = {d.lit(link_key)}")
+    events = engine.rows("SELECT seq, event_id, event_type, event_time, purpose, sources, end_date, channel, "
+                         "notice_version, key_version FROM mine ORDER BY seq")
+    states = [{"purpose": purpose, "source": r["source"], "state": r["state"], "event_id": r["event_id"],
+               "since": r["event_time"], "until": r["end_date"]}
+              for purpose in PURPOSES
+              for r in engine.rows(f"{consent.consent_states_sql(d, 'mine', purpose, moment)} ORDER BY source")]
+    engine.drop("mine", "ledger")
     return SubjectStatus(events, states)
+
+
+def states_sql(d: Dialect, ledger: str, as_of: date) -> str:
+    """Every purpose's consent states at ``as_of``, with a ``purpose`` column."""
+    return " UNION ALL ".join(f"SELECT *, {d.lit(p)} AS purpose FROM ({consent.consent_states_sql(d, ledger, p, as_of)}) s"
+                              for p in PURPOSES)
+
+
+def monthly_sql(d: Dialect, ledger: str, as_of: date) -> str:
+    """Grants, renewals and withdrawals per month before ``as_of``."""
+    counted = ", ".join(f"sum(CASE WHEN event_type = '{kind}' THEN 1 ELSE 0 END) AS {kind}s"
+                        for kind in ("grant", "renew", "withdraw"))
+    return (f"SELECT {d.strftime('event_time', '%Y-%m')} AS month, {counted} FROM {ledger} "
+            f"WHERE event_time < {d.moment(consent.as_of_moment(as_of))} GROUP BY {d.strftime('event_time', '%Y-%m')} "
+            "ORDER BY month")
+
+
+def expiring_sql(states: str, as_of: date) -> str:
+    """Per purpose, valid consents whose end date falls within each of ``EXPIRY_WINDOWS`` days."""
+    ends = ", ".join(f"sum(CASE WHEN end_date < DATE '{(as_of + timedelta(days=n)).isoformat()}' THEN 1 ELSE 0 END) "
+                     f"AS d{n}" for n in EXPIRY_WINDOWS)
+    return f"SELECT purpose, {ends} FROM {states} WHERE state = 'valid' GROUP BY purpose"
 
 
 def _manifests(lake: Lake, job: str) -> list[dict]:
@@ -58,11 +76,43 @@ def report_path(lake: Lake, as_of: date):
     return lake.report("consent") / f"as_of={as_of.isoformat()}.html"
 
 
-def write_report(settings: Settings, spark: SparkSession, as_of: date) -> dict:
+def _consent_sections(engine: Engine, as_of: date) -> tuple[list[str], dict]:
+    """Consent by purpose, source and channel, over time, and ending soon; from the registered ``ledger``."""
+    d = engine.dialect
+    engine.table("states", states_sql(d, "ledger", as_of))
+    by_state = {(r["purpose"], r["source"], r["state"]): int(r["n"]) for r in engine.rows(
+        "SELECT purpose, source, state, count(*) AS n FROM states GROUP BY purpose, source, state")}
+    valid = {p: {s: by_state.get((p, s, "valid"), 0) for s in CONSENT_SOURCES} for p in PURPOSES}
+    rows = [(html.code(p), s, by_state.get((p, s, "valid"), 0), by_state.get((p, s, "withdrawn"), 0),
+             by_state.get((p, s, "expired"), 0)) for p in PURPOSES for s in CONSENT_SOURCES]
+    channels = engine.rows("SELECT purpose, channel, count(*) AS n FROM (SELECT DISTINCT purpose, channel, link_key, "
+                           "key_version FROM states WHERE state = 'valid') v GROUP BY purpose, channel "
+                           "ORDER BY purpose, channel")
+    monthly = engine.rows(monthly_sql(d, "ledger", as_of))
+    most = max((max(r["grants"], r["withdraws"]) for r in monthly), default=0)
+    expiring = {r["purpose"]: r for r in engine.rows(expiring_sql("states", as_of))}
+    engine.drop("states")
+    return [
+        html.section("Consent by purpose and source", html.table(
+            ("purpose", "source", "valid", "withdrawn", "expired"), rows),
+            note="Subjects per state of their latest event at or before the as-of date."),
+        html.section("Valid consent by channel", html.table(
+            ("purpose", "channel", "subjects"), [(html.code(r["purpose"]), r["channel"], r["n"]) for r in channels])),
+        html.section("Grants and withdrawals over time", html.table(
+            ("month", "grants", "", "renewals", "withdrawals", ""),
+            [(r["month"], r["grants"], html.bar(r["grants"], most), r["renews"], r["withdraws"],
+              html.bar(r["withdraws"], most, colour="#b00020")) for r in monthly])),
+        html.section("Consents ending soon", html.table(
+            ("purpose", *[f"within {n} days" for n in EXPIRY_WINDOWS]),
+            [(html.code(p), *[int(expiring[p][f"d{n}"]) if p in expiring else 0 for n in EXPIRY_WINDOWS])
+             for p in PURPOSES]), note="Valid (subject, source) consents whose end date falls in the window."),
+    ], {"valid": valid}
+
+
+def write_report(settings: Settings, engine: Engine, as_of: date) -> dict:
     """Write the consent report for ``as_of``; returns its path and the headline figures."""
     lake = settings.lake
-    verification = consent.verify_ledger(spark, lake)
-    ledger = consent.read_ledger(spark, lake)
+    verification = consent.verify_ledger(engine, lake)
     facts = {"as of": as_of.isoformat(), "ledger events": f"{verification.events:,}",
              "ledger": html.status(verification.ok, "verifies", "BROKEN")}
     sections = [html.section("Ledger", html.table(("", ""), [
@@ -70,44 +120,11 @@ def write_report(settings: Settings, spark: SparkSession, as_of: date) -> dict:
         ("verification", html.status(verification.ok, "every event's hash and link verify, and the head "
                                      "is the one the last append recorded", str(verification.problem)))]))]
     figures: dict = {"ledger_ok": verification.ok, "events": verification.events}
-    if ledger is not None:
-        ledger = ledger.cache()
-        states = None
-        for purpose in PURPOSES:
-            part = consent.consent_states(ledger, purpose, as_of).withColumn("purpose", F.lit(purpose))
-            states = part if states is None else states.unionByName(part)
-        states = states.cache()
-        by_state = {(r["purpose"], r["source"], r["state"]): int(r["count"])
-                    for r in states.groupBy("purpose", "source", "state").count().collect()}
-        figures["valid"] = {p: {s: by_state.get((p, s, "valid"), 0) for s in CONSENT_SOURCES} for p in PURPOSES}
-        rows = [(html.code(p), s, by_state.get((p, s, "valid"), 0), by_state.get((p, s, "withdrawn"), 0),
-                 by_state.get((p, s, "expired"), 0)) for p in PURPOSES for s in CONSENT_SOURCES]
-        sections.append(html.section("Consent by purpose and source", html.table(
-            ("purpose", "source", "valid", "withdrawn", "expired"), rows),
-            note="Subjects per state of their latest event at or before the as-of date."))
-        channels = sorted(states.where(F.col("state") == "valid").groupBy("purpose", "channel")
-                          .agg(F.countDistinct("link_key", "key_version").alias("n")).collect(),
-                          key=lambda r: (r["purpose"], r["channel"]))
-        sections.append(html.section("Valid consent by channel", html.table(
-            ("purpose", "channel", "subjects"), [(html.code(r["purpose"]), r["channel"], r["n"]) for r in channels])))
-        monthly = ledger.where(F.expr(f"event_time < {SPARK.moment(consent.as_of_moment(as_of))}")).groupBy(
-            F.date_format("event_time", "yyyy-MM").alias("month")).pivot("event_type", ["grant", "renew", "withdraw"]) \
-            .count().na.fill(0).orderBy("month").collect()
-        most = max((max(r["grant"], r["withdraw"]) for r in monthly), default=0)
-        sections.append(html.section("Grants and withdrawals over time", html.table(
-            ("month", "grants", "", "renewals", "withdrawals", ""),
-            [(r["month"], r["grant"], html.bar(r["grant"], most), r["renew"], r["withdraw"],
-              html.bar(r["withdraw"], most, colour="#b00020")) for r in monthly])))
-        valid = states.where(F.col("state") == "valid")
-        ends = [F.sum(F.when(F.col("end_date") < F.lit(as_of + timedelta(days=d)), 1).otherwise(0)).alias(f"d{d}")
-                for d in EXPIRY_WINDOWS]
-        expiring = {r["purpose"]: r for r in valid.groupBy("purpose").agg(*ends).collect()}
-        sections.append(html.section("Consents ending soon", html.table(
-            ("purpose", *[f"within {d} days" for d in EXPIRY_WINDOWS]),
-            [(html.code(p), *[int(expiring[p][f"d{d}"]) if p in expiring else 0 for d in EXPIRY_WINDOWS])
-             for p in PURPOSES]), note="Valid (subject, source) consents whose end date falls in the window."))
-        ledger.unpersist()
-        states.unpersist()
+    if engine.parquet("ledger", lake.ledger):
+        consented, counted = _consent_sections(engine, as_of)
+        sections += consented
+        figures.update(counted)
+        engine.drop("ledger")
     runs = _manifests(lake, "fuse")
     sections.append(html.section("Fusion runs and the consent they relied on", html.table(
         ("run", "status", "purpose", "as of", "snapshot", "ledger events", "ledger head", "subjects used"),

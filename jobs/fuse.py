@@ -1,4 +1,4 @@
-"""Consent-based fusion: bronze -> silver for one purpose and as-of date.
+"""Consent-based fusion: bronze -> silver for one purpose and as-of date, on the configured engine.
 
 A subject (a link key and its key version) is fused when its consent for the purpose is valid at
 the as-of date for every fused source and each of those sources delivered records for it. Fused
@@ -11,27 +11,22 @@ from __future__ import annotations
 import hashlib
 import sys
 from datetime import date
-from functools import reduce
-
-from pyspark.sql import Column as SparkColumn
-from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
-from pyspark.sql.window import Window
 
 from jobs import consent, storage
-from jobs.pseudonym import with_pseudonym
+from jobs.pseudonym import pseudonym_sql, register_keys
 from mydata import html
 from mydata.config import ConfigError, Settings
+from mydata.engines import Engine, open_engine
 from mydata.keys import KeyStore
 from mydata.lake import Lake
 from mydata.manifest import RunManifest
-from mydata.spark import concurrently
 from schemas.bronze import CUSTOMERS
 from schemas.silver import (FUSED_SOURCES, SUBJECTS, consent_source, dropped_columns, fused_tables,
                             silver_columns)
+from schemas.sql import Dialect
 
 JOB = "fuse"
-IDENTITY = ["link_key", "key_version"]
+IDENTITY = ("link_key", "key_version")
 #: linkage outcomes, in the order the report lists them
 OUTCOMES = ("fused", "no_consent", "withdrawn", "expired", "source_missing", "key_version_mismatch")
 OUTCOME_TEXT = {
@@ -45,74 +40,88 @@ OUTCOME_TEXT = {
 }
 
 
-# -- pure transforms -------------------------------------------------------------------------------
+# -- pure transforms (SQL for the engine's dialect) --------------------------------------------------
 
-def bronze_as_of(frame: DataFrame, as_of: date) -> DataFrame:
+def as_of_filter(as_of: date) -> str:
     """The deliveries made by the as-of date (their records all predate it)."""
-    return frame.where(F.col("dt") <= F.lit(as_of))
+    return f"dt <= DATE '{as_of.isoformat()}'"
 
 
-def source_presence(frames: dict[str, DataFrame]) -> DataFrame:
-    """(link_key, key_version, source) for every subject a fused source delivered records for."""
-    parts = [frame.select(*IDENTITY, F.lit(consent_source_name).alias("source"))
-             for consent_source_name, frame in frames.items()]
-    return reduce(DataFrame.unionByName, parts).distinct()
+def presence_sql(d: Dialect, tables: dict[str, str], as_of: date) -> str:
+    """(link_key, key_version, source) for every subject a fused source delivered records for;
+    ``tables``: registered bronze table -> its consent source."""
+    parts = [f"SELECT link_key, key_version, {d.lit(source)} AS source FROM {table} WHERE {as_of_filter(as_of)}"
+             for table, source in tables.items()]
+    none = (f"SELECT CAST(NULL AS {d.sql_type('string')}) AS link_key, CAST(NULL AS {d.sql_type('int')}) "
+            f"AS key_version, CAST(NULL AS {d.sql_type('string')}) AS source WHERE 1 = 0")
+    return f"SELECT DISTINCT * FROM ({' UNION ALL '.join(parts) or none}) p"
 
 
-def _per_source(frame: DataFrame, value: str, name: str) -> list[SparkColumn]:
-    return [F.max(F.when(F.col("source") == s, F.col(value))).alias(f"{name}_{s}") for s in FUSED_SOURCES]
+def linkage_sql(d: Dialect, states: str, presence: str, customers: str, consent_versions: list[int]) -> str:
+    """One row per subject seen anywhere (consent states, sources, customer master) with its outcome.
 
-
-def linkage(states: DataFrame, presence: DataFrame, customers: DataFrame,
-            consent_versions: list[int]) -> DataFrame:
-    """One row per subject seen anywhere (consent log, sources, customer master) with its outcome.
-
-    Columns: link_key, key_version, consent_<source> (valid/withdrawn/expired/null),
-    has_<source>, outcome, missing (the sources without records), consent_until.
+    Columns: link_key, key_version, consent_<source> (valid/withdrawn/expired/null), has_<source>,
+    outcome, missing (the sources without records, comma-separated), consent_until.
     """
-    consents = (states.where(F.col("source").isin(*FUSED_SOURCES)).groupBy(*IDENTITY)
-                .agg(*_per_source(states, "state", "consent"),
-                     F.min(F.when(F.col("state") == "valid", F.col("end_date"))).alias("consent_until")))
-    has = (presence.withColumn("_has", F.lit(True)).groupBy(*IDENTITY)
-           .agg(*_per_source(presence, "_has", "has")))
-    subjects = (customers.select(*IDENTITY).distinct()
-                .join(consents, IDENTITY, "full").join(has, IDENTITY, "full"))
-    consent_of = {s: F.col(f"consent_{s}") for s in FUSED_SOURCES}
-    has_of = {s: F.coalesce(F.col(f"has_{s}"), F.lit(False)) for s in FUSED_SOURCES}
-    all_valid = reduce(lambda a, b: a & b, [F.coalesce(c == "valid", F.lit(False)) for c in consent_of.values()])
-    all_data = reduce(lambda a, b: a & b, has_of.values())
-    any_state = {state: reduce(lambda a, b: a | b, [F.coalesce(c == state, F.lit(False))
-                                                   for c in consent_of.values()])
-                 for state in ("withdrawn", "expired")}
-    never = reduce(lambda a, b: a & b, [c.isNull() for c in consent_of.values()])
-    outcome = (F.when(all_valid & all_data, "fused")
-               .when(all_valid, "source_missing")
-               .when(any_state["withdrawn"], "withdrawn")
-               .when(any_state["expired"], "expired")
-               .when(never & ~F.col("key_version").isin(*consent_versions), "key_version_mismatch")
-               .otherwise("no_consent"))
-    missing = F.concat_ws(",", *[F.when(~has_of[s], F.lit(s)) for s in FUSED_SOURCES])
-    return subjects.select(*IDENTITY, *consent_of.values(), *[has_of[s].alias(f"has_{s}") for s in FUSED_SOURCES],
-                           outcome.alias("outcome"), missing.alias("missing"), "consent_until")
+    consents = ", ".join(f"max(CASE WHEN source = {d.lit(s)} THEN state END) AS consent_{s}" for s in FUSED_SOURCES)
+    has = ", ".join(f"max(CASE WHEN source = {d.lit(s)} THEN 1 ELSE 0 END) = 1 AS has_{s}" for s in FUSED_SOURCES)
+    fused_sources = ", ".join(d.lit(s) for s in FUSED_SOURCES)
+
+    def each(test: str, joiner: str = " AND ") -> str:
+        return joiner.join(test.format(s=s) for s in FUSED_SOURCES)
+    valid = each("coalesce(c.consent_{s} = 'valid', false)")
+    withdrawn = each("coalesce(c.consent_{s} = 'withdrawn', false)", " OR ")
+    expired = each("coalesce(c.consent_{s} = 'expired', false)", " OR ")
+    versions = ", ".join(map(str, consent_versions))
+    outside = f"s.key_version NOT IN ({versions})" if consent_versions else "true"
+    outcome = (f"CASE WHEN {valid} AND {each('coalesce(h.has_{s}, false)')} THEN 'fused' "
+               f"WHEN {valid} THEN 'source_missing' "
+               f"WHEN {withdrawn} THEN 'withdrawn' WHEN {expired} THEN 'expired' "
+               f"WHEN {each('c.consent_{s} IS NULL')} AND {outside} THEN 'key_version_mismatch' "
+               "ELSE 'no_consent' END")
+    missing = ", ".join(f"CASE WHEN NOT coalesce(h.has_{s}, false) THEN {d.lit(s)} END" for s in FUSED_SOURCES)
+    return f"""
+WITH consents AS (
+  SELECT link_key, key_version, {consents}, min(CASE WHEN state = 'valid' THEN end_date END) AS consent_until
+  FROM {states} WHERE source IN ({fused_sources}) GROUP BY link_key, key_version
+), has AS (
+  SELECT link_key, key_version, {has} FROM {presence} GROUP BY link_key, key_version
+), subjects AS (
+  SELECT link_key, key_version FROM {customers} UNION SELECT link_key, key_version FROM consents
+  UNION SELECT link_key, key_version FROM has
+)
+SELECT s.link_key, s.key_version, {', '.join(f'c.consent_{s}' for s in FUSED_SOURCES)},
+       {', '.join(f'coalesce(h.has_{s}, false) AS has_{s}' for s in FUSED_SOURCES)},
+       {outcome} AS outcome, concat_ws(',', {missing}) AS missing, c.consent_until
+FROM subjects s
+LEFT JOIN consents c ON c.link_key = s.link_key AND c.key_version = s.key_version
+LEFT JOIN has h ON h.link_key = s.link_key AND h.key_version = s.key_version"""
 
 
-def latest_customers(customers: DataFrame) -> DataFrame:
-    """Each subject's row from the latest customer-master delivery."""
-    newest = Window.partitionBy(*IDENTITY).orderBy(F.desc("dt"))
-    return customers.withColumn("_n", F.row_number().over(newest)).where("_n = 1").drop("_n")
+def fused_sql(d: Dialect, linked: str, keys: str) -> str:
+    """The fused subjects of ``linked`` with their purpose pseudonym (padded HMAC keys in ``keys``)."""
+    return (f"SELECT l.link_key, l.key_version, l.consent_until, {pseudonym_sql(d, 'l.link_key', 'k')} AS pseudonym "
+            f"FROM {linked} l CROSS JOIN {keys} k WHERE l.outcome = 'fused'")
 
 
-def to_silver(records: DataFrame, keyed: DataFrame, columns: list[str], as_of: date) -> DataFrame:
+def silver_sql(d: Dialect, records: str, fused: str, columns: list[str], as_of: date) -> str:
     """Records of fused subjects only, re-keyed: ``pseudonym`` first, the purpose's columns, the
     delivery date as ``delivered``, and the ``as_of`` partition column."""
-    return (records.join(keyed, IDENTITY, "inner")
-            .select("pseudonym", *columns, F.col("dt").alias("delivered"), F.lit(as_of).alias("as_of")))
+    shown = "".join(f", r.{d.ident(c)}" for c in columns)
+    return (f"SELECT f.pseudonym{shown}, r.dt AS delivered, DATE '{as_of.isoformat()}' AS as_of "
+            f"FROM {records} r JOIN {fused} f ON r.link_key = f.link_key AND r.key_version = f.key_version "
+            f"WHERE r.{as_of_filter(as_of)}")
 
 
-def subjects_table(fused: DataFrame, customers: DataFrame, as_of: date) -> DataFrame:
-    attributes = [c.name for c in CUSTOMERS.columns if c.name not in IDENTITY]
-    return (fused.join(latest_customers(customers).select(*IDENTITY, *attributes), IDENTITY, "left")
-            .select("pseudonym", *attributes, "consent_until", F.lit(as_of).alias("as_of")))
+def subjects_sql(d: Dialect, fused: str, customers: str, as_of: date) -> str:
+    """One row per fused subject: the latest customer-master delivery's attributes and the consent's end."""
+    attributes = "".join(f", c.{d.ident(c.name)}" for c in CUSTOMERS.columns if c.name not in IDENTITY)
+    return f"""
+SELECT f.pseudonym{attributes}, f.consent_until, DATE '{as_of.isoformat()}' AS as_of
+FROM {fused} f LEFT JOIN (
+  SELECT *, row_number() OVER (PARTITION BY link_key, key_version ORDER BY dt DESC) AS _n
+  FROM {customers} WHERE {as_of_filter(as_of)}) c
+  ON c.link_key = f.link_key AND c.key_version = f.key_version AND c._n = 1"""
 
 
 def snapshot_id(purpose: str, as_of: date, head: consent.LedgerHead) -> str:
@@ -122,10 +131,6 @@ def snapshot_id(purpose: str, as_of: date, head: consent.LedgerHead) -> str:
 
 
 # -- the run ---------------------------------------------------------------------------------------
-
-def silver_table(lake: Lake, table: str, purpose: str):
-    return lake.silver / table / f"purpose={purpose}"
-
 
 def render_report(manifest: RunManifest) -> str:
     """The linkage report: who was fused, who was left out and why, from what consent snapshot."""
@@ -158,80 +163,107 @@ def render_report(manifest: RunManifest) -> str:
                      facts, sections)
 
 
-def run(settings: Settings, spark: SparkSession | None = None) -> dict:
-    """Fuse bronze into silver for ``settings.purpose`` as of ``settings.as_of``."""
-    from mydata.spark import spark_session
+def _register_bronze(engine: Engine, lake: Lake) -> dict[str, str]:
+    """Every fused bronze table with data as ``bronze_<table>`` (-> its consent source), and the
+    customer master as ``bronze_customers`` (empty when never delivered)."""
+    d = engine.dialect
+    sources = {f"bronze_{name}": consent_source(spec) for name, spec in fused_tables().items()
+               if engine.parquet(f"bronze_{name}", lake.bronze_table(name))}
+    if not engine.parquet(f"bronze_{CUSTOMERS.name}", lake.bronze_table(CUSTOMERS.name)):
+        columns = ", ".join(f"CAST(NULL AS {d.kind_type(c.kind)}) AS {d.ident(c.name)}" for c in CUSTOMERS.columns)
+        engine.view(f"bronze_{CUSTOMERS.name}", f"SELECT {columns}, CAST(NULL AS DATE) AS dt WHERE 1 = 0")
+    return sources
 
-    if settings.as_of is None:
-        raise ConfigError("fuse needs an as-of date (--as-of YYYY-MM-DD or MYDATA_AS_OF)")
-    purpose, as_of, lake = settings.purpose, settings.as_of, settings.lake
-    spark = spark or spark_session(settings, "fuse")
-    ledger = consent.read_ledger(spark, lake)
-    if ledger is None:
-        raise consent.ConsentChainBroken("the consent ledger is empty: run the consent job before fusion")
-    verification = consent.verify_ledger(spark, lake)
+
+def _verified_head(engine: Engine, lake: Lake) -> consent.LedgerHead:
+    verification = consent.verify_ledger(engine, lake)
     if not verification.ok:
         raise consent.ConsentChainBroken(f"the consent ledger does not verify at {verification.problem}; "
                                          "no fusion until a reviewer acts")
-    keystore = KeyStore.open(settings)
-    purpose_version = keystore.current_purpose_version(purpose)
-    manifest = RunManifest.start(JOB, purpose=purpose, as_of=as_of.isoformat())
-    head = verification.head
-    manifest.inputs["consent_snapshot"] = {"id": snapshot_id(purpose, as_of, head), "purpose": purpose,
-                                           "as_of": consent.as_of_moment(as_of).isoformat(),
-                                           "ledger_head": head.as_dict()}
+    if not verification.events:
+        raise consent.ConsentChainBroken("the consent ledger is empty: run the consent job before fusion")
+    return verification.head
 
-    records = {name: bronze_as_of(frame, as_of) for name, spec in fused_tables().items()
-               if (frame := storage.read_table(spark, lake.bronze_table(name))) is not None}
-    customers_all = storage.read_table(spark, lake.bronze_table(CUSTOMERS.name))
-    customers = bronze_as_of(customers_all, as_of) if customers_all is not None \
-        else spark.createDataFrame([], "link_key string, key_version int, dt date")
-    by_source: dict[str, DataFrame] = {}
-    for name, frame in records.items():
-        source = consent_source(fused_tables()[name])
-        by_source[source] = frame.select(*IDENTITY) if source not in by_source \
-            else by_source[source].unionByName(frame.select(*IDENTITY))
-    states = consent.consent_states(ledger, purpose, as_of)
-    versions = sorted(int(r[0]) for r in ledger.where(F.col("purpose") == purpose)
-                      .select("key_version").distinct().collect())
-    linked = linkage(states, source_presence(by_source), customers, versions).cache()
+
+def _link(engine: Engine, lake: Lake, sources: dict[str, str], purpose: str, as_of: date) -> list[int]:
+    """Register ``linked`` (every subject and its outcome); return the ledger's link key versions."""
+    d = engine.dialect
+    engine.parquet("ledger", lake.ledger)
+    engine.table("consent_states", consent.consent_states_sql(d, "ledger", purpose, as_of))
+    engine.view("presence", presence_sql(d, sources, as_of))
+    versions = sorted(int(r["key_version"]) for r in engine.rows(
+        f"SELECT DISTINCT key_version FROM ledger WHERE purpose = {d.lit(purpose)}"))
+    engine.table("linked", linkage_sql(d, "consent_states", "presence", f"bronze_{CUSTOMERS.name}", versions))
+    return versions
+
+
+def _tallies(engine: Engine) -> tuple[dict[str, int], dict[str, int]]:
+    """Subjects per outcome, and per set of missing sources for ``source_missing``: one query."""
     counts: dict[str, int] = {}
     missing: dict[str, int] = {}
-    for row in linked.groupBy("outcome", "missing").count().collect():  # one job for both tallies
-        counts[row["outcome"]] = counts.get(row["outcome"], 0) + int(row["count"])
+    for row in engine.rows("SELECT outcome, missing, count(*) AS n FROM linked GROUP BY outcome, missing"):
+        counts[row["outcome"]] = counts.get(row["outcome"], 0) + int(row["n"])
         if row["outcome"] == "source_missing":
-            missing[row["missing"]] = int(row["count"])
-    if not counts.get("fused"):
-        linked.unpersist()
-        _fused_nobody(lake, manifest, counts, missing)
-    fused = with_pseudonym(linked.where(F.col("outcome") == "fused").select(*IDENTITY, "consent_until"),
-                           keystore.purpose_secret(purpose, purpose_version)).cache()
-    keyed = fused.select(*IDENTITY, "pseudonym")
+            missing[row["missing"]] = int(row["n"])
+    return counts, missing
 
-    def publish(name: str, bronze: DataFrame, silver: DataFrame, dropped: list[str]) -> dict:
-        storage.replace_partitions(silver, silver_table(lake, name, purpose), [as_of], manifest.run_id, key="as_of")
-        return {"bronze_rows": bronze.count(), "silver_rows": _rows(spark, lake, name, purpose, as_of),
-                "dropped_columns": dropped}
 
-    # the tables are independent: their jobs overlap (a small run's are mostly driver-side cost)
-    published = [(name, frame, to_silver(frame, keyed, silver_columns(fused_tables()[name], purpose), as_of),
-                  dropped_columns(fused_tables()[name], purpose)) for name, frame in records.items()]
-    published.append((SUBJECTS, customers, subjects_table(fused, customers, as_of), list(IDENTITY)))
-    tables = dict(zip([name for name, *_ in published],
-                      concurrently([(publish, *table) for table in published])))
-    spark.catalog.clearCache()
+def _publish_silver(engine: Engine, lake: Lake, sources: dict[str, str], purpose: str, as_of: date,
+                    run_id: str) -> dict[str, dict]:
+    """Every silver table of the run staged, then published together; rows in and out per table."""
+    d, names = engine.dialect, [view.removeprefix("bronze_") for view in sources]
+    queries = {name: silver_sql(d, f"bronze_{name}", "fused", silver_columns(fused_tables()[name], purpose), as_of)
+               for name in names}
+    queries[SUBJECTS] = subjects_sql(d, "fused", f"bronze_{CUSTOMERS.name}", as_of)
+    bronze = {row["t"]: int(row["n"]) for row in engine.rows(" UNION ALL ".join(
+        f"SELECT {d.lit(name)} AS t, count(*) AS n FROM bronze_{name} WHERE {as_of_filter(as_of)}"
+        for name in [*names, CUSTOMERS.name]))}
+    bronze[SUBJECTS] = bronze.pop(CUSTOMERS.name)
+    staged = engine.concurrently([(engine.stage, sql, lake.silver_table(name, purpose), [as_of], run_id, None, "as_of")
+                                  for name, sql in queries.items()])
+    storage.publish(staged, journal=lake.publish_journal)
+    dropped = {name: dropped_columns(fused_tables()[name], purpose) for name in names} | {SUBJECTS: list(IDENTITY)}
+    return {name: {"bronze_rows": bronze[name],
+                   "silver_rows": storage.rows_in(lake.silver_table(name, purpose) / f"as_of={as_of.isoformat()}"),
+                   "dropped_columns": dropped[name]} for name in queries}
 
+
+def run(settings: Settings, spark=None) -> dict:
+    """Fuse bronze into silver for ``settings.purpose`` as of ``settings.as_of``."""
+    if settings.as_of is None:
+        raise ConfigError("fuse needs an as-of date (--as-of YYYY-MM-DD or MYDATA_AS_OF)")
+    purpose, as_of, lake = settings.purpose, settings.as_of, settings.lake
+    engine = open_engine(settings, spark)
+    try:
+        head = _verified_head(engine, lake)
+        keystore = KeyStore.open(settings)
+        purpose_version = keystore.current_purpose_version(purpose)
+        manifest = RunManifest.start(JOB, purpose=purpose, as_of=as_of.isoformat(), engine=engine.name)
+        manifest.inputs["consent_snapshot"] = {"id": snapshot_id(purpose, as_of, head), "purpose": purpose,
+                                               "as_of": consent.as_of_moment(as_of).isoformat(),
+                                               "ledger_head": head.as_dict()}
+        manifest.notes += storage.roll_forward(lake.publish_journal)
+        sources = _register_bronze(engine, lake)
+        versions = _link(engine, lake, sources, purpose, as_of)
+        counts, missing = _tallies(engine)
+        if not counts.get("fused"):
+            _fused_nobody(lake, manifest, counts, missing)
+        register_keys(engine, "purpose_keys", keystore.purpose_secret(purpose, purpose_version))
+        engine.table("fused", fused_sql(engine.dialect, "linked", "purpose_keys"))
+        tables = _publish_silver(engine, lake, sources, purpose, as_of, manifest.run_id)
+    finally:
+        engine.close()
     manifest.outputs = {
-        "silver": {t: str(silver_table(lake, t, purpose) / f"as_of={as_of.isoformat()}") for t in tables},
+        "silver": {t: str(lake.silver_table(t, purpose) / f"as_of={as_of.isoformat()}") for t in tables},
         "linkage": {o: counts.get(o, 0) for o in OUTCOMES}, "source_missing": missing,
-        "subjects_fused": counts.get("fused", 0), "tables": tables,
+        "subjects_fused": counts["fused"], "tables": tables,
         "key_versions": {"purpose": purpose_version, "link": versions}}
     report = lake.report("fusion") / f"{manifest.run_id}.html"
     manifest.outputs["report"] = str(report)
     html.write_page(report, render_report(manifest))
     path = manifest.finish(lake, "succeeded")
     return {"manifest": str(path), "report": str(report), "snapshot": manifest.inputs["consent_snapshot"]["id"],
-            "linkage": manifest.outputs["linkage"], "subjects_fused": counts.get("fused", 0)}
+            "linkage": manifest.outputs["linkage"], "subjects_fused": counts["fused"]}
 
 
 class FusedNobody(RuntimeError):
@@ -250,11 +282,6 @@ def _fused_nobody(lake: Lake, manifest: RunManifest, counts: dict[str, int], mis
     path = manifest.finish(lake, "failed")
     raise FusedNobody(f"fuse {manifest.parameters['purpose']} as of {manifest.parameters['as_of']} {manifest.error}; "
                       f"see {path}")
-
-
-def _rows(spark: SparkSession, lake: Lake, table: str, purpose: str, as_of: date) -> int:
-    folder = silver_table(lake, table, purpose) / f"as_of={as_of.isoformat()}"
-    return spark.read.parquet(str(folder)).count() if folder.is_dir() and any(folder.glob("*.parquet")) else 0
 
 
 if __name__ == "__main__":  # spark-submit entry point

@@ -2,7 +2,7 @@
 
 The first stage of every pipeline run: it tells the data engineer what arrived, what is still
 incomplete (no ``_SUCCESS``), and gives ingest the record counts it must reconcile against.
-Runnable as ``python -m jobs.landing`` (spark-submit).
+Runs on the configured engine; runnable as ``python -m jobs.landing`` (spark-submit).
 """
 from __future__ import annotations
 
@@ -11,13 +11,12 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
-
 from mydata.config import Settings
+from mydata.engines import open_engine
 from mydata.lake import Lake, is_complete
 from mydata.manifest import RunManifest
 from schemas.landing import CSV_SOURCES, SOURCES
+from schemas.sql import Dialect
 
 DATA_SUFFIXES = (".jsonl", ".jsonl.gz", ".csv", ".csv.gz")
 
@@ -57,36 +56,36 @@ def data_files(delivery: Delivery) -> list[Path]:
                   if p.is_file() and p.name.endswith(DATA_SUFFIXES) and not p.name.startswith((".", "_")))
 
 
-def count_records(lines: DataFrame) -> DataFrame:
-    """Records per (source, dt) from raw text lines with their file path; CSV headers excluded."""
-    path = F.col("file_path")
-    source = F.regexp_extract(path, r"/landing/([^/]+)/dt=", 1)
-    dt = F.regexp_extract(path, r"/dt=(\d{4}-\d{2}-\d{2})/", 1)
-    is_header = source.isin(*CSV_SOURCES) & F.col("value").startswith("link_key,key_version,")
-    return (lines.where(F.trim("value") != "")
-            .select(source.alias("source"), dt.alias("dt"), is_header.alias("is_header"))
-            .groupBy("source", "dt")
-            .agg(F.sum((~F.col("is_header")).cast("long")).alias("records"))
-            .orderBy("source", "dt"))
+def count_records_sql(d: Dialect, lines: str) -> str:
+    """Records per (source, dt) from the registered landing ``lines`` (non-blank, with their file
+    path and delivery date); CSV headers excluded."""
+    source = f"regexp_extract(file_path, {d.lit('/landing/([^/]+)/dt=')}, 1)"
+    csv = ", ".join(d.lit(s) for s in CSV_SOURCES)
+    header = "substring(value, 1, 21) = 'link_key,key_version,'"
+    return (f"SELECT source, {d.text('dt')} AS dt, sum(CASE WHEN source IN ({csv}) AND {header} THEN 0 ELSE 1 END) "
+            f"AS records FROM (SELECT {source} AS source, dt, value FROM {lines}) l GROUP BY source, dt "
+            "ORDER BY source, dt")
 
 
-def run(settings: Settings, spark: SparkSession | None = None) -> dict:
+def run(settings: Settings, spark=None) -> dict:
     """Count the records of every complete delivery (or of ``settings.delivery_date`` only)."""
-    from mydata.spark import spark_session
-
     lake = settings.lake
     manifest = RunManifest.start("landing", dt=settings.delivery_date)
     deliveries = find_deliveries(lake, settings.delivery_date)
     complete = [d for d in deliveries if d.complete]
     waiting = [d for d in deliveries if not d.complete]
     manifest.notes += [f"waiting for _SUCCESS: {d.source} dt={d.dt}" for d in waiting]
-    files = [str(p) for d in complete for p in data_files(d)]
+    files = [p for d in complete for p in data_files(d)]
     counts: dict[str, dict[str, int]] = {}
     if files:
-        spark = spark or spark_session(settings, "landing-inventory")
-        lines = spark.read.text(files).select("value", F.col("_metadata.file_path").alias("file_path"))
-        for row in count_records(lines).collect():  # one small row per (source, dt)
-            counts.setdefault(row["source"], {})[row["dt"]] = int(row["records"])
+        engine = open_engine(settings, spark)
+        try:
+            engine.lines("landing_lines", files)
+            for row in engine.rows(count_records_sql(engine.dialect, "landing_lines")):  # a row per delivery
+                counts.setdefault(row["source"], {})[row["dt"]] = int(row["records"])
+        finally:
+            engine.drop("landing_lines")
+            engine.close()
     manifest.inputs = {"deliveries_complete": len(complete), "deliveries_waiting": len(waiting),
                        "files": len(files)}
     manifest.outputs = {"records": counts,

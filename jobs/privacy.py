@@ -13,21 +13,17 @@ import sys
 from dataclasses import dataclass
 from datetime import date
 
-from pyspark.sql import Column as SparkColumn
-from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
-from pyspark.sql.window import Window
-
 from features.definitions import FEATURES, QUASI_IDENTIFIERS
 from features.release import (AREAS, LEVELS, RELEASED_QUASI_IDENTIFIERS, SENSITIVE_BANDS, SENSITIVE_FEATURE,
                               SUPPRESSED, Level)
 from jobs import features as features_job
 from jobs import storage
-from jobs.fuse import silver_table
 from mydata import html
 from mydata.config import ConfigError, Settings
+from mydata.engines import Engine, open_engine
 from mydata.lake import Lake
 from mydata.manifest import RunManifest, missing_input
+from schemas.sql import Dialect
 
 JOB = "privacy"
 PUBLISHED = "features"  # gold table
@@ -38,34 +34,23 @@ class ReleaseBlocked(RuntimeError):
     """k cannot be reached within the allowed suppression: nothing was published."""
 
 
-def gold_table(lake: Lake, purpose: str):
-    return lake.gold / PUBLISHED / f"purpose={purpose}"
-
-
 # -- pure transforms ---------------------------------------------------------------------------------
 
-def _area(region: SparkColumn) -> SparkColumn:
-    column = F.lit(None).cast("string")
-    for area, codes in reversed(list(AREAS.items())):
-        column = F.when(region.isin(*codes), F.lit(area)).otherwise(column)
-    return column
-
-
-def generalise(candidates: DataFrame, level: Level) -> DataFrame:
+def generalise_sql(d: Dialect, candidates: str, columns: list[str], level: Level) -> str:
     """Raw age, gender and region code replaced by their released form at ``level``."""
-    low = F.floor(F.col("age") / level.age_years) * level.age_years
-    age_band = F.when(F.col("age").isNull(), F.lit(SUPPRESSED)).otherwise(
-        F.concat(low.cast("int").cast("string"), F.lit("-"), (low + level.age_years - 1).cast("int").cast("string")))
-    gender = F.coalesce(F.col("gender"), F.lit(SUPPRESSED)) if level.gender else F.lit(SUPPRESSED)
-    region = {"code": F.col("region_code"), "area": _area(F.col("region_code")),
-              "none": F.lit(SUPPRESSED)}[level.region]
-    others = [c for c in candidates.columns if c not in QUASI_IDENTIFIERS and c != "pseudonym"]
-    return candidates.select("pseudonym", age_band.alias("age_band"), gender.alias("gender"),
-                             F.coalesce(region, F.lit(SUPPRESSED)).alias("region"), *others)
+    low = f"CAST(floor(age / {level.age_years}) * {level.age_years} AS {d.sql_type('int')})"
+    age_band = (f"CASE WHEN age IS NULL THEN '{SUPPRESSED}' "
+                f"ELSE concat({d.text(low)}, '-', {d.text(f'{low} + {level.age_years - 1}')}) END")
+    gender = f"coalesce(gender, '{SUPPRESSED}')" if level.gender else f"'{SUPPRESSED}'"
+    areas = " ".join(f"WHEN region_code IN ({', '.join(d.lit(c) for c in codes)}) THEN {d.lit(area)}"
+                     for area, codes in AREAS.items())
+    region = {"code": "region_code", "area": f"CASE {areas} END", "none": "NULL"}[level.region]
+    others = "".join(f", {d.ident(c)}" for c in columns if c not in QUASI_IDENTIFIERS and c != "pseudonym")
+    return (f"SELECT pseudonym, {age_band} AS age_band, {gender} AS gender, "
+            f"coalesce({region}, '{SUPPRESSED}') AS region{others} FROM {candidates}")
 
 
-def with_group_size(generalised: DataFrame) -> DataFrame:
-    return generalised.withColumn("_group_size", F.count(F.lit(1)).over(Window.partitionBy(*RELEASED_QUASI_IDENTIFIERS)))
+_GROUP = ", ".join(RELEASED_QUASI_IDENTIFIERS)
 
 
 @dataclass(frozen=True)
@@ -83,43 +68,58 @@ class LevelOutcome:
         return self.suppressed / self.subjects if self.subjects else 0.0
 
 
-def _bucket(size: SparkColumn) -> SparkColumn:
-    column = F.lit(None).cast("string")
-    for low, high in reversed(SIZE_BUCKETS):
-        label = f"{low}+" if high is None else (f"{low}" if low == high else f"{low}-{high}")
-        test = size >= low if high is None else size.between(low, high)
-        column = F.when(test, F.lit(label)).otherwise(column)
-    return column
+BUCKET_LABELS = tuple(f"{low}+" if high is None else (f"{low}" if low == high else f"{low}-{high}")
+                      for low, high in SIZE_BUCKETS)
 
 
-def assess(generalised: DataFrame, level: Level, k: int) -> LevelOutcome:
+def _bucket(size: str) -> str:
+    arms = [f"WHEN {size} >= {low}" + (f" AND {size} <= {high}" if high is not None else "") + f" THEN '{label}'"
+            for (low, high), label in zip(SIZE_BUCKETS, BUCKET_LABELS)]
+    return f"CASE {' '.join(arms)} END"
+
+
+def assess_sql(generalised: str, k: int) -> str:
+    """Per group-size bucket: groups, subjects, groups below k, subjects in them, the smallest size."""
+    return (f"SELECT {_bucket('n')} AS bucket, count(*) AS groups, sum(n) AS subjects, "
+            f"sum(CASE WHEN n < {k} THEN 1 ELSE 0 END) AS small, sum(CASE WHEN n < {k} THEN n ELSE 0 END) AS suppressed, "
+            f"min(n) AS smallest FROM (SELECT count(*) AS n FROM {generalised} GROUP BY {_GROUP}) g "
+            f"GROUP BY {_bucket('n')}")
+
+
+def assess(engine: Engine, generalised: str, level: Level, k: int) -> LevelOutcome:
     """Groups, groups below k, subjects in them, and the group-size distribution, in one pass."""
-    sizes = generalised.groupBy(*RELEASED_QUASI_IDENTIFIERS).count()
-    rows = sizes.groupBy(_bucket(F.col("count")).alias("bucket")).agg(
-        F.count(F.lit(1)).alias("groups"), F.sum("count").alias("subjects"),
-        F.sum(F.when(F.col("count") < k, 1).otherwise(0)).alias("small"),
-        F.sum(F.when(F.col("count") < k, F.col("count")).otherwise(0)).alias("suppressed"),
-        F.min("count").alias("smallest")).collect()
-    return LevelOutcome(level, sum(r["groups"] for r in rows), sum(r["small"] for r in rows),
-                        sum(r["suppressed"] for r in rows), sum(r["subjects"] for r in rows),
-                        {r["bucket"]: int(r["groups"]) for r in rows},
+    rows = engine.rows(assess_sql(generalised, k))
+    return LevelOutcome(level, sum(int(r["groups"]) for r in rows), sum(int(r["small"]) for r in rows),
+                        sum(int(r["suppressed"]) for r in rows), sum(int(r["subjects"]) for r in rows),
+                        {label: groups for label in BUCKET_LABELS
+                         for groups in [sum(int(r["groups"]) for r in rows if r["bucket"] == label)] if groups},
                         min((int(r["smallest"]) for r in rows), default=0))
 
 
-def suppress(generalised: DataFrame, k: int) -> DataFrame:
+def suppress_sql(generalised: str, columns: list[str], k: int) -> str:
     """Only the subjects in groups of at least k."""
-    return with_group_size(generalised).where(F.col("_group_size") >= k).drop("_group_size")
+    return (f"SELECT {', '.join(columns)} FROM (SELECT *, count(*) OVER (PARTITION BY {_GROUP}) AS _group_size "
+            f"FROM {generalised}) g WHERE _group_size >= {k}")
 
 
-def l_diversity(released: DataFrame, feature: str, cuts: list[float]) -> dict:
-    """Distinct bands of ``feature`` per released group: the smallest l and how many groups have l < 2."""
-    band = F.lit(0)
-    for i, cut in enumerate(cuts, start=1):
-        band = F.when(F.col(feature) > cut, F.lit(i)).otherwise(band)
-    per_group = released.groupBy(*RELEASED_QUASI_IDENTIFIERS).agg(F.countDistinct(band).alias("l"))
-    row = per_group.agg(F.min("l").alias("min_l"), F.avg("l").alias("mean_l"),
-                        F.sum(F.when(F.col("l") < 2, 1).otherwise(0)).alias("below_2"),
-                        F.count(F.lit(1)).alias("groups")).first()
+def cuts_sql(released: str, feature: str, bands: int) -> str:
+    """The quantiles that cut ``feature`` into ``bands`` bands (interpolated, exact on both engines)."""
+    return "SELECT " + ", ".join(f"percentile_cont({i / bands!r}) WITHIN GROUP (ORDER BY {feature}) AS q{i}"
+                                 for i in range(1, bands)) + f" FROM {released}"
+
+
+def l_diversity_sql(d: Dialect, released: str, feature: str, cuts: list[float]) -> str:
+    """Distinct bands of ``feature`` per released group: the smallest l, the mean l, groups with l < 2."""
+    band = "CASE " + " ".join(f"WHEN {feature} > {d.number(float(cut))} THEN {i}"
+                              for i, cut in reversed(list(enumerate(cuts, start=1)))) + " ELSE 0 END" if cuts else "0"
+    return (f"SELECT min(l) AS min_l, avg(l) AS mean_l, sum(CASE WHEN l < 2 THEN 1 ELSE 0 END) AS below_2, "
+            f"count(*) AS groups FROM (SELECT count(DISTINCT {band}) AS l FROM {released} GROUP BY {_GROUP}) g")
+
+
+def l_diversity(engine: Engine, released: str, feature: str) -> dict:
+    cuts = sorted({float(v) for v in engine.rows(cuts_sql(released, feature, SENSITIVE_BANDS))[0].values()
+                   if v is not None})
+    row = engine.rows(l_diversity_sql(engine.dialect, released, feature, cuts))[0]
     return {"feature": feature, "bands": len(cuts) + 1, "min_l": int(row["min_l"] or 0),
             "mean_l": float(row["mean_l"] or 0), "groups_below_2": int(row["below_2"] or 0),
             "groups": int(row["groups"] or 0)}
@@ -134,8 +134,7 @@ def render_report(manifest: RunManifest, outcomes: list[LevelOutcome], chosen: i
                html.status(o.share <= p["max_suppression"], "within", "over"),
                html.Markup("<b>chosen</b>") if i == chosen else "")
               for i, o in enumerate(outcomes)]
-    buckets = [label for label in (f"{lo}+" if hi is None else (f"{lo}" if lo == hi else f"{lo}-{hi}")
-                                   for lo, hi in SIZE_BUCKETS)]
+    buckets = BUCKET_LABELS
     first, after = outcomes[0], out.get("after_sizes", {})
     most = max([*first.sizes.values(), *after.values(), 1])
     sizes = [(b, first.sizes.get(b, 0), html.bar(first.sizes.get(b, 0), most), after.get(b, 0),
@@ -178,58 +177,64 @@ def report_path(lake: Lake, purpose: str, as_of: date):
     return lake.report("privacy") / f"{purpose}-{as_of.isoformat()}.html"
 
 
-def run(settings: Settings, spark: SparkSession | None = None) -> dict:
-    """Gate and publish the candidate for ``settings.purpose`` as of ``settings.as_of``."""
-    from mydata.spark import spark_session
+def _choose_level(engine: Engine, columns: list[str], k: int, max_suppression: float
+                  ) -> tuple[list[LevelOutcome], int | None]:
+    """Climb the ladder: the outcome of each level tried, and the first within the allowed share."""
+    outcomes: list[LevelOutcome] = []
+    for index, level in enumerate(LEVELS):
+        engine.view("generalised", generalise_sql(engine.dialect, "candidates", columns, level))
+        outcomes.append(assess(engine, "generalised", level, k))
+        if outcomes[-1].share <= max_suppression:
+            return outcomes, index
+    return outcomes, None
 
+
+def run(settings: Settings, spark=None) -> dict:
+    """Gate and publish the candidate for ``settings.purpose`` as of ``settings.as_of``."""
     if settings.as_of is None:
         raise ConfigError("the release gate needs an as-of date (--as-of YYYY-MM-DD or MYDATA_AS_OF)")
     lake, purpose, as_of, k = settings.lake, settings.purpose, settings.as_of, settings.k_anonymity
-    spark = spark or spark_session(settings, "privacy")
-    folder = silver_table(lake, features_job.CANDIDATES, purpose) / f"as_of={as_of.isoformat()}"
-    if not folder.is_dir():
+    folder = lake.silver_table(features_job.CANDIDATES, purpose) / f"as_of={as_of.isoformat()}"
+    if not storage.rows_in(folder):
         raise FileNotFoundError(missing_input(lake, "feature candidate", "features", f"mydata features --as-of {as_of}",
                                               purpose=purpose, as_of=as_of.isoformat()))
-    candidates = spark.read.parquet(str(folder)).cache()
     manifest = RunManifest.start(JOB, purpose=purpose, as_of=as_of.isoformat(), k=k,
-                                 max_suppression=settings.max_suppression)
-    outcomes: list[LevelOutcome] = []
-    chosen = None
-    for index, level in enumerate(LEVELS):
-        outcomes.append(assess(generalise(candidates, level), level, k))
-        if outcomes[-1].share <= settings.max_suppression:
-            chosen = index
-            break
-    manifest.inputs = {"candidate": str(folder), "subjects": outcomes[0].subjects}
-    manifest.outputs = {"levels": [{"level": o.level.description, "groups": o.groups, "small_groups": o.small_groups,
-                                    "suppressed": o.suppressed} for o in outcomes]}
-    report = report_path(lake, purpose, as_of)
-    manifest.outputs["report"] = str(report)
-    if chosen is None:
-        html.write_page(report, render_report(manifest, outcomes, None))
-        manifest.finish(lake, "failed")
-        candidates.unpersist()
-        raise ReleaseBlocked(f"k={k} cannot be reached with at most {settings.max_suppression:.0%} of "
-                             f"{outcomes[0].subjects:,} subjects suppressed (the widest level would suppress "
-                             f"{outcomes[-1].share:.1%}); nothing published; see {report}")
-    released = suppress(generalise(candidates, LEVELS[chosen]), k).withColumn("as_of", F.lit(as_of))
-    target = gold_table(lake, purpose)
-    storage.replace_partitions(released, target, [as_of], manifest.run_id, key="as_of")
-    snapshot = target / f"as_of={as_of.isoformat()}"
-    published = spark.read.parquet(str(snapshot)).cache()
-    after = assess(published, LEVELS[chosen], k)
-    cuts = published.approxQuantile(SENSITIVE_FEATURE, [i / SENSITIVE_BANDS for i in range(1, SENSITIVE_BANDS)],
-                                    0.001) if after.subjects else []
-    manifest.outputs.update({
-        "snapshot": str(snapshot), "level": LEVELS[chosen].description, "published": after.subjects,
-        "suppressed": outcomes[chosen].suppressed, "suppressed_share": round(outcomes[chosen].share, 6),
-        "after_sizes": after.sizes, "l_diversity": l_diversity(published, SENSITIVE_FEATURE, sorted(set(cuts)))})
-    manifest.outputs["smallest_group"] = after.smallest
+                                 max_suppression=settings.max_suppression, engine=settings.engine)
+    target, report = lake.gold_table(PUBLISHED, purpose), report_path(lake, purpose, as_of)
+    snapshot = target / folder.name
+    engine = open_engine(settings, spark)
+    try:
+        engine.parquet("candidates_all", folder.parent)
+        engine.table("candidates", f"SELECT * FROM candidates_all WHERE as_of = DATE '{as_of.isoformat()}'")
+        outcomes, chosen = _choose_level(engine, engine.columns("candidates"), k, settings.max_suppression)
+        manifest.inputs = {"candidate": str(folder), "subjects": outcomes[0].subjects}
+        manifest.outputs = {"levels": [{"level": o.level.description, "groups": o.groups,
+                                        "small_groups": o.small_groups, "suppressed": o.suppressed} for o in outcomes],
+                            "report": str(report)}
+        if chosen is None:
+            html.write_page(report, render_report(manifest, outcomes, None))
+            manifest.finish(lake, "failed")
+            raise ReleaseBlocked(f"k={k} cannot be reached with at most {settings.max_suppression:.0%} of "
+                                 f"{outcomes[0].subjects:,} subjects suppressed (the widest level would suppress "
+                                 f"{outcomes[-1].share:.1%}); nothing published; see {report}")
+        released = ["pseudonym", *RELEASED_QUASI_IDENTIFIERS,
+                    *[f.name for f in FEATURES if not f.quasi_identifier], "as_of"]
+        storage.publish([engine.stage(suppress_sql("generalised", released, k), target, [as_of],
+                                      manifest.run_id, key="as_of")])
+        engine.parquet("published_all", target)
+        engine.table("published", f"SELECT * FROM published_all WHERE as_of = DATE '{as_of.isoformat()}'")
+        after = assess(engine, "published", LEVELS[chosen], k)
+        manifest.outputs.update({
+            "snapshot": str(snapshot), "level": LEVELS[chosen].description, "published": after.subjects,
+            "suppressed": outcomes[chosen].suppressed, "suppressed_share": round(outcomes[chosen].share, 6),
+            "after_sizes": after.sizes, "l_diversity": l_diversity(engine, "published", SENSITIVE_FEATURE),
+            "smallest_group": after.smallest})
+        catalog = features_job.write_catalog(engine, lake, purpose, as_of, "published")
+    finally:
+        engine.close()
     html.write_page(report, render_report(manifest, outcomes, chosen))
-    catalog = features_job.write_catalog(lake, purpose, as_of, published)
     manifest.outputs["catalog"] = str(catalog)
     path = manifest.finish(lake)
-    spark.catalog.clearCache()
     return {"manifest": str(path), "report": str(report), "catalog": str(catalog), "snapshot": str(snapshot),
             "published": after.subjects, "suppressed": outcomes[chosen].suppressed,
             "level": LEVELS[chosen].description}

@@ -15,26 +15,42 @@ from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
-
 from jobs import consent, storage
-from jobs.pseudonym import with_pseudonym
-from mydata.config import Settings
+from jobs.pseudonym import pseudonym_sql, register_keys
+from mydata.config import SESSION_TIME_ZONE, Settings
+from mydata.engines import Engine, open_engine
 from mydata.keys import KeyStore
 from mydata.lake import Lake
 from mydata.manifest import RunManifest
-from mydata.spark import SESSION_TIME_ZONE, concurrently
 from schemas.silver import FUSED_SOURCES
+from schemas.sql import Dialect
 
 JOB = "purge"
 
 
-def withdrawn_subjects(ledger: DataFrame, purpose: str, moment: datetime) -> DataFrame:
-    """(link_key, key_version) whose latest event for some fused source, at ``moment``, is a withdrawal."""
-    states = consent.consent_states(ledger, purpose, moment)
-    return (states.where((F.col("state") == "withdrawn") & F.col("source").isin(*FUSED_SOURCES))
-            .select("link_key", "key_version").distinct())
+def withdrawn_sql(d: Dialect, states: str) -> str:
+    """(link_key, key_version) whose latest event for some fused source is a withdrawal."""
+    fused = ", ".join(d.lit(s) for s in FUSED_SOURCES)
+    return f"SELECT DISTINCT link_key, key_version FROM {states} WHERE state = 'withdrawn' AND source IN ({fused})"
+
+
+def pseudonyms_sql(d: Dialect, withdrawn: str, keys: list[str]) -> str:
+    """The pseudonyms of ``withdrawn`` under every purpose key in ``keys`` (a table may still be keyed
+    with an older purpose secret: every version's pseudonyms go)."""
+    return " UNION ".join(f"SELECT {pseudonym_sql(d, 'w.link_key', 'k')} AS pseudonym FROM {withdrawn} w "
+                          f"CROSS JOIN {name} k" for name in keys)
+
+
+def hits_sql(table: str, key: str, pseudonyms: str) -> str:
+    """Rows of ``pseudonyms`` per partition (``key``) and pseudonym in ``table``."""
+    return (f"SELECT CAST({key} AS STRING) AS part, pseudonym, count(*) AS n FROM {table} "
+            f"WHERE pseudonym IN (SELECT pseudonym FROM {pseudonyms}) GROUP BY {key}, pseudonym")
+
+
+def kept_sql(table: str, columns: list[str], key: str, value: str, pseudonyms: str) -> str:
+    """One partition of ``table`` without the rows of ``pseudonyms``."""
+    return (f"SELECT {', '.join(columns)} FROM {table} t WHERE {key} = DATE '{value}' AND NOT EXISTS "
+            f"(SELECT 1 FROM {pseudonyms} p WHERE p.pseudonym = t.pseudonym)")
 
 
 def derived_partitions(lake: Lake, purpose: str) -> list[tuple[str, Path]]:
@@ -49,25 +65,19 @@ def derived_partitions(lake: Lake, purpose: str) -> list[tuple[str, Path]]:
     return found
 
 
-def purge_partition(spark: SparkSession, partition: Path, pseudonyms: DataFrame, run_id: str) -> dict[str, int]:
-    """Rewrite one partition without the given pseudonyms; rows removed per pseudonym found."""
-    frame = spark.read.parquet(str(partition))
-    if "pseudonym" not in frame.columns:
+def purge_table(engine: Engine, name: str, folder: Path, pseudonyms: str, run_id: str) -> dict[Path, dict[str, int]]:
+    """Rewrite the partitions of one table (``<zone>/<table>/purpose=<p>``, registered as ``name``)
+    that hold any of ``pseudonyms``, each without them; rows removed per partition and pseudonym."""
+    if not engine.parquet(name, folder) or "pseudonym" not in (columns := engine.columns(name)):
         return {}
-    hits = {r["pseudonym"]: int(r["count"]) for r in
-            frame.join(F.broadcast(pseudonyms), "pseudonym", "left_semi").groupBy("pseudonym").count().collect()}
-    if hits:
-        key, value = partition.name.split("=", 1)
-        kept = (frame.join(F.broadcast(pseudonyms), "pseudonym", "left_anti")
-                .withColumn(key, F.lit(value).cast("date")))
-        storage.replace_partitions(kept, partition.parent, [date.fromisoformat(value)], run_id, key=key)
+    key = next(part.name.split("=", 1)[0] for part in folder.glob("*=*"))
+    hits: dict[Path, dict[str, int]] = {}
+    for row in engine.rows(hits_sql(name, key, pseudonyms)):
+        hits.setdefault(folder / f"{key}={row['part']}", {})[row["pseudonym"]] = int(row["n"])
+    values = sorted(partition.name.split("=", 1)[1] for partition in hits)
+    storage.publish([engine.stage(kept_sql(name, columns, key, value, pseudonyms), folder, [date.fromisoformat(value)],
+                                  run_id, key=key) for value in values])
     return hits
-
-
-def purge_table(spark: SparkSession, partitions: list[Path], pseudonyms: DataFrame,
-                run_id: str) -> dict[Path, dict[str, int]]:
-    """``purge_partition`` over one table's partitions, in order: hits per partition."""
-    return {partition: purge_partition(spark, partition, pseudonyms, run_id) for partition in partitions}
 
 
 def audit_path(lake: Lake) -> Path:
@@ -80,47 +90,45 @@ def read_audit(lake: Lake) -> list[dict]:
         if path.is_file() else []
 
 
-def run(settings: Settings, spark: SparkSession | None = None, moment: datetime | None = None) -> dict:
-    """Purge withdrawn subjects of ``settings.purpose`` from silver and gold, as of now (or ``moment``)."""
-    from mydata.spark import spark_session
+def _register_pseudonyms(engine: Engine, lake: Lake, keystore: KeyStore, purpose: str, moment: datetime) -> int:
+    """Register ``purged_pseudonyms`` (the withdrawn subjects under every purpose key version);
+    return how many subjects have withdrawn."""
+    d = engine.dialect
+    engine.parquet("ledger", lake.ledger)
+    engine.view("consent_states", consent.consent_states_sql(d, "ledger", purpose, moment))
+    engine.table("withdrawn", withdrawn_sql(d, "consent_states"))
+    keys = []
+    for version in keystore.purpose_versions(purpose):
+        register_keys(engine, f"purpose_keys_{version}", keystore.purpose_secret(purpose, version))
+        keys.append(f"purpose_keys_{version}")
+    engine.table("purged_pseudonyms", pseudonyms_sql(d, "withdrawn", keys))
+    return int(engine.rows("SELECT count(*) AS n FROM withdrawn")[0]["n"])
 
+
+def run(settings: Settings, spark=None, moment: datetime | None = None) -> dict:
+    """Purge withdrawn subjects of ``settings.purpose`` from silver and gold, as of now (or ``moment``)."""
     lake, purpose = settings.lake, settings.purpose
     moment = moment or datetime.now(ZoneInfo(SESSION_TIME_ZONE))
-    spark = spark or spark_session(settings, "purge")
-    manifest = RunManifest.start(JOB, purpose=purpose, moment=moment.isoformat())
-    ledger = consent.read_ledger(spark, lake)
-    partitions = derived_partitions(lake, purpose)
-    removed: dict[str, int] = {}
-    found: list[str] = []
+    manifest = RunManifest.start(JOB, purpose=purpose, moment=moment.isoformat(), engine=settings.engine)
     keystore = KeyStore.open(settings)
     versions = keystore.purpose_versions(purpose)
+    partitions = derived_partitions(lake, purpose)
+    tables = sorted({partition.parent for _, partition in partitions})
+    hits_of: dict[Path, dict[str, int]] = {}
     withdrawn_count = 0
-    if ledger is not None and partitions:
-        withdrawn = withdrawn_subjects(ledger, purpose, moment).cache()
-        withdrawn_count = withdrawn.count()
-        # a table may still be keyed with an older purpose secret: every version's pseudonyms go
-        pseudonyms = None
-        for version in versions:
-            keyed = with_pseudonym(withdrawn, keystore.purpose_secret(purpose, version)).select("pseudonym")
-            pseudonyms = keyed if pseudonyms is None else pseudonyms.unionByName(keyed)
-        pseudonyms = pseudonyms.distinct().cache()
-        purged: set[str] = set()
-        by_table: dict[str, list[Path]] = {}
-        for table, partition in partitions:
-            by_table.setdefault(table, []).append(partition)
-        # tables side by side, each table's partitions one after another: they share its folder
-        # for what a swap sets aside
-        hits_of: dict[Path, dict[str, int]] = {}
-        for found_in_table in concurrently([(purge_table, spark, parts, pseudonyms, manifest.run_id)
-                                            for parts in by_table.values()]):
-            hits_of.update(found_in_table)
-        for table, partition in partitions:
-            hits = hits_of[partition]
-            if hits:
-                removed[f"{table}/{partition.name}"] = sum(hits.values())
-                purged.update(hits)
-        found = sorted(purged)
-        spark.catalog.clearCache()
+    engine = open_engine(settings, spark)
+    try:
+        if partitions and storage.has_data(lake.ledger):
+            withdrawn_count = _register_pseudonyms(engine, lake, keystore, purpose, moment)
+            # tables side by side; each table's partitions one after another (they share its folder)
+            for hits in engine.concurrently([(purge_table, engine, f"derived_{i}", folder, "purged_pseudonyms",
+                                              manifest.run_id) for i, folder in enumerate(tables)]):
+                hits_of.update(hits)
+    finally:
+        engine.close()
+    removed = {f"{table}/{partition.name}": sum(hits_of[partition].values())
+               for table, partition in partitions if hits_of.get(partition)}
+    found = sorted({p for hits in hits_of.values() for p in hits})
     entry = {"run_id": manifest.run_id, "at": moment.isoformat(), "purpose": purpose,
              "purpose_key_versions": versions, "withdrawn_subjects": withdrawn_count,
              "rows_removed": removed, "pseudonyms": found}

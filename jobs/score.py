@@ -1,81 +1,78 @@
-"""Scoring: every row of a published feature snapshot gets its segment, in Spark.
+"""Scoring: every row of a published feature snapshot gets its segment, on the configured engine.
 
-The fitted pipeline is broadcast once and applied batch by batch with ``mapInPandas``, so a
-snapshot of any size is scored on the executors and nothing is collected to the driver. Output:
-``gold/segments/purpose=<p>/as_of=<date>/`` (pseudonym, segment, its label, model version), which the
-purge finds like any derived table.
+Reads ``gold/features/purpose=<p>/as_of=<date>/``; writes ``gold/segments/purpose=<p>/as_of=<date>/``
+(pseudonym, segment, its label, model version), which the purge finds like any derived table. The
+fitted pipeline is applied batch by batch (on Spark's executors, or in this process beside DuckDB),
+so a snapshot of any size is scored without holding it whole.
 """
 from __future__ import annotations
 
 import sys
-from typing import Iterator
+from typing import Any, Callable
 
 import pandas as pd
-from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 
 from jobs import storage
 from mydata.config import ConfigError, Settings
+from mydata.engines import open_engine
 from mydata.manifest import RunManifest
+from schemas.sql import Dialect
 
 JOB = "score"
 SEGMENTS = "segments"
+SCHEMA = "pseudonym string, segment int"
 
 
-def assign_segments(snapshot: DataFrame, pipeline, features: list[str]) -> DataFrame:
-    """(pseudonym, segment) for every row of ``snapshot``, computed on the executors."""
-    from pyspark.sql.utils import is_remote
-
-    # a Spark Connect client has no SparkContext to broadcast with: there the model travels in
-    # the function's closure, once per task
-    model = None if is_remote() else snapshot.sparkSession.sparkContext.broadcast(pipeline)
-    columns = list(features)
-
-    def predict(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        fitted = pipeline if model is None else model.value
-        for batch in batches:
-            if len(batch):
-                yield pd.DataFrame({"pseudonym": batch["pseudonym"],
-                                    "segment": fitted.predict(batch[columns]).astype("int32")})
-
-    return snapshot.select("pseudonym", *columns).mapInPandas(predict, "pseudonym string, segment int")
+def predictor(pipeline: Any, features: list[str]) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    """A batch of (pseudonym, features...) -> (pseudonym, segment)."""
+    def predict(batch: pd.DataFrame) -> pd.DataFrame:
+        return pd.DataFrame({"pseudonym": batch["pseudonym"],
+                             "segment": pipeline.predict(batch[features]).astype("int32")})
+    return predict
 
 
-def with_labels(segments: DataFrame, metadata: dict) -> DataFrame:
-    """Each segment's readable label from the model's profile, as a literal map (no join)."""
+def labelled_sql(d: Dialect, segments: str, metadata: dict, version: str, as_of: str) -> str:
+    """Each segment's readable label from the model's profile (a CASE, no join), the model version
+    and the ``as_of`` partition column."""
     labels = {s["segment"]: s["label"] for s in metadata.get("profile", {}).get("segments", [])}
-    if not labels:
-        return segments.withColumn("segment_label", F.lit(None).cast("string"))
-    mapping = F.create_map(*[F.lit(x) for item in sorted(labels.items()) for x in item])
-    return segments.withColumn("segment_label", mapping[F.col("segment")])
+    arms = " ".join(f"WHEN {int(segment)} THEN {d.lit(label)}" for segment, label in sorted(labels.items()))
+    label = f"CASE segment {arms} END" if labels else f"CAST(NULL AS {d.sql_type('string')})"
+    return (f"SELECT pseudonym, segment, {label} AS segment_label, {d.lit(version)} AS model_version, "
+            f"DATE '{as_of}' AS as_of FROM {segments}")
 
 
-def run(settings: Settings, spark: SparkSession | None = None, version: str | None = None) -> dict:
+def run(settings: Settings, spark: Any = None, version: str | None = None) -> dict:
     """Score the published snapshot of ``settings.purpose`` as of ``settings.as_of`` with the current
     model (or ``version``)."""
-    from jobs.privacy import gold_table
     from models import registry
-    from mydata.spark import spark_session
 
     if settings.as_of is None:
         raise ConfigError("scoring needs an as-of date (--as-of YYYY-MM-DD or MYDATA_AS_OF)")
-    lake, purpose, as_of = settings.lake, settings.purpose, settings.as_of
+    lake, purpose, as_of = settings.lake, settings.purpose, settings.as_of.isoformat()
     chosen = registry.get(lake, purpose, version)
-    folder = gold_table(lake, purpose) / f"as_of={as_of.isoformat()}"
-    if not folder.is_dir():
-        raise FileNotFoundError(f"no published feature snapshot {folder}: run features and release first")
-    spark = spark or spark_session(settings, "score")
-    manifest = RunManifest.start(JOB, purpose=purpose, as_of=as_of.isoformat(), model=chosen.version)
-    snapshot = spark.read.parquet(str(folder))
-    segments = with_labels(assign_segments(snapshot, chosen.load(), chosen.metadata["features"]), chosen.metadata)
-    segments = segments.withColumn("model_version", F.lit(chosen.version)).withColumn("as_of", F.lit(as_of))
-    target = lake.gold / SEGMENTS / f"purpose={purpose}"
-    storage.replace_partitions(segments, target, [as_of], manifest.run_id, key="as_of")
-    written = spark.read.parquet(str(target / f"as_of={as_of.isoformat()}"))
-    sizes = {int(r["segment"]): int(r["count"]) for r in written.groupBy("segment").count().collect()}
-    manifest.inputs = {"snapshot": str(folder), "model": chosen.version,
+    snapshot = lake.gold_table("features", purpose)
+    if not storage.rows_in(snapshot / f"as_of={as_of}"):
+        raise FileNotFoundError(f"no published feature snapshot {snapshot / f'as_of={as_of}'}: "
+                                "run features and release first")
+    manifest = RunManifest.start(JOB, purpose=purpose, as_of=as_of, model=chosen.version, engine=settings.engine)
+    target = lake.gold_table(SEGMENTS, purpose)
+    features = chosen.metadata["features"]
+    engine = open_engine(settings, spark)
+    try:
+        engine.parquet("snapshot", snapshot)
+        columns = ", ".join(["pseudonym", *features])
+        engine.map_batches("segments", f"SELECT {columns} FROM snapshot WHERE as_of = DATE '{as_of}'",
+                           predictor(chosen.load(), features), SCHEMA)
+        query = labelled_sql(engine.dialect, "segments", chosen.metadata, chosen.version, as_of)
+        storage.publish([engine.stage(query, target, [settings.as_of], manifest.run_id, key="as_of")])
+        engine.parquet("written", target)
+        sizes = {int(r["segment"]): int(r["n"]) for r in engine.rows(
+            f"SELECT segment, count(*) AS n FROM written WHERE as_of = DATE '{as_of}' GROUP BY segment")}
+    finally:
+        engine.close()
+    manifest.inputs = {"snapshot": str(snapshot / f"as_of={as_of}"), "model": chosen.version,
                        "consent_snapshot": chosen.metadata.get("consent_snapshot")}
-    manifest.outputs = {"segments": str(target / f"as_of={as_of.isoformat()}"), "rows": sum(sizes.values()),
+    manifest.outputs = {"segments": str(target / f"as_of={as_of}"), "rows": sum(sizes.values()),
                         "sizes": dict(sorted(sizes.items()))}
     path = manifest.finish(lake)
     return {"manifest": str(path), **manifest.outputs, "model": chosen.version}

@@ -177,6 +177,13 @@ def has_data(table: Path) -> bool:
     return any(any(table.glob(pattern)) for pattern in DATA_FILES)
 
 
+def rows_in(partition: Path) -> int:
+    """Rows in a partition folder's Parquet files, from their footers (0 when it holds none)."""
+    import pyarrow.parquet as pq
+
+    return sum(pq.ParquetFile(path).metadata.num_rows for path in partition.glob("*.parquet"))
+
+
 def read_table(spark: SparkSession, table: Path) -> DataFrame | None:
     """The table's current partitions, or None when it holds no data yet."""
     return spark.read.parquet(str(table)) if table.is_dir() and has_data(table) else None

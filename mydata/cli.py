@@ -125,8 +125,8 @@ def _validate(args: argparse.Namespace, ingest_run: str | None = None) -> int:
 
 
 def cmd_consent(args: argparse.Namespace) -> int:
-    from jobs import consent, consent_review
-    from mydata.spark import spark_session
+    from jobs import consent
+    from mydata.engines import open_engine
 
     settings = _settings(args)
     if args.action == "append":
@@ -147,9 +147,18 @@ def cmd_consent(args: argparse.Namespace) -> int:
                   "exported before: the lake's anchors were rewritten", file=sys.stderr)
             return 1
         return 0
-    spark = spark_session(settings, f"consent-{args.action}")
+    engine = open_engine(settings)
+    try:
+        return _consent_review(args, settings, engine)
+    finally:
+        engine.close()
+
+
+def _consent_review(args: argparse.Namespace, settings: Settings, engine) -> int:
+    from jobs import consent, consent_review
+
     if args.action == "verify":
-        check = consent.verify_ledger(spark, settings.lake)
+        check = consent.verify_ledger(engine, settings.lake)
         if not check.ok:
             print(f"consent ledger BROKEN at {check.problem}", file=sys.stderr)
             return 1
@@ -164,7 +173,7 @@ def cmd_consent(args: argparse.Namespace) -> int:
     if args.action == "status":
         if not args.link_key:
             raise ConfigError("consent status needs the subject's link key")
-        status = consent_review.subject_status(spark, settings.lake, args.link_key, as_of)
+        status = consent_review.subject_status(engine, settings.lake, args.link_key, as_of)
         if not status.events:
             print("no consent event for this link key")
             return 1
@@ -178,7 +187,7 @@ def cmd_consent(args: argparse.Namespace) -> int:
             print(f"  {s['purpose']:<14} {s['source']:<8} {s['state']:<9} since {s['since']:%Y-%m-%d} "
                   f"({s['event_id']}), until {s['until']}")
         return 0
-    result = consent_review.write_report(settings, spark, as_of)
+    result = consent_review.write_report(settings, engine, as_of)
     print(f"consent report as of {as_of}: {result['report']}")
     return 0 if result["ledger_ok"] else 1
 

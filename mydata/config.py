@@ -39,6 +39,8 @@ ENV_VARS: dict[str, str] = {
 }
 
 ENGINES = ("duckdb", "spark")
+#: every time in the lake is KST: both engines\' sessions read and write in this zone
+SESSION_TIME_ZONE = "Asia/Seoul"
 DUCKDB_MEMORY = re.compile(r"^[0-9]+(\.[0-9]+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$", re.IGNORECASE)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]

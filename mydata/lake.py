@@ -100,6 +100,14 @@ class Lake:
     def quarantine_table(self, table: str) -> Path:
         return self.quarantine / table
 
+    def silver_table(self, table: str, purpose: str) -> Path:
+        """A purpose's silver table (fused records, feature candidates), partitioned by ``as_of``."""
+        return self.silver / table / f"purpose={purpose}"
+
+    def gold_table(self, table: str, purpose: str) -> Path:
+        """A purpose's published table (released features, segments), partitioned by ``as_of``."""
+        return self.gold / table / f"purpose={purpose}"
+
     def manifest(self, job: str, run_id: str) -> Path:
         return self.manifests / job / f"{run_id}.json"
 

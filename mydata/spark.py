@@ -19,10 +19,9 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from mydata.config import Settings
+from mydata.config import SESSION_TIME_ZONE, Settings
 
 LOG4J_CONFIG = Path(__file__).with_name("log4j2.properties")
-SESSION_TIME_ZONE = "Asia/Seoul"
 
 
 #: every JVM this project starts (drivers, executors, a Connect server) logs and keeps time alike

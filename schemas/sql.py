@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from mydata.config import SESSION_TIME_ZONE
 from schemas.bronze import SPARK_TYPES, Column, TableSpec
 from schemas.landing import LINK_KEY_PATTERN
 
@@ -102,7 +103,7 @@ class Dialect:
     def moment(self, moment: datetime) -> str:
         """A moment as an instant: a naive one is KST wall time, as every time in the lake."""
         if moment.tzinfo is not None:
-            moment = moment.astimezone(ZoneInfo("Asia/Seoul")).replace(tzinfo=None)
+            moment = moment.astimezone(ZoneInfo(SESSION_TIME_ZONE)).replace(tzinfo=None)
         text = moment.strftime("%Y-%m-%d %H:%M:%S.%f")
         return f"TIMESTAMP '{text}'" if self.spark else f"TIMESTAMPTZ '{text}'"
 
@@ -130,6 +131,24 @@ class Dialect:
 
     def last_path_part(self, path: str) -> str:
         return f"regexp_extract({path}, '[^/]*$', 0)"
+
+    # -- hashing and aggregates ------------------------------------------------------------------
+    def sha256(self, data: str) -> str:
+        """The 32-byte SHA-256 digest of binary ``data``."""
+        return f"unhex(sha2({data}, 256))" if self.spark else f"unhex(sha256({data}))"
+
+    def utf8(self, text: str) -> str:
+        """A string's UTF-8 bytes."""
+        return f"CAST({text} AS BINARY)" if self.spark else f"encode({text})"
+
+    def base64(self, data: str) -> str:
+        return f"base64({data})" if self.spark else f"to_base64({data})"
+
+    def latest(self, value: str, time: str) -> str:
+        """The ``value`` of the row with the largest (``time``, ``value``); rows with a null ``time`` are skipped."""
+        if self.spark:
+            return f"max_by({value}, CASE WHEN {time} IS NOT NULL THEN named_struct('t', {time}, 'v', {value}) END)"
+        return f"arg_max({value}, CASE WHEN {time} IS NOT NULL THEN struct_pack(t := {time}, v := {value}) END)"
 
     # -- structs and lists ---------------------------------------------------------------------
     def rule(self, rule: str, reason: str) -> str:

@@ -17,6 +17,7 @@ from mydata.config import ENGINES, Settings
 from schemas.sql import Dialect
 
 if TYPE_CHECKING:
+    import pandas as pd
     import pyarrow as pa
 
     from jobs.storage import Staged
@@ -46,6 +47,10 @@ class Engine(ABC):
         """Compute ``sql`` once and keep it as ``name`` (later queries read it, not the plan)."""
 
     @abstractmethod
+    def view(self, name: str, sql: str) -> None:
+        """Register ``sql`` as ``name``, evaluated where it is used (a filter or projection of a table)."""
+
+    @abstractmethod
     def parquet(self, name: str, path: Path) -> bool:
         """Register the lake table at ``path`` as ``name``; False (nothing registered) when it has no data."""
 
@@ -56,6 +61,16 @@ class Engine(ABC):
     @abstractmethod
     def function(self, name: str, fn: Callable[..., Any], arguments: list[str], returns: str) -> None:
         """Register a Python function of one row's values (types in Spark's words) as SQL ``name``."""
+
+    @abstractmethod
+    def columns(self, name: str) -> list[str]:
+        """The column names of the registered ``name``."""
+
+    @abstractmethod
+    def map_batches(self, name: str, sql: str, fn: Callable[["pd.DataFrame"], "pd.DataFrame"],
+                    schema: str) -> None:
+        """Register ``name``: ``fn`` applied to the result of ``sql`` batch by batch (pandas in and
+        out, ``schema`` in Spark's words); for a Python library such as a fitted model."""
 
     def frame(self, sql: str):
         """The result of ``sql`` as a pandas DataFrame (a batch for a Python library)."""

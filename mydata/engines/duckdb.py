@@ -17,14 +17,17 @@ import duckdb
 from duckdb import sqltypes
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from jobs import storage
-from mydata.config import Settings
+from mydata.config import SESSION_TIME_ZONE, Settings
 from mydata.engines import Engine
 from schemas.sql import DUCKDB
 
 BLOCK_BYTES = 64 << 20
-SESSION_TIME_ZONE = "Asia/Seoul"  # every landing time is KST, as in the Spark session
+MAP_BATCH_ROWS = 100_000  # rows a Python function gets at a time
+_ARROW_TYPES = {"string": pa.string(), "int": pa.int32(), "long": pa.int64(), "double": pa.float64(),
+                "date": pa.date32(), "boolean": pa.bool_()}
 _DT = re.compile(r"/dt=(\d{4}-\d{2}-\d{2})/")
 _LINES = pa.schema([("raw", pa.binary()), ("file_path", pa.string()), ("line_no", pa.int64()),
                     ("dt", pa.date32())])
@@ -128,17 +131,40 @@ class DuckDBEngine(Engine):
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
         self._kinds[name] = "TABLE"
 
-    def parquet(self, name: str, path: Path) -> bool:
-        globs = [str(path / pattern) for pattern in storage.DATA_FILES if any(path.glob(pattern))]
-        if not globs:
-            return False
-        scan = f"read_parquet({globs!r}, hive_partitioning = true, union_by_name = true)"
-        # Spark before TIMESTAMP_MICROS wrote instants as INT96, which DuckDB reads as UTC wall time
-        columns = ", ".join(f"timezone('UTC', {DUCKDB.ident(c)}) AS {DUCKDB.ident(c)}" if kind == "TIMESTAMP"
-                            else DUCKDB.ident(c) for c, kind, *_ in self.con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall())
-        self.con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT {columns} FROM {scan}")
+    def view(self, name: str, sql: str) -> None:
+        self.con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {sql}")
         self._kinds[name] = "VIEW"
+
+    def parquet(self, name: str, path: Path) -> bool:
+        files = sorted(str(f) for pattern in storage.DATA_FILES for f in path.glob(pattern))
+        if not files:
+            return False
+        # Spark before TIMESTAMP_MICROS wrote instants as INT96, which DuckDB reads as UTC wall time:
+        # files are grouped by which columns they hold so, and those are read as the instants they are
+        by_naive: dict[tuple[str, ...], list[str]] = {}
+        for file in files:
+            naive = tuple(f.name for f in pq.read_schema(file) if pa.types.is_timestamp(f.type) and f.type.tz is None)
+            by_naive.setdefault(naive, []).append(file)
+        # hive partitioning reads every key=value folder of the path: those above the table are not its columns
+        above = {part.split("=", 1)[0] for part in path.parts if "=" in part}
+        scans = []
+        for naive, group in by_naive.items():
+            scan = f"read_parquet({group!r}, hive_partitioning = true, union_by_name = true)"
+            described = self.con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()
+            columns = ", ".join(f"timezone('UTC', {DUCKDB.ident(c)}) AS {DUCKDB.ident(c)}" if c in naive
+                                else DUCKDB.ident(c) for c, *_ in described if c not in above)
+            scans.append(f"SELECT {columns} FROM {scan}")
+        self.view(name, " UNION ALL BY NAME ".join(scans))
         return True
+
+    def columns(self, name: str) -> list[str]:
+        return [row[0] for row in self.con.execute(f"DESCRIBE {name}").fetchall()]
+
+    def map_batches(self, name: str, sql: str, fn: Callable[[Any], Any], schema: str) -> None:
+        fields = pa.schema([(n, _ARROW_TYPES[t]) for n, t in (part.split() for part in schema.split(","))])
+        batches = [pa.RecordBatch.from_pandas(fn(batch.to_pandas()), schema=fields, preserve_index=False)
+                   for batch in self.con.sql(sql).to_arrow_reader(MAP_BATCH_ROWS) if batch.num_rows]
+        self.arrow(name, pa.Table.from_batches(batches, schema=fields))
 
     def rows(self, sql: str) -> list[dict[str, Any]]:
         result = self.con.execute(sql)

@@ -21,20 +21,13 @@ from mydata.spark import concurrently
 from schemas.sql import SPARK
 
 
-_ARROW_TYPES = {pa.string(): "string", pa.bool_(): "boolean", pa.int64(): "long", pa.int32(): "int",
-                pa.date32(): "date", pa.binary(): "binary", pa.float64(): "double"}
-
-
-def _spark_schema(table: pa.Table) -> str:
-    return ", ".join(f"`{f.name}` {_ARROW_TYPES[f.type]}" for f in table.schema)
-
-
 class SparkEngine(Engine):
     name, dialect, sources_at_once = "spark", SPARK, 2
 
     def __init__(self, spark: SparkSession) -> None:
         self.spark = spark
         self._cached: dict[str, Any] = {}
+        self._names: set[str] = set()  # what close() drops: the session outlives the engine
 
     def lines(self, name: str, files: list[Path]) -> None:
         if not files:
@@ -59,18 +52,36 @@ class SparkEngine(Engine):
          .createOrReplaceTempView(name))
 
     def arrow(self, name: str, table: pa.Table) -> None:
-        self.spark.createDataFrame(table.to_pandas(), schema=_spark_schema(table)).createOrReplaceTempView(name)
+        self.spark.createDataFrame(table).createOrReplaceTempView(name)
+        self._names.add(name)
 
     def table(self, name: str, sql: str) -> None:
         frame = self.spark.sql(sql).cache()
         self._cached[name] = frame
         frame.createOrReplaceTempView(name)
 
+    def view(self, name: str, sql: str) -> None:
+        self.spark.sql(sql).createOrReplaceTempView(name)
+        self._names.add(name)
+
+    def columns(self, name: str) -> list[str]:
+        return self.spark.table(name).columns
+
+    def map_batches(self, name: str, sql: str, fn: Callable[[Any], Any], schema: str) -> None:
+        def apply(batches):  # runs on the executors, a batch of rows at a time
+            for batch in batches:
+                if len(batch):
+                    yield fn(batch)
+
+        self.spark.sql(sql).mapInPandas(apply, schema).createOrReplaceTempView(name)
+        self._names.add(name)
+
     def parquet(self, name: str, path: Path) -> bool:
         frame = storage.read_table(self.spark, path)
         if frame is None:
             return False
         frame.createOrReplaceTempView(name)
+        self._names.add(name)
         return True
 
     def rows(self, sql: str) -> list[dict[str, Any]]:
@@ -107,3 +118,7 @@ class SparkEngine(Engine):
                 frame.unpersist()
         for name in names:
             self.spark.catalog.dropTempView(name)
+            self._names.discard(name)
+
+    def close(self) -> None:
+        self.drop(*sorted(self._names))

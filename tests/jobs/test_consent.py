@@ -16,6 +16,8 @@ from jobs import consent, storage
 from mydata.config import Settings
 from schemas.bronze import CONSENT_EVENTS
 from schemas.consent import GENESIS_HASH, chain, delivered_event, event_hash
+from schemas.sql import DUCKDB
+from tests.tables import rows_table
 
 BRONZE_SCHEMA = ", ".join(f"{c.name} {c.spark_type}" for c in CONSENT_EVENTS.columns) + ", dt date"
 LK = ["A" * 43, "B" * 43, "C" * 43]
@@ -214,20 +216,30 @@ def reference_snapshot(histories, purpose, t):
     return valid
 
 
+@pytest.fixture(scope="module")
+def embedded(tmp_path_factory):
+    from mydata.engines.duckdb import DuckDBEngine
+
+    engine = DuckDBEngine.connect(Settings(data_root=tmp_path_factory.mktemp("snapshot"), duckdb_threads=2))
+    yield engine
+    engine.close()
+
+
 @hsettings(max_examples=20, deadline=None)
 @given(histories=histories_strategy, as_of_hour=st.integers(0, 260))
-def test_snapshot_matches_the_reference_over_random_histories(spark, histories, as_of_hour):
+def test_snapshot_matches_the_reference_over_random_histories(embedded, histories, as_of_hour):
     rows, seq = [], 0
     for subject, events in enumerate(histories):
         for e in events:
             rows.append((seq, f"e-{seq}", f"subject-{subject}", 1, e["event_type"], T0 + timedelta(hours=e["hour"]),
                          e["purpose"], e["sources"], T0.date() + timedelta(days=e["end_day"]), "app"))
             seq += 1
-    ledger = spark.createDataFrame(rows, "seq long, event_id string, link_key string, key_version int, event_type string, "
-                                         "event_time timestamp, purpose string, sources array<string>, "
-                                         "end_date date, channel string")
+    rows_table(embedded, "ledger", "seq long, event_id string, link_key string, key_version int, event_type string, "
+                                   "event_time timestamp, purpose string, sources array<string>, "
+                                   "end_date date, channel string", rows)
     t = T0 + timedelta(hours=as_of_hour)
-    got = {(r.link_key, r.source) for r in consent.consent_snapshot(ledger, "marketing", t).collect()}
+    states = consent.consent_states_sql(DUCKDB, "ledger", "marketing", t)
+    got = {(r["link_key"], r["source"]) for r in embedded.rows(f"SELECT * FROM ({states}) s WHERE state = 'valid'")}
     assert got == reference_snapshot(histories, "marketing", t)
 
 

@@ -12,26 +12,30 @@ from mydata.keys import KeyStore, link_key, purpose_pseudonym
 from mydata.synth import subject_ci
 from schemas.bronze import TABLES
 from schemas.silver import silver_columns
+from schemas.sql import DUCKDB
+from tests.tables import rows_table
 
 STATES = "link_key string, key_version int, source string, state string, end_date date"
+IDENTITY = "link_key string, key_version int"
 
 
-def test_linkage_gives_each_subject_one_outcome(spark):
+def test_linkage_gives_each_subject_one_outcome(duckdb_engine):
     until = date(2027, 1, 1)
-    states = spark.createDataFrame([
+    rows_table(duckdb_engine, "states", STATES, [
         *[("fused", 1, s, "valid", until) for s in ("bank", "card", "telecom")],
         *[("no-telecom-data", 1, s, "valid", until) for s in ("bank", "card", "telecom")],
         ("withdrew-card", 1, "bank", "valid", until), ("withdrew-card", 1, "card", "withdrawn", until),
         ("withdrew-card", 1, "telecom", "valid", until),
         *[("expired", 1, s, "expired", until) for s in ("bank", "card", "telecom")],
         ("bank-only", 1, "bank", "valid", until),
-    ], STATES)
+    ])
     data = [(k, 1, s) for k in ("fused", "withdrew-card", "expired", "bank-only", "never-asked")
             for s in ("bank", "card", "telecom")]
-    presence = spark.createDataFrame(data + [("no-telecom-data", 1, "bank"), ("no-telecom-data", 1, "card"),
-                                             ("rekeyed", 2, "telecom")], "link_key string, key_version int, source string")
-    customers = spark.createDataFrame([("customer-only", 1)], "link_key string, key_version int")
-    got = {(r.link_key, r.outcome, r.missing) for r in fuse.linkage(states, presence, customers, [1]).collect()}
+    rows_table(duckdb_engine, "presence", f"{IDENTITY}, source string",
+               data + [("no-telecom-data", 1, "bank"), ("no-telecom-data", 1, "card"), ("rekeyed", 2, "telecom")])
+    rows_table(duckdb_engine, "customers", IDENTITY, [("customer-only", 1)])
+    sql = fuse.linkage_sql(DUCKDB, "states", "presence", "customers", [1])
+    got = {(r["link_key"], r["outcome"], r["missing"]) for r in duckdb_engine.rows(sql)}
     assert got == {("fused", "fused", ""), ("no-telecom-data", "source_missing", "telecom"),
                    ("withdrew-card", "withdrawn", ""), ("expired", "expired", ""),
                    ("bank-only", "no_consent", ""), ("never-asked", "no_consent", ""),
@@ -39,18 +43,17 @@ def test_linkage_gives_each_subject_one_outcome(spark):
                    ("customer-only", "no_consent", "bank,card,telecom")}
 
 
-def test_silver_rows_are_re_keyed_and_lose_what_the_purpose_may_not_use(spark):
+def test_silver_rows_are_re_keyed_and_lose_what_the_purpose_may_not_use(duckdb_engine):
     spec = TABLES["bank_transactions"]
     columns = silver_columns(spec, "marketing")
     assert "trans_memo" not in columns and "account_num" not in columns and "trans_no" not in columns
     assert "trans_memo" in silver_columns(spec, "credit_scoring")
-    records = spark.createDataFrame(
-        [("K1", 1, "A-1", 9, "급여", date(2026, 11, 1)), ("K2", 1, "A-2", 7, "x", date(2026, 11, 1))],
-        "link_key string, key_version int, account_num string, trans_amt int, trans_memo string, dt date")
-    keyed = spark.createDataFrame([("K1", 1, "P1")], "link_key string, key_version int, pseudonym string")
-    rows = fuse.to_silver(records, keyed, ["trans_amt"], date(2026, 11, 1)).collect()
-    assert [r.asDict() for r in rows] == [{"pseudonym": "P1", "trans_amt": 9, "delivered": date(2026, 11, 1),
-                                           "as_of": date(2026, 11, 1)}]
+    rows_table(duckdb_engine, "records", f"{IDENTITY}, account_num string, trans_amt int, trans_memo string, dt date",
+               [("K1", 1, "A-1", 9, "급여", date(2026, 11, 1)), ("K2", 1, "A-2", 7, "x", date(2026, 11, 1)),
+                ("K1", 1, "A-1", 5, "later", date(2026, 11, 2))])
+    rows_table(duckdb_engine, "fused", f"{IDENTITY}, pseudonym string", [("K1", 1, "P1")])
+    rows = duckdb_engine.rows(fuse.silver_sql(DUCKDB, "records", "fused", ["trans_amt"], date(2026, 11, 1)))
+    assert rows == [{"pseudonym": "P1", "trans_amt": 9, "delivered": date(2026, 11, 1), "as_of": date(2026, 11, 1)}]
 
 
 # -- end to end over generated data ------------------------------------------------------------------
@@ -93,7 +96,7 @@ def test_fusion_keeps_only_subjects_consented_for_every_source(fused, spark):
     allowed_pseudonyms = {purpose_pseudonym(keystore.purpose_secret("marketing"), lk) for lk in allowed}
     counted = json.loads(open(results["marketing"]["manifest"]).read())["outputs"]["tables"]
     for table in [*fuse.fused_tables(), "subjects"]:
-        folder = fuse.silver_table(settings.lake, table, "marketing") / f"as_of={as_of}"
+        folder = settings.lake.silver_table(table, "marketing") / f"as_of={as_of}"
         silver = spark.read.parquet(str(folder))
         seen = {r.pseudonym for r in silver.select("pseudonym").distinct().collect()}
         assert seen and seen <= allowed_pseudonyms, table
@@ -102,7 +105,7 @@ def test_fusion_keeps_only_subjects_consented_for_every_source(fused, spark):
         assert counted[table]["silver_rows"] == silver.count(), table
         assert counted[table]["bronze_rows"] == bronze.where(f"dt <= DATE'{as_of}'").count(), table
     linkage = results["marketing"]["linkage"]
-    subjects = spark.read.parquet(str(fuse.silver_table(settings.lake, "subjects", "marketing")))
+    subjects = spark.read.parquet(str(settings.lake.silver_table("subjects", "marketing")))
     assert subjects.count() == linkage["fused"] > 0
     assert linkage["withdrawn"] > 0 and linkage["expired"] + linkage["no_consent"] > 0
     # the generator re-keyed 2% of subjects' telecom records with link key version 2
@@ -115,7 +118,7 @@ def test_fusion_keeps_only_subjects_consented_for_every_source(fused, spark):
 def test_pseudonyms_differ_between_purposes(fused, spark):
     settings, results = fused
     marketing, analytics = (
-        {r.pseudonym for r in spark.read.parquet(str(fuse.silver_table(settings.lake, "subjects", p)))
+        {r.pseudonym for r in spark.read.parquet(str(settings.lake.silver_table("subjects", p)))
          .select("pseudonym").collect()} for p in ("marketing", "analytics"))
     assert marketing and analytics and not marketing & analytics
     keystore = KeyStore.open(settings)

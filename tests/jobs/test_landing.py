@@ -2,18 +2,19 @@ import json
 
 from jobs import landing
 from mydata.config import Settings
+from schemas.sql import DUCKDB
 
 
-def test_count_records_excludes_csv_headers_and_blank_lines(spark):
-    lines = spark.createDataFrame([
-        ("/d/landing/bank/dt=2026-06-01/part-0.jsonl", '{"a": 1}'),
-        ("/d/landing/bank/dt=2026-06-01/part-1.jsonl", '{"a": 2}'),
-        ("/d/landing/bank/dt=2026-06-01/part-1.jsonl", "   "),
-        ("/d/landing/customer/dt=2026-06-01/part-0.csv", "link_key,key_version,birth_year"),
-        ("/d/landing/customer/dt=2026-06-01/part-0.csv", "k,1,1990"),
-        ("/d/landing/bank/dt=2026-07-01/part-0.jsonl", "not json, still a record"),
-    ], ["file_path", "value"])
-    rows = [tuple(r) for r in landing.count_records(lines).collect()]
+def test_count_records_excludes_csv_headers_and_blank_lines(duckdb_engine, tmp_path):
+    files = {"bank/dt=2026-06-01/part-0.jsonl": '{"a": 1}\n',
+             "bank/dt=2026-06-01/part-1.jsonl": '{"a": 2}\n   \n\n',
+             "customer/dt=2026-06-01/part-0.csv": "link_key,key_version,birth_year\nk,1,1990\n",
+             "bank/dt=2026-07-01/part-0.jsonl": "not json, still a record"}
+    for name, text in files.items():
+        (tmp_path / "landing" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "landing" / name).write_text(text, encoding="utf-8")
+    duckdb_engine.lines("lines", sorted((tmp_path / "landing").rglob("part-*")))
+    rows = [tuple(r.values()) for r in duckdb_engine.rows(landing.count_records_sql(DUCKDB, "lines"))]
     assert rows == [("bank", "2026-06-01", 2), ("bank", "2026-07-01", 1), ("customer", "2026-06-01", 1)]
 
 

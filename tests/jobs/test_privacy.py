@@ -4,57 +4,69 @@ from __future__ import annotations
 import json
 import shutil
 
+import pyarrow.parquet as pq
 import pytest
-from pyspark.sql import functions as F
 
 from features.definitions import FEATURES
 from features.release import LEVELS, RELEASED_QUASI_IDENTIFIERS, Level
 from jobs import features, privacy
 from models.snapshots import feature_dtypes, load_snapshot
+from schemas.sql import DUCKDB
+from tests.tables import rows_table
 
 SCHEMA = "pseudonym string, age int, gender string, region_code string, bank_inflow_3m_avg double"
 
 
-def test_generalising_replaces_raw_quasi_identifiers(spark):
-    frame = spark.createDataFrame([("P1", 34, "F", "26", 1.0), ("P2", None, None, "99", 2.0)], SCHEMA)
-    rows = {r.pseudonym: r for r in privacy.generalise(frame, Level(10, "area", True)).collect()}
-    assert (rows["P1"].age_band, rows["P1"].gender, rows["P1"].region) == ("30-39", "F", "yeongnam")
-    assert (rows["P2"].age_band, rows["P2"].gender, rows["P2"].region) == ("*", "*", "*")
-    assert "age" not in privacy.generalise(frame, LEVELS[0]).columns
-    widest = privacy.generalise(frame, Level(20, "none", False)).collect()
-    assert {(r.age_band, r.gender, r.region) for r in widest} == {("20-39", "*", "*"), ("*", "*", "*")}
+COLUMNS = ["pseudonym", "age", "gender", "region_code", "bank_inflow_3m_avg"]
 
 
-def test_the_gate_counts_small_groups_and_suppresses_them(spark):
+def generalised(engine, level: Level) -> list[dict]:
+    return engine.rows(privacy.generalise_sql(DUCKDB, "candidates", COLUMNS, level) + " ORDER BY pseudonym")
+
+
+def test_generalising_replaces_raw_quasi_identifiers(duckdb_engine):
+    rows_table(duckdb_engine, "candidates", SCHEMA, [("P1", 34, "F", "26", 1.0), ("P2", None, None, "99", 2.0)])
+    rows = {r["pseudonym"]: r for r in generalised(duckdb_engine, Level(10, "area", True))}
+    assert (rows["P1"]["age_band"], rows["P1"]["gender"], rows["P1"]["region"]) == ("30-39", "F", "yeongnam")
+    assert (rows["P2"]["age_band"], rows["P2"]["gender"], rows["P2"]["region"]) == ("*", "*", "*")
+    assert list(generalised(duckdb_engine, LEVELS[0])[0]) == ["pseudonym", *RELEASED_QUASI_IDENTIFIERS,
+                                                               "bank_inflow_3m_avg"]
+    widest = generalised(duckdb_engine, Level(20, "none", False))
+    assert {(r["age_band"], r["gender"], r["region"]) for r in widest} == {("20-39", "*", "*"), ("*", "*", "*")}
+
+
+def test_the_gate_counts_small_groups_and_suppresses_them(duckdb_engine):
     # six women of 30-34 in Seoul, two men of 36 and 41 in Busan
-    rows = [(f"W{i}", 31 + i % 3, "F", "11", float(i)) for i in range(6)] + \
-           [("M1", 36, "M", "26", 1.0), ("M2", 41, "M", "26", 2.0)]
-    frame = spark.createDataFrame(rows, SCHEMA)
+    rows_table(duckdb_engine, "candidates", SCHEMA, [(f"W{i}", 31 + i % 3, "F", "11", float(i)) for i in range(6)]
+               + [("M1", 36, "M", "26", 1.0), ("M2", 41, "M", "26", 2.0)])
     level = LEVELS[0]
-    outcome = privacy.assess(privacy.generalise(frame, level), level, k=5)
+    duckdb_engine.view("generalised", privacy.generalise_sql(DUCKDB, "candidates", COLUMNS, level))
+    outcome = privacy.assess(duckdb_engine, "generalised", level, k=5)
     assert (outcome.groups, outcome.small_groups, outcome.suppressed, outcome.subjects) == (3, 2, 2, 8)
-    assert outcome.sizes == {"1": 2, "5-9": 1}
-    kept = privacy.suppress(privacy.generalise(frame, level), 5)
-    assert sorted(r.pseudonym for r in kept.collect()) == [f"W{i}" for i in range(6)]
-    diversity = privacy.l_diversity(kept, "bank_inflow_3m_avg", [1.5, 3.5])
-    assert diversity["min_l"] == 3 and diversity["groups_below_2"] == 0
+    assert outcome.sizes == {"1": 2, "5-9": 1} and outcome.smallest == 1
+    released = ["pseudonym", *RELEASED_QUASI_IDENTIFIERS, "bank_inflow_3m_avg"]
+    duckdb_engine.table("kept", privacy.suppress_sql("generalised", released, 5))
+    assert sorted(r["pseudonym"] for r in duckdb_engine.rows("SELECT pseudonym FROM kept")) == [f"W{i}" for i in range(6)]
+    row = duckdb_engine.rows(privacy.l_diversity_sql(DUCKDB, "kept", "bank_inflow_3m_avg", [1.5, 3.5]))[0]
+    assert (row["min_l"], row["below_2"]) == (3, 0)
+    # quantile cuts of 0..5 in five bands: every woman's band differs from her neighbours'
+    assert privacy.l_diversity(duckdb_engine, "kept", "bank_inflow_3m_avg")["min_l"] == 5
 
 
 @pytest.fixture
-def candidate(fused, spark, tmp_path):
+def candidate(fused, tmp_path):
     settings, results = fused
     shutil.copytree(settings.data_root, tmp_path / "lake")
     settings = settings.replace(data_root=tmp_path / "lake", purpose="marketing", as_of=results["marketing"]["as_of"])
-    features.run(settings, spark)
+    features.run(settings)
     return settings
 
 
 @pytest.mark.slow
-def test_a_release_meets_k_and_loads_in_one_call(candidate, spark):
-    result = privacy.run(candidate, spark)
-    published = spark.read.parquet(result["snapshot"])
-    sizes = published.groupBy(*RELEASED_QUASI_IDENTIFIERS).count()
-    assert sizes.agg(F.min("count")).first()[0] >= 5
+def test_a_release_meets_k_and_loads_in_one_call(candidate):
+    result = privacy.run(candidate)
+    published = pq.read_table(result["snapshot"]).to_pandas()
+    assert published.groupby(list(RELEASED_QUASI_IDENTIFIERS)).size().min() >= 5
     assert not {"age", "region_code", "birth_year"} & set(published.columns)
     manifest = json.loads(open(result["manifest"]).read())
     assert manifest["outputs"]["suppressed_share"] <= 0.05
@@ -69,9 +81,9 @@ def test_a_release_meets_k_and_loads_in_one_call(candidate, spark):
 
 
 @pytest.mark.slow
-def test_a_release_that_cannot_reach_k_publishes_nothing(candidate, spark):
+def test_a_release_that_cannot_reach_k_publishes_nothing(candidate):
     with pytest.raises(privacy.ReleaseBlocked, match="nothing published"):
-        privacy.run(candidate.replace(k_anonymity=10_000), spark)
-    assert not privacy.gold_table(candidate.lake, "marketing").exists()
+        privacy.run(candidate.replace(k_anonymity=10_000))
+    assert not candidate.lake.gold_table(privacy.PUBLISHED, "marketing").exists()
     report = privacy.report_path(candidate.lake, "marketing", candidate.as_of).read_text(encoding="utf-8")
     assert "BLOCKED" in report

@@ -10,6 +10,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from jobs import consent, fuse, purge, storage
+from mydata.engines import open_engine
 from mydata.keys import KeyStore, purpose_pseudonym
 from schemas.bronze import CONSENT_EVENTS
 from schemas.consent import chain
@@ -43,8 +44,8 @@ def test_a_withdrawn_subject_is_purged_from_every_derived_table(lake_copy, spark
     settings, results = lake_copy
     lake = settings.lake
     as_of = results["marketing"]["as_of"]
-    subjects = spark.read.parquet(str(fuse.silver_table(lake, "subjects", "marketing")))
-    transactions = spark.read.parquet(str(fuse.silver_table(lake, "bank_transactions", "marketing")))
+    subjects = spark.read.parquet(str(lake.silver_table("subjects", "marketing")))
+    transactions = spark.read.parquet(str(lake.silver_table("bank_transactions", "marketing")))
     # a fused subject with transactions; its link key found the way a reviewer would: from the ledger
     keystore = KeyStore.open(settings)
     secret = keystore.purpose_secret("marketing")
@@ -77,7 +78,7 @@ def test_a_withdrawn_subject_is_purged_from_every_derived_table(lake_copy, spark
     assert audit["pseudonyms"] == [pseudonym] and sum(audit["rows_removed"].values()) == sum(removed.values())
     assert link_key not in purge.audit_path(lake).read_text() and link_key not in open(result["manifest"]).read()
     # other purposes keep their own, differently keyed rows: the withdrawal was for marketing only
-    assert spark.read.parquet(str(fuse.silver_table(lake, "subjects", "analytics"))).count() > 0
+    assert spark.read.parquet(str(lake.silver_table("subjects", "analytics"))).count() > 0
 
     again = purge.run(settings, spark, moment=moment + timedelta(hours=2))
     assert again["rows_removed_total"] == 0 and len(purge.read_audit(lake)) == 1
@@ -89,7 +90,8 @@ def test_consent_review_shows_runs_purges_and_a_subject(lake_copy, spark):
 
     settings, results = lake_copy
     as_of = datetime.fromisoformat(results["marketing"]["as_of"]).date()
-    result = consent_review.write_report(settings, spark, as_of)
+    engine = open_engine(settings)
+    result = consent_review.write_report(settings, engine, as_of)
     text = open(result["report"], encoding="utf-8").read()
     assert result["ledger_ok"] and result["fusion_runs"] == 2
     assert sum(result["valid"]["marketing"].values()) > 0
@@ -102,6 +104,7 @@ def test_consent_review_shows_runs_purges_and_a_subject(lake_copy, spark):
     assert not any(lk in text for lk in link_keys)
 
     one = sorted(link_keys)[0]
-    status = consent_review.subject_status(spark, settings.lake, one, as_of)
+    status = consent_review.subject_status(engine, settings.lake, one, as_of)
+    engine.close()
     assert status.events and [e["seq"] for e in status.events] == sorted(e["seq"] for e in status.events)
     assert {s["state"] for s in status.states} <= {"valid", "withdrawn", "expired"}

@@ -6,13 +6,16 @@ import pandas as pd
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from jobs.score import assign_segments, with_labels
+from jobs.score import SCHEMA, labelled_sql, predictor
 from models import registry
 from models.pipeline import ModelSpec, build_pipeline, model_features
 from models.profile import standardised
 from models.snapshots import feature_dtypes
 from models.train import train
+from mydata.engines import as_engine
 from mydata.lake import Lake
+from schemas.sql import DUCKDB
+from tests.tables import rows_table
 
 
 def test_training_finds_the_kinds_and_is_reproducible(blobs):
@@ -67,22 +70,35 @@ def test_the_registry_versions_promotes_and_compares(tmp_path, blobs):
         registry.get(lake, "marketing", "9")
 
 
-def test_spark_scoring_equals_the_pipeline(spark, blobs):
+@pytest.mark.parametrize("engine_name", ["duckdb", "spark"])
+def test_scoring_on_either_engine_equals_the_pipeline(request, engine_name, blobs):
+    import pyarrow as pa
+
     frame, _ = blobs(50)
     pipeline = build_pipeline(ModelSpec(k=3, seed=1)).fit(frame[model_features()])
-    snapshot = spark.createDataFrame(frame.astype({c: "float64" for c in model_features()}))
-    scored = {r.pseudonym: r.segment for r in assign_segments(snapshot, pipeline, model_features()).collect()}
+    engine = request.getfixturevalue("duckdb_engine") if engine_name == "duckdb" \
+        else as_engine(request.getfixturevalue("spark"))
+    try:
+        engine.arrow("snapshot", pa.Table.from_pandas(frame.astype({c: "float64" for c in model_features()}),
+                                                      preserve_index=False))
+        columns = ", ".join(["pseudonym", *model_features()])
+        engine.map_batches("segments", f"SELECT {columns} FROM snapshot", predictor(pipeline, model_features()), SCHEMA)
+        scored = {r["pseudonym"]: r["segment"] for r in engine.rows("SELECT * FROM segments")}
+    finally:
+        engine.close()
     expected = dict(zip(frame["pseudonym"], pipeline.predict(frame[model_features()])))
     assert scored == expected and len(scored) == len(frame)
     assert set(feature_dtypes()) >= set(model_features())
 
 
-def test_scored_segments_carry_the_profile_labels(spark):
-    segments = spark.createDataFrame([("P1", 0), ("P2", 2), ("P3", 1)], "pseudonym string, segment int")
+def test_scored_segments_carry_the_profile_labels(duckdb_engine):
+    rows_table(duckdb_engine, "segments", "pseudonym string, segment int", [("P1", 0), ("P2", 2), ("P3", 1)])
     metadata = {"profile": {"segments": [{"segment": 0, "label": "high card golf"},
-                                         {"segment": 1, "label": "low telecom data mb"}]}}
-    labelled = {r.pseudonym: r.segment_label for r in with_labels(segments, metadata).collect()}
-    assert labelled == {"P1": "high card golf", "P2": None, "P3": "low telecom data mb"}
+                                         {"segment": 1, "label": "low telecom data mb's"}]}}
+    rows = duckdb_engine.rows(labelled_sql(DUCKDB, "segments", metadata, "v0003", "2026-08-01"))
+    assert {r["pseudonym"]: r["segment_label"] for r in rows} == \
+        {"P1": "high card golf", "P2": None, "P3": "low telecom data mb's"}
+    assert {(r["model_version"], str(r["as_of"])) for r in rows} == {("v0003", "2026-08-01")}
 
 
 def test_training_on_a_users_own_landing_skips_the_truth_comparison(tmp_path, blobs, publish_snapshot):

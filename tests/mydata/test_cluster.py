@@ -18,9 +18,9 @@ def test_fusion_and_features_on_a_standalone_cluster_equal_local_mode(fused, spa
 
     settings, results = fused
     as_of = results["marketing"]["as_of"]
-    local = settings.replace(data_root=tmp_path / "local", purpose="marketing", as_of=as_of)
+    local = settings.replace(data_root=tmp_path / "local", purpose="marketing", as_of=as_of, engine="spark")
     shutil.copytree(settings.data_root, local.data_root)
-    features.run(local, spark)  # the fixture fused in local mode; features too, here
+    features.run(local, spark)  # the fixture fused; features in local mode, here
     remote = local.replace(data_root=tmp_path / "remote", driver_memory="1g", shuffle_partitions=2)
     shutil.copytree(settings.data_root, remote.data_root)
     shutil.rmtree(remote.lake.silver)  # the cluster fuses again, from bronze and the ledger
