@@ -1,9 +1,8 @@
 """Purpose pseudonyms per second: `python benchmarks/bench_pseudonym.py [ROWS]`.
 
-Compares the JVM HMAC (jobs.pseudonym, what fusion and purge use) with the same HMAC as an
-Arrow-batched Python UDF, over ROWS random 43-character link keys (default 2,000,000), each
-forced to completion with a no-op write. Both must give the same strings; the table says how
-much the JVM path saves.
+Compares the HMAC in SQL (jobs.pseudonym, what fusion and purge use) on each engine with the same
+HMAC in Python (``mydata.keys.purpose_pseudonym``, one call per key), over ROWS 43-character
+link keys (default 2,000,000). All must give the same strings; the table says what the SQL path saves.
 """
 from __future__ import annotations
 
@@ -12,38 +11,47 @@ import tempfile
 import time
 from pathlib import Path
 
-from pyspark.sql import functions as F
-from pyspark.sql.types import StringType
-
-from jobs.pseudonym import with_pseudonym
+from jobs.pseudonym import pseudonym_sql, register_keys
 from mydata.config import Settings
+from mydata.engines import open_engine
 from mydata.keys import Secret, purpose_pseudonym
-from mydata.spark import spark_session
+
+
+def keys_sql(engine, rows: int) -> str:
+    d = engine.dialect
+    digest = d.sha256(d.utf8(d.text("id")))
+    source = f"range({rows})" + (" t(id)" if d.name == "duckdb" else "")
+    return f"SELECT substring(translate({d.base64(digest)}, '+/', '-_'), 1, 43) AS link_key FROM {source}"
 
 
 def main() -> None:
     rows = int(sys.argv[1]) if len(sys.argv) > 1 else 2_000_000
     secret = Secret(bytes(range(32)))
+    timings, samples = {}, {}
     with tempfile.TemporaryDirectory(prefix="bench-pseudonym-") as tmp:
-        spark = spark_session(Settings(data_root=Path(tmp)), "bench-pseudonym")
-        keys = (spark.range(rows).select(F.substring(F.translate(F.base64(F.unhex(F.sha2(F.col("id").cast("string"), 256))),
-                                                                 "+/", "-_"), 1, 43).alias("link_key")).cache())
-        keys.count()
-        python_udf = F.udf(lambda k: purpose_pseudonym(secret, k), StringType(), useArrow=True)
-        timings = {}
-        for name, frame in (("JVM HMAC (jobs.pseudonym)", with_pseudonym(keys, secret)),
-                            ("Python UDF (Arrow)", keys.withColumn("pseudonym", python_udf("link_key")))):
+        for name in ("duckdb", "spark"):
+            engine = open_engine(Settings(data_root=Path(tmp), engine=name))
+            engine.table("link_keys", keys_sql(engine, rows))
+            engine.rows("SELECT count(*) AS n FROM link_keys")
+            register_keys(engine, "purpose_keys", secret)
+            query = f"SELECT l.link_key, {pseudonym_sql(engine.dialect, 'l.link_key', 'k')} AS p " \
+                    "FROM link_keys l CROSS JOIN purpose_keys k"
             started = time.perf_counter()
-            frame.write.format("noop").mode("overwrite").save()
-            timings[name] = time.perf_counter() - started
-        same = with_pseudonym(keys.limit(1000), secret).withColumn("check", python_udf("link_key")) \
-            .where(F.col("pseudonym") != F.col("check")).count()
-        assert same == 0, "the two HMACs disagree"
-        print("| implementation | rows | seconds | pseudonyms/s |")
-        print("|---|---|---|---|")
-        for name, seconds in timings.items():
-            print(f"| {name} | {rows:,} | {seconds:.1f} | {rows / seconds:,.0f} |")
-        spark.stop()
+            engine.rows(f"SELECT max(p) AS p FROM ({query}) q")
+            timings[f"SQL HMAC on {name} (jobs.pseudonym)"] = time.perf_counter() - started
+            samples[name] = {r["link_key"]: r["p"] for r in engine.rows(f"{query} ORDER BY l.link_key LIMIT 1000")}
+            if name == "duckdb":
+                keys = [r["link_key"] for r in engine.rows("SELECT link_key FROM link_keys")]
+            engine.close()
+    started = time.perf_counter()
+    python = [purpose_pseudonym(secret, k) for k in keys]
+    timings["Python hmac, one call per key"] = time.perf_counter() - started
+    expected = dict(zip(keys, python))
+    assert all(samples[name] == {k: expected[k] for k in samples[name]} for name in samples), "the HMACs disagree"
+    print("| implementation | rows | seconds | pseudonyms/s |")
+    print("|---|---|---|---|")
+    for name, seconds in timings.items():
+        print(f"| {name} | {rows:,} | {seconds:.1f} | {rows / seconds:,.0f} |")
 
 
 if __name__ == "__main__":
