@@ -125,10 +125,10 @@ def compare_features(project: Path, other: Path) -> dict:
     import duckdb
 
     con = duckdb.connect()
-    scan = "read_parquet('{}/**/*.parquet')"
+    scan = "read_parquet('{}/**/*.parquet', hive_partitioning = false)"
     left, right = scan.format(project) if project.is_dir() else f"'{project}'", \
         scan.format(other) if other.is_dir() else f"'{other}'"
-    features = [(c, t) for c, t, *_ in con.execute(f"DESCRIBE SELECT * EXCLUDE (as_of) FROM {left}").fetchall()
+    features = [(c, t) for c, t, *_ in con.execute(f"DESCRIBE SELECT * FROM {left}").fetchall()
                 if c != "pseudonym"]
 
     def differs(c: str, t: str) -> str:
