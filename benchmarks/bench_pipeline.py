@@ -206,7 +206,7 @@ def run_scale(subjects: int, months: int, root: Path, driver_memory: str = Setti
     settings = settings.replace(purpose="marketing", as_of=as_of, engine=engine)
 
     from jobs import consent, features, fuse, ingest, privacy, score, validate
-    from models import train
+    from models import lifecycle
 
     spark = heap = None
     if engine == "spark":
@@ -234,7 +234,7 @@ def run_scale(subjects: int, months: int, root: Path, driver_memory: str = Setti
         released = privacy.run(settings, spark)
         row["rows"] = computed["subjects"]
     with stage(stages, "training (k over 3..10, stability)", "subjects", heap) as row:
-        trained = train.run(settings, promote=True)
+        trained = lifecycle.run(settings, promote=True)
         row["rows"] = released["published"]
     with stage(stages, "scoring", "subjects", heap) as row:
         row["rows"] = score.run(settings, spark)["rows"]

@@ -34,7 +34,7 @@ Trigger by hand with `{"retrain": true}` to train regardless of drift.
     default_args=DEFAULT_ARGS,
 )
 def mydata_segmentation():
-    (job_task("train_if_due", "models.train", as_of=True, spark=False, function="refresh",
+    (job_task("train_if_due", "models.lifecycle", as_of=True, spark=False, function="refresh",
               from_params=("retrain", "truth"))
      >> job_task("score", "jobs.score", as_of=True, outlets=[Asset(GOLD_SEGMENTS)]))
 

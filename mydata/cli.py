@@ -242,13 +242,15 @@ def cmd_purge(args: argparse.Namespace) -> int:
 
 
 def cmd_model(args: argparse.Namespace) -> int:
-    from models import drift, profile, registry, train
+    from models import drift, lifecycle, profile, registry
+    from mydata.synth import generated_truth
 
     settings = _settings(args)
     lake, purpose = settings.lake, settings.purpose
     if args.action == "train":
         ks = range(args.k_min, args.k_max + 1)
-        result = train.run(settings, args.algorithm, ks, args.seed, args.pca, args.k, args.promote, args.truth)
+        result = lifecycle.run(settings, args.algorithm, ks, args.seed, args.pca, args.k, args.promote,
+                               generated_truth(settings) if args.truth else None)
         m = result["metrics"]
         extra = f", ARI vs latent types {m['ari_vs_latent_types']:.3f}" if "ari_vs_latent_types" in m else ""
         print(f"registered {purpose} {result['version']}{' (promoted to current)' if result['promoted'] else ''}: "

@@ -66,7 +66,12 @@ def call_job(module: str, params: dict | None = None, logical_date: Any = None, 
     job = importlib.import_module(module)
     params = params or {}
     kwargs = {name: params[name] for name in from_params if name in params}
-    return getattr(job, function)(run_settings(params, logical_date, as_of=as_of, dt=dt, purpose=purpose), **kwargs)
+    settings = run_settings(params, logical_date, as_of=as_of, dt=dt, purpose=purpose)
+    if "truth" in kwargs:  # the run asks for the generator's ground truth: read here, handed to the job
+        from mydata.synth import generated_truth
+
+        kwargs["truth"] = generated_truth(settings) if kwargs["truth"] else None
+    return getattr(job, function)(settings, **kwargs)
 
 
 def uses_cluster(settings: Settings | None = None) -> bool:

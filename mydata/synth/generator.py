@@ -815,3 +815,13 @@ def latent_types(truth_dir: Path, secret: Secret) -> dict[str, str]:
         raise FileNotFoundError(f"no generator ground truth at {path}")
     with open(path, encoding="utf-8", newline="") as handle:
         return {purpose_pseudonym(secret, row["link_key"]): row["latent_type"] for row in csv.DictReader(handle)}
+
+
+def generated_truth(settings) -> dict[str, str] | None:
+    """The latent type of every subject the generator made, by the purpose pseudonym of
+    ``settings.purpose``; None when the lake was not generated (a user's own landing has none)."""
+    from mydata.keys import KeyStore
+
+    if not (settings.lake.truth / "subjects.csv").is_file():
+        return None
+    return latent_types(settings.lake.truth, KeyStore.open(settings).purpose_secret(settings.purpose))

@@ -105,11 +105,13 @@ def test_training_on_a_users_own_landing_skips_the_truth_comparison(tmp_path, bl
     """`make demo` asks for the ARI against the generator's latent types; a lake the generator did
     not make has none, and training goes on without it."""
     from mydata.config import Settings
-    from models import train
+    from models import lifecycle
+    from mydata.synth import generated_truth
 
     frame, _ = blobs(rows_per_type=40)
     publish_snapshot(tmp_path, frame)
-    result = train.run(Settings(data_root=tmp_path), ks=range(3, 4), truth=True)
+    settings = Settings(data_root=tmp_path)
+    result = lifecycle.run(settings, ks=range(3, 4), truth=generated_truth(settings))
     assert "ari_vs_latent_types" not in result["metrics"] and result["metrics"]["k"] == 3
 
 

@@ -16,7 +16,7 @@ import pytest
 
 from jobs import consent, features, fuse, privacy, purge, score
 from models import registry
-from models.train import train_and_register
+from models.lifecycle import train_and_register
 from mydata.config import Settings
 from mydata.keys import KeyStore, purpose_pseudonym
 from tests.jobs.test_purge import deliver_withdrawal
