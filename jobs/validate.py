@@ -13,6 +13,7 @@ import json
 import logging
 import sys
 import threading
+from typing import Any, Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -59,16 +60,21 @@ class TableValidation:
         return all(o.success for o in self.outcomes)
 
 
-def _validator(engine: str = "spark"):
-    """One ephemeral context: a data source taking DataFrames (Spark's, or pandas batches that the
-    embedded engine reads), no progress bars."""
+def _context():
+    """One ephemeral Great Expectations context, no progress bars."""
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    source = context.data_sources.add_spark("bronze") if engine == "spark" else context.data_sources.add_pandas("bronze")
-    batch = source.add_dataframe_asset("partitions").add_batch_definition_whole_dataframe("run")
+    return context
+
+
+def _validator():
+    """A context whose data source takes Spark DataFrames, and its batch definition."""
+    context = _context()
+    batch = context.data_sources.add_spark("bronze").add_dataframe_asset("partitions") \
+        .add_batch_definition_whole_dataframe("run")
     return context, batch
 
 
@@ -82,45 +88,49 @@ def _is_row_check(expectation_type: str) -> bool:
                       (ColumnMapExpectation, ColumnPairMapExpectation, MulticolumnMapExpectation))
 
 
-def validate_frame(frame, table: str, context=None, batch=None) -> list[ExpectationOutcome]:
-    """Run the table's suite over ``frame`` (a Spark or pandas DataFrame); keep counts only (never
-    the unexpected values, which could be link keys).
+def run_suite(table: str, context, get_batch: Callable[[], Any], count_rows: Callable[[], int]
+              ) -> list[ExpectationOutcome]:
+    """Run the table's suite over the batch ``get_batch`` gives; keep counts only (never the
+    unexpected values, which could be link keys), in the suite's order.
 
-    The suite runs pass/fail first (about a quarter of the Spark jobs of a run with counts), and
-    again with counts only when something failed, so a failure says how many rows broke it. A row
-    check that passed had no unexpected rows out of the frame's rows, counted once."""
-    spark_frame = hasattr(frame, "is_cached")
-    if context is None:
-        context, batch = _validator("spark" if spark_frame else "duckdb")
+    The suite runs pass/fail first (about a quarter of the work of a run with counts), and again
+    with counts only when something failed, so a failure says how many rows broke it. A row check
+    that passed had no unexpected rows out of the batch's rows, counted once."""
     suite = context.suites.add(expectation_suite(TABLES[table]))
-    cached_by_caller = spark_frame and frame.is_cached
+    order = {(e.expectation_type, (e.meta or {}).get("rule")): i for i, e in enumerate(suite.expectations)}
     try:
-        def run(result_format: str):
-            return batch.get_batch(batch_parameters={"dataframe": frame}).validate(suite, result_format=result_format)
-        result = run("BOOLEAN_ONLY")
-        rows = None
-        if result.success:
-            rows = frame.count() if spark_frame else len(frame)
-        else:
-            result = run("BASIC")
+        result = get_batch().validate(suite, result_format="BOOLEAN_ONLY")
+        counted = count_rows() if result.success else None
+        if not result.success:
+            result = get_batch().validate(suite, result_format="BASIC")
     finally:
         context.suites.delete(suite.name)
-        if spark_frame and not cached_by_caller:
-            # the Spark data source caches each batch it validates and never releases it: without
-            # this a run kept every table it checked in the driver's heap (2.6 GiB at 100k subjects)
-            frame.unpersist()
     outcomes = []
     for item in result.results:
         config, found = item.expectation_config, item.result or {}
         kwargs = config.kwargs
         checked, unexpected = found.get("element_count"), found.get("unexpected_count")
-        if rows is not None and _is_row_check(config.type):
-            checked, unexpected = rows, 0
+        if counted is not None and _is_row_check(config.type):
+            checked, unexpected = counted, 0
         outcomes.append(ExpectationOutcome(
             rule=(config.meta or {}).get("rule", config.type), expectation=config.type,
             column=kwargs.get("column") or ", ".join(kwargs.get("column_list") or []),
             success=bool(item.success), checked=checked, unexpected=unexpected))
-    return outcomes
+    return sorted(outcomes, key=lambda o: order[(o.expectation, o.rule)])
+
+
+def validate_frame(frame, table: str, context=None, batch=None) -> list[ExpectationOutcome]:
+    """``run_suite`` over a Spark DataFrame."""
+    if context is None:
+        context, batch = _validator()
+    cached_by_caller = frame.is_cached
+    try:
+        return run_suite(table, context, lambda: batch.get_batch(batch_parameters={"dataframe": frame}), frame.count)
+    finally:
+        if not cached_by_caller:
+            # the Spark data source caches each batch it validates and never releases it: without
+            # this a run kept every table it checked in the driver's heap (2.6 GiB at 100k subjects)
+            frame.unpersist()
 
 
 def validate_run(spark: SparkSession, lake: Lake, ingest: dict) -> list[TableValidation]:
@@ -147,49 +157,50 @@ def validate_run(spark: SparkSession, lake: Lake, ingest: dict) -> list[TableVal
     return concurrently([(check, table, by_dt) for table, by_dt in sorted(ingest["outputs"]["tables"].items())])
 
 
-#: rows of one pandas batch the embedded engine hands Great Expectations (bounds its memory)
-BATCH_ROWS = 1_000_000
-
-
 def validate_run_embedded(engine, lake: Lake, ingest: dict) -> list[TableValidation]:
-    """The same suites over pandas batches read by the embedded engine: a delivery of a table at a
-    time, split by a hash of the natural key when it is large, so a key's rows meet in one batch
-    and every expectation (uniqueness included) means what it means over the whole partition."""
-    context, batch = _validator("duckdb")
+    """The same suites through Great Expectations' SQL data source on DuckDB: every table the run
+    wrote, over the delivery dates it wrote, as a view in a database file under the spill folder
+    that GX opens with its own connection (the engine's memory limit and spill folder); the
+    checks run inside DuckDB, no row is handed to Python."""
+    import duckdb
+
+    from mydata.engines import gx_duckdb
+
+    gx_duckdb.enable()
+    database = lake.spill / "validation.duckdb"
+    database.parent.mkdir(parents=True, exist_ok=True)
+    database.unlink(missing_ok=True)
+    tables = sorted(ingest["outputs"]["tables"].items())
+    checked: dict[str, str] = {}  # table -> its partitions of the run, as a query
+    for table, by_dt in tables:
+        dts = ", ".join(f"DATE '{dt}'" for dt in sorted(by_dt))
+        scan = engine.parquet_sql(lake.bronze_table(table)) or _empty_sql(table)
+        checked[table] = f"SELECT * FROM ({scan}) t WHERE {PARTITION} IN ({dts})"
+    with duckdb.connect(str(database)) as con:
+        for table, query in checked.items():
+            con.execute(f"CREATE VIEW {table} AS {query}")
+    context = _context()
+    source = context.data_sources.add_sql("bronze", connection_string=f"duckdb:///{database}",
+                                          kwargs={"connect_args": {"config": engine.config}})
     validations = []
-    for table, by_dt in sorted(ingest["outputs"]["tables"].items()):
-        spec, dts = TABLES[table], sorted(by_dt)
-        present = engine.parquet("checked", lake.bronze_table(table))
-        parts: list[list[ExpectationOutcome]] = []
-        for dt in dts:
-            where = f"{PARTITION} = DATE '{dt}'"
-            rows = engine.rows(f"SELECT count(*) AS n FROM checked WHERE {where}")[0]["n"] if present else 0
-            pieces = max(1, -(-rows // BATCH_ROWS))
-            key = ", ".join(engine.dialect.ident(c) for c in (*spec.natural_key, PARTITION))
-            for piece in range(pieces):
-                frame = (engine.frame(f"SELECT * FROM checked WHERE {where} AND hash({key}) % {pieces} = {piece}")
-                         if present else _empty_pandas(table))
-                parts.append(validate_frame(frame, table, context, batch))
-        engine.drop("checked")
-        outcomes = _merged(parts)
+    for table, by_dt in tables:
+        batch = source.add_table_asset(table, table_name=table).add_batch_definition_whole_table("all")
+        outcomes = run_suite(table, context, batch.get_batch,
+                             lambda: engine.rows(f"SELECT count(*) AS n FROM ({checked[table]}) c")[0]["n"])
         rows = next((o.checked for o in outcomes if o.checked is not None), sum(v["accepted"] for v in by_dt.values()))
-        validations.append(TableValidation(table, dts, rows, outcomes))
+        validations.append(TableValidation(table, sorted(by_dt), rows, outcomes))
+    source.get_execution_engine().engine.dispose()
+    database.unlink(missing_ok=True)
     return validations
 
 
-def _merged(parts: list[list[ExpectationOutcome]]) -> list[ExpectationOutcome]:
-    """One suite's outcomes over several batches: met when met in every one, counts added."""
-    def total(values):
-        return None if any(v is None for v in values) else sum(values)
-    return [ExpectationOutcome(same[0].rule, same[0].expectation, same[0].column, all(o.success for o in same),
-                               total([o.checked for o in same]), total([o.unexpected for o in same]))
-            for same in zip(*parts)]
+def _empty_sql(table: str) -> str:
+    """A table with the bronze columns and no rows (a run wrote no partition of it)."""
+    from schemas.sql import DUCKDB
 
-
-def _empty_pandas(table: str):
-    import pandas as pd
-
-    return pd.DataFrame({name: pd.Series(dtype=object) for name in [*TABLES[table].column_names, PARTITION]})
+    spec = TABLES[table]
+    columns = ", ".join(f"CAST(NULL AS {DUCKDB.kind_type(c.kind)}) AS {DUCKDB.ident(c.name)}" for c in spec.columns)
+    return f"SELECT {columns}, CAST(NULL AS DATE) AS {PARTITION} WHERE 1 = 0"
 
 
 def _empty_schema(table: str) -> str:

@@ -72,10 +72,6 @@ class Engine(ABC):
         """Register ``name``: ``fn`` applied to the result of ``sql`` batch by batch (pandas in and
         out, ``schema`` in Spark's words); for a Python library such as a fitted model."""
 
-    def frame(self, sql: str):
-        """The result of ``sql`` as a pandas DataFrame (a batch for a Python library)."""
-        raise NotImplementedError(f"{self.name} hands results over as its own frames")
-
     @abstractmethod
     def stage(self, sql: str, table: Path, dts: list[date], run_id: str,
               tables: list[str] | None = None, key: str = "dt") -> "Staged":

@@ -89,8 +89,9 @@ class _Write:
 class DuckDBEngine(Engine):
     name, dialect = "duckdb", DUCKDB
 
-    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+    def __init__(self, con: duckdb.DuckDBPyConnection, config: dict[str, Any] | None = None) -> None:
         self.con = con
+        self.config = config or {}  # what another connection of this run is opened with (memory, spill)
         self._kinds: dict[str, str] = {}  # registered name -> TABLE or VIEW
         self._functions: set[str] = set()
 
@@ -104,9 +105,10 @@ class DuckDBEngine(Engine):
             config["threads"] = settings.duckdb_threads
         con = duckdb.connect(config=config)
         con.execute(f"SET TimeZone = '{SESSION_TIME_ZONE}'")  # ICU is loaded only once connected
+        con.execute("SET enable_progress_bar = false")  # a task's log is no terminal
         con.create_function("valid_text", _valid_text, [sqltypes.BLOB], sqltypes.VARCHAR,
                             null_handling="special")
-        return cls(con)
+        return cls(con, config)
 
     def lines(self, name: str, files: list[Path]) -> None:
         reader = pa.RecordBatchReader.from_batches(_LINES, line_batches(files))
@@ -136,9 +138,16 @@ class DuckDBEngine(Engine):
         self._kinds[name] = "VIEW"
 
     def parquet(self, name: str, path: Path) -> bool:
+        scan = self.parquet_sql(path)
+        if scan is not None:
+            self.view(name, scan)
+        return scan is not None
+
+    def parquet_sql(self, path: Path) -> str | None:
+        """The SELECT that reads the lake table at ``path`` (None when it has no data)."""
         files = sorted(str(f) for pattern in storage.DATA_FILES for f in path.glob(pattern))
         if not files:
-            return False
+            return None
         # Spark before TIMESTAMP_MICROS wrote instants as INT96, which DuckDB reads as UTC wall time:
         # files are grouped by which columns they hold so, and those are read as the instants they are
         by_naive: dict[tuple[str, ...], list[str]] = {}
@@ -154,8 +163,7 @@ class DuckDBEngine(Engine):
             columns = ", ".join(f"timezone('UTC', {DUCKDB.ident(c)}) AS {DUCKDB.ident(c)}" if c in naive
                                 else DUCKDB.ident(c) for c, *_ in described if c not in above)
             scans.append(f"SELECT {columns} FROM {scan}")
-        self.view(name, " UNION ALL BY NAME ".join(scans))
-        return True
+        return " UNION ALL BY NAME ".join(scans)
 
     def columns(self, name: str) -> list[str]:
         return [row[0] for row in self.con.execute(f"DESCRIBE {name}").fetchall()]
@@ -183,9 +191,6 @@ class DuckDBEngine(Engine):
         self.con.create_function(name, vectorised, [duckdb.sqltype(DUCKDB.sql_type(a)) for a in arguments],
                                  duckdb.sqltype(DUCKDB.sql_type(returns)), type="arrow")
         self._functions.add(name)
-
-    def frame(self, sql: str):
-        return self.con.execute(sql).df()
 
     def stage(self, sql: str, table: Path, dts: list[date], run_id: str,
               tables: list[str] | None = None, key: str = "dt") -> storage.Staged:

@@ -33,6 +33,7 @@ class SparkEngine(Engine):
         if not files:
             self.spark.createDataFrame([], "value string, bad_bytes boolean, file_path string, "
                                            "line_no long, dt date").createOrReplaceTempView(name)
+            self._names.add(name)
             return
         lines = self.spark.read.text([str(p) for p in files]).select(
             "value", F.col("_metadata.file_path").alias("file_path"),
@@ -50,6 +51,7 @@ class SparkEngine(Engine):
                      "_id - _first + _before + 1 AS line_no",
                      r"to_date(regexp_extract(file_path, '/dt=(\\d{4}-\\d{2}-\\d{2})/', 1)) AS dt")
          .createOrReplaceTempView(name))
+        self._names.add(name)
 
     def arrow(self, name: str, table: pa.Table) -> None:
         self.spark.createDataFrame(table).createOrReplaceTempView(name)
@@ -59,6 +61,7 @@ class SparkEngine(Engine):
         frame = self.spark.sql(sql).cache()
         self._cached[name] = frame
         frame.createOrReplaceTempView(name)
+        self._names.add(name)
 
     def view(self, name: str, sql: str) -> None:
         self.spark.sql(sql).createOrReplaceTempView(name)

@@ -10,6 +10,7 @@ from pyspark.sql import functions as F
 
 from jobs import storage, validate
 from mydata.config import Settings
+from tests.tables import rows_table
 
 LK, LK2 = "A" * 43, "B" * 43
 CUSTOMERS = "link_key string, key_version int, birth_year int, gender string, region_code string, " \
@@ -107,37 +108,24 @@ def test_a_bronze_partition_edited_after_ingest_fails_the_gate(validated, spark,
     assert failed[0].unexpected == frame.where(F.col("birth_year") % 2 == 0).count()
 
 
-def test_the_embedded_engine_checks_pandas_batches_with_the_same_suite():
-    import pandas as pd
-
-    june = date(2026, 6, 1)
-    frame = pd.DataFrame([
-        (LK, 1, 1990, "F", "11", date(2020, 1, 15), june),
-        (LK, 1, 1990, "F", "11", date(2020, 1, 15), june),
-        (LK2, 1, 1980, "X", "11", date(2020, 1, 15), june),
-        ("short", 1, 1850, "M", "11", date(2020, 1, 15), june),
-        (LK2, 1, 1980, "M", "11", date(2020, 1, 15), date(2026, 7, 1)),
-    ], columns=["link_key", "key_version", "birth_year", "gender", "region_code", "customer_since", "dt"])
-    failed = {o.rule: (o.unexpected, o.checked) for o in validate.validate_frame(frame, "customers")
-              if not o.success}
-    assert set(failed) == {"natural_key.unique", "gender.in_set", "link_key.format", "birth_year.range"}
-    assert failed["gender.in_set"] == (1, 5) and failed["birth_year.range"] == (1, 5)
-
-
-def test_a_partition_checked_in_batches_still_finds_a_key_repeated_across_them(tmp_path, duckdb_engine, monkeypatch):
-    """Batches split a delivery by a hash of the natural key: a key's rows meet in one batch."""
-    import pyarrow as pa
-
-    june = date(2026, 6, 1)
-    keys = [f"{LK[:-3]}{i:03d}" for i in range(40)] + [f"{LK[:-3]}007"]
-    duckdb_engine.arrow("rows", pa.table({
-        "link_key": keys, "key_version": [1] * 41, "birth_year": [1990] * 41, "gender": ["F"] * 41,
-        "region_code": ["11"] * 41, "customer_since": [date(2020, 1, 15)] * 41, "dt": [june] * 41}))
+def test_the_embedded_engine_runs_the_same_suite_inside_duckdb(tmp_path, duckdb_engine):
+    """Great Expectations' SQL data source over the run's partitions: a key repeated within a
+    delivery breaks uniqueness, the same key in two deliveries does not."""
+    june, july = date(2026, 6, 1), date(2026, 7, 1)
+    rows_table(duckdb_engine, "rows", "link_key string, key_version int, birth_year int, gender string, "
+               "region_code string, customer_since date, dt date", [
+                   (LK, 1, 1990, "F", "11", date(2020, 1, 15), june),
+                   (LK, 1, 1990, "F", "11", date(2020, 1, 15), june),
+                   (LK2, 1, 1980, "X", "11", date(2020, 1, 15), june),
+                   ("short", 1, 1850, "M", "11", date(2020, 1, 15), june),
+                   (LK2, 1, 1980, "M", "11", date(2020, 1, 15), july)])
     lake = Settings(data_root=tmp_path).lake
-    storage.publish([duckdb_engine.stage("SELECT * FROM rows", lake.bronze_table("customers"), [june], "t")])
-    monkeypatch.setattr(validate, "BATCH_ROWS", 5)  # nine batches
-    manifest = {"outputs": {"tables": {"customers": {"2026-06-01": {"accepted": 41, "quarantined": 0}}}}}
+    storage.publish([duckdb_engine.stage("SELECT * FROM rows", lake.bronze_table("customers"), [june, july], "t")])
+    manifest = {"outputs": {"tables": {"customers": {"2026-06-01": {"accepted": 4, "quarantined": 0},
+                                                     "2026-07-01": {"accepted": 1, "quarantined": 0}}}}}
     (result,) = validate.validate_run_embedded(duckdb_engine, lake, manifest)
     failed = {o.rule: (o.unexpected, o.checked) for o in result.outcomes if not o.success}
-    assert failed == {"natural_key.unique": (2, 41)}
-    assert result.rows == 41
+    assert set(failed) == {"natural_key.unique", "gender.in_set", "link_key.format", "birth_year.range"}
+    assert failed["gender.in_set"] == (1, 5) and failed["birth_year.range"] == (1, 5)
+    assert failed["natural_key.unique"] == (2, 5) and result.rows == 5
+    assert [o.rule for o in result.outcomes][:3] == ["schema.columns", "link_key.not_null", "link_key.format"]

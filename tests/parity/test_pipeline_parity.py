@@ -73,6 +73,9 @@ def test_every_stage_after_ingest_is_the_same_on_both_engines(ingested, tmp_path
     on_duckdb = downstream(lakes["duckdb"], spark)
     on_spark = downstream(lakes["spark"], spark, model_from=tmp_path / "duckdb")
     assert on_duckdb == on_spark
+    # the Spark session outlives the jobs: each dropped what it registered and cached
+    assert not {t.name for t in spark.catalog.listTables()} & {"fused", "linked", "consent_states", "candidates",
+                                                               "published", "segments", "purged_pseudonyms"}
     assert on_duckdb["purge"]["pseudonyms_purged"] == 1 and on_duckdb["purge"]["rows_removed_total"] > 1
     assert differences(tmp_path / "duckdb", tmp_path / "spark", DOWNSTREAM, rel_tol=REL_TOL) == []
     ledgers = [sorted((tmp_path / e / "consent" / "ledger").rglob("*.parquet")) for e in ("duckdb", "spark")]
