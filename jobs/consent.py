@@ -24,7 +24,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from jobs import storage
+from mydata import storage
 from mydata.config import Settings
 from mydata.engines import Engine, as_engine, open_engine
 from mydata.lake import Lake

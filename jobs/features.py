@@ -11,7 +11,7 @@ from datetime import date
 
 from features.definitions import FEATURES, SOURCES
 from features.sql import features_sql
-from jobs import storage
+from mydata import storage
 from mydata import html
 from mydata.config import ConfigError, Settings
 from mydata.engines import Engine, open_engine

@@ -12,7 +12,8 @@ import hashlib
 import sys
 from datetime import date
 
-from jobs import consent, storage
+from jobs import consent
+from mydata import storage
 from jobs.pseudonym import pseudonym_sql, register_keys
 from mydata import html
 from mydata.config import ConfigError, Settings

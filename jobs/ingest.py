@@ -10,7 +10,7 @@ Per source, one pass over the run's complete deliveries (those with ``_SUCCESS``
 3. good lines become rows of their table (lists exploded), typed from the landing form by the
    rules of ``schemas.bronze``; a row breaking a rule goes to quarantine with the rule and a
    readable reason, as does a second row with the same natural key in a delivery;
-4. bronze and quarantine partitions (``dt=``) are replaced atomically (see ``jobs.storage``).
+4. bronze and quarantine partitions (``dt=``) are replaced atomically (see ``mydata.storage``).
 
 Quarantine rows (``quarantine/<table>/dt=...``) hold: rule (the first broken), reason (all
 broken, readable), record (the original line, or the list item), item_no, file_path, line_no.
@@ -27,7 +27,7 @@ from datetime import date
 from functools import reduce
 from typing import Any
 
-from jobs import storage
+from mydata import storage
 from jobs.landing import Delivery, data_files, find_deliveries
 from mydata.config import Settings
 from mydata.engines import Engine, open_engine

@@ -17,7 +17,7 @@ from features.definitions import FEATURES, QUASI_IDENTIFIERS
 from features.release import (AREAS, LEVELS, RELEASED_QUASI_IDENTIFIERS, SENSITIVE_BANDS, SENSITIVE_FEATURE,
                               SUPPRESSED, Level)
 from jobs import features as features_job
-from jobs import storage
+from mydata import storage
 from mydata import html
 from mydata.config import ConfigError, Settings
 from mydata.engines import Engine, open_engine

@@ -15,7 +15,8 @@ from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from jobs import consent, storage
+from jobs import consent
+from mydata import storage
 from jobs.pseudonym import pseudonym_sql, register_keys
 from mydata.config import SESSION_TIME_ZONE, Settings
 from mydata.engines import Engine, open_engine

@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from jobs import storage
+from mydata import storage
 from mydata.config import ConfigError, Settings
 from mydata.engines import open_engine
 from mydata.manifest import RunManifest

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from jobs import storage
+from mydata import storage
 from mydata import html
 from mydata.config import Settings
 from mydata.engines import open_engine

@@ -13,14 +13,14 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from mydata.config import ENGINES, Settings
+from mydata.config import Settings
 from schemas.sql import Dialect
 
 if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
-    from jobs.storage import Staged
+    from mydata.storage import Staged
 
 
 
@@ -75,7 +75,7 @@ class Engine(ABC):
     @abstractmethod
     def stage(self, sql: str, table: Path, dts: list[date], run_id: str,
               tables: list[str] | None = None, key: str = "dt") -> "Staged":
-        """``jobs.storage.stage`` of the result of ``sql``."""
+        """``mydata.storage.stage`` of the result of ``sql``."""
 
     @abstractmethod
     def drop(self, *names: str) -> None:

@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from jobs import storage
+from mydata import storage
 from mydata.config import SESSION_TIME_ZONE, Settings
 from mydata.engines import Engine
 from schemas.sql import DUCKDB

@@ -15,7 +15,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.window import Window
 
-from jobs import storage
+from mydata import storage
 from mydata.engines import Engine
 from mydata.spark import concurrently
 from schemas.sql import SPARK

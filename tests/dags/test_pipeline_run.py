@@ -6,7 +6,7 @@ from datetime import date
 import pytest
 
 from mydata.airflow_runner import dags_test
-from mydata.demo import print_summary
+from cli.demo import print_summary
 from mydata.manifest import latest_manifest
 
 

@@ -12,7 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
-from jobs import consent, storage
+from jobs import consent
+from mydata import storage
 from mydata.config import Settings
 from schemas.bronze import CONSENT_EVENTS
 from schemas.consent import GENESIS_HASH, chain, delivered_event, event_hash
@@ -293,7 +294,7 @@ def test_a_forged_event_with_rewritten_anchors_and_manifests_fails(spark, ledger
 def test_no_ledger_at_all_fails_when_anything_shows_consent_was_ingested(spark, ledger, tmp_path, capsys):
     import shutil
 
-    from mydata.cli import main
+    from cli import main
 
     settings, _ = ledger
     shutil.rmtree(settings.lake.consent)  # ledger and anchors gone; the append's manifest remains
@@ -322,7 +323,7 @@ def test_a_ledger_without_its_anchors_fails(spark, ledger):
 
 def test_a_damaged_ledger_file_is_named_in_one_line(spark, spark_ledger, capsys):
     """Spark writes a checksum beside each file, which verify holds the file to."""
-    from mydata.cli import main
+    from cli import main
 
     settings, _ = spark_ledger
     path = sorted((consent.ledger_path(settings.lake) / "dt=2026-11-01").glob("*.parquet"))[0]

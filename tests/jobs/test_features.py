@@ -111,7 +111,7 @@ def test_latest_takes_the_newest_record_and_the_largest_of_equally_new_ones(duck
     subjects = rows_table(duckdb_engine, "subjects", SUBJECTS,
                           [(p, 1990, "F", "11", date(2020, 8, 1)) for p in ("P1", "P2")])
     columns = silver_columns(TABLES["telecom_usage"], "marketing")
-    usage = rows_table(duckdb_engine, "usage", silver_schema("telecom_usage"), [
+    rows_table(duckdb_engine, "usage", silver_schema("telecom_usage"), [
         (p, *[{"usage_month": month, "device_tier": tier, "plan_fee": fee}.get(c) for c in columns], date(2026, 8, 1))
         for p, month, tier, fee in (
             ("P1", date(2026, 6, 1), "premium", 80000), ("P1", date(2026, 7, 1), "budget", 29000),

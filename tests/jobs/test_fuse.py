@@ -7,7 +7,8 @@ from datetime import date
 import pyarrow.parquet as pq
 import pytest
 
-from jobs import consent, fuse, storage
+from jobs import consent, fuse
+from mydata import storage
 from mydata.keys import KeyStore, link_key, purpose_pseudonym
 from mydata.synth import subject_ci
 from schemas.bronze import TABLES

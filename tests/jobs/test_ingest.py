@@ -10,7 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 from pyspark.sql import functions as F
 
-from jobs import ingest, storage
+from jobs import ingest
+from mydata import storage
 from mydata.config import Settings
 from schemas.bronze import TABLES
 

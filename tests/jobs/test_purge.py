@@ -9,7 +9,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from pyspark.sql import functions as F
 
-from jobs import consent, fuse, purge, storage
+from jobs import consent, fuse, purge
+from mydata import storage
 from mydata.engines import open_engine
 from mydata.keys import KeyStore, purpose_pseudonym
 from schemas.bronze import CONSENT_EVENTS

@@ -14,7 +14,8 @@ import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
-from jobs import ingest, storage
+from jobs import ingest
+from mydata import storage
 from mydata.config import Settings
 from mydata.engines import open_engine
 from mydata.holders import Holder, HolderRegistry

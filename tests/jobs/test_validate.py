@@ -8,7 +8,8 @@ from datetime import date
 import pytest
 from pyspark.sql import functions as F
 
-from jobs import storage, validate
+from jobs import validate
+from mydata import storage
 from mydata.config import Settings
 from tests.tables import rows_table
 

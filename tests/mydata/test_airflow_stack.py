@@ -8,7 +8,7 @@ from datetime import date
 
 import pytest
 
-from jobs.storage import has_data
+from mydata.storage import has_data
 from mydata.airflow_runner import dags_test_each
 from mydata.airflow_stack import airflow_stack, local_postgres
 from mydata.manifest import latest_matching

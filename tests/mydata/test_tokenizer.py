@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from mydata.cli import main
+from cli import main
 from mydata.config import Settings
 from mydata.keys import KeyStore, Secret, link_key
 from mydata.tokenizer import TokenizeError, tokenize_file

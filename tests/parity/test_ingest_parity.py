@@ -16,7 +16,8 @@ import duckdb
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
-from jobs import consent, fuse, ingest, storage
+from jobs import consent, fuse, ingest
+from mydata import storage
 from mydata.config import Settings
 from tests.jobs.test_real_deliveries import CARD_ORG, LK, LK2, bills, deliver, register
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import shutil
 from datetime import date
 
-from jobs import storage, validate
+from jobs import validate
+from mydata import storage
 from mydata.engines import open_engine
 
 

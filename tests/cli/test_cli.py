@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from mydata.cli import main
+from cli import main
 from mydata.config import Settings
 from mydata.keys import KeyStore
 

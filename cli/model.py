@@ -1,0 +1,90 @@
+"""`mydata model`: train, list, show, compare, promote, drift."""
+from __future__ import annotations
+
+import argparse
+import json
+
+from cli.settings import settings_of
+from mydata.config import ConfigError
+
+
+def cmd_model(args: argparse.Namespace) -> int:
+    from models import drift, lifecycle, profile, registry
+    from mydata.synth import generated_truth
+
+    settings = settings_of(args)
+    lake, purpose = settings.lake, settings.purpose
+    if args.action == "train":
+        ks = range(args.k_min, args.k_max + 1)
+        result = lifecycle.run(settings, args.algorithm, ks, args.seed, args.pca, args.k, args.promote,
+                               generated_truth(settings) if args.truth else None)
+        m = result["metrics"]
+        extra = f", ARI vs latent types {m['ari_vs_latent_types']:.3f}" if "ari_vs_latent_types" in m else ""
+        print(f"registered {purpose} {result['version']}{' (promoted to current)' if result['promoted'] else ''}: "
+              f"k={m['k']}, silhouette {m['silhouette']:.3f}, stability {m['stability_ari']:.3f}{extra}")
+        _print_segments(result["segments"])
+        print(f"profile: {result['report']}")
+        return 0
+    if args.action == "list":
+        current = registry.current_version(lake, purpose)
+        found = registry.versions(lake, purpose)
+        if not found:
+            print(f"no models for {purpose} yet (`mydata model train`)")
+            return 0
+        print(f"{'':2}{'version':<8} {'created':<20} {'as of':<11} {'algorithm':<17} {'k':>3} {'silhouette':>10} "
+              f"{'stability':>9} {'ARI truth':>9}")
+        for v in found:
+            meta, m = v.metadata, v.metadata.get("metrics", {})
+            truth = f"{m['ari_vs_latent_types']:.3f}" if "ari_vs_latent_types" in m else "–"
+            print(f"{'*' if v.version == current else '':2}{v.version:<8} {meta.get('created_at', '')[:19]:<20} "
+                  f"{meta.get('as_of', ''):<11} {meta.get('parameters', {}).get('algorithm', ''):<17} "
+                  f"{m.get('k', ''):>3} {m.get('silhouette', 0):>10.3f} {m.get('stability_ari', 0):>9.3f} {truth:>9}")
+        print("* current")
+        return 0
+    if args.action == "show":
+        v = registry.get(lake, purpose, args.versions[0] if args.versions else None)
+        meta = v.metadata
+        print(f"{purpose} {v.version}{' (current)' if registry.current_version(lake, purpose) == v.version else ''}, "
+              f"created {meta.get('created_at', '')[:19]}")
+        for key in ("snapshot", "snapshot_hash", "consent_snapshot"):
+            print(f"  {key:<17} {meta.get(key)}")
+        print(f"  {'parameters':<17} {json.dumps(meta.get('parameters'))}")
+        print(f"  {'metrics':<17} {json.dumps(meta.get('metrics'))}")
+        print(f"  {'features':<17} {len(meta.get('features', []))}")
+        print(f"  {'libraries':<17} {json.dumps(meta.get('libraries'))}")
+        _print_segments(meta.get("profile", {}).get("segments", []))
+        if "profile" in meta:
+            print(f"profile: {profile.write_report(lake, meta)}")
+        return 0
+    if args.action == "compare":
+        if len(args.versions) != 2:
+            raise ConfigError("model compare needs two versions, e.g. `mydata model compare 1 2`")
+        a, b = (registry.get(lake, purpose, name) for name in args.versions)
+        diff = registry.compare(a, b)
+        print(f"{a.version} vs {b.version}")
+        for key in ("parameters", "metrics", "inputs"):
+            for name, (left, right) in diff[key].items():
+                print(f"  {key[:-1] if key != 'inputs' else 'input'} {name}: {left} -> {right}")
+        for key, names in diff["features"].items():
+            if names:
+                print(f"  features {key.replace('_', ' ')}: {', '.join(names)}")
+        if not any(diff[k] for k in ("parameters", "metrics", "inputs")) and not any(diff["features"].values()):
+            print("  no difference in parameters, metrics, inputs or features")
+        return 0
+    if args.action == "promote":
+        if len(args.versions) != 1:
+            raise ConfigError("model promote needs one version, e.g. `mydata model promote 3`")
+        chosen = registry.promote(lake, purpose, args.versions[0])
+        print(f"{purpose}: {chosen.version} is now current")
+        return 0
+    result = drift.run(settings, args.baseline, args.versions[0] if args.versions else None)
+    print(f"drift {purpose}: largest feature PSI {result['max_feature_psi']:.3f}, segment shares PSI "
+          f"{result['segments_psi']:.3f} (threshold {result['threshold']:g})")
+    print(f"retraining {'is due: ' + ', '.join(result['drifted']) if result['retrain'] else 'not needed'}")
+    print(f"report: {result['report']}")
+    return 0
+
+
+def _print_segments(segments: list[dict]) -> None:
+    for s in segments:
+        print(f"  segment {s['segment']:>2}: {s['size']:>8,} ({s['share']:6.1%})  {s['label']}")

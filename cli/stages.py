@@ -1,0 +1,110 @@
+"""The pipeline's stages one at a time: `mydata landing`, `ingest`, `validate`, `fuse`, `features`,
+`release`, `purge`, `score`."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from cli.settings import settings_of
+
+
+def cmd_landing(args: argparse.Namespace) -> int:
+    from jobs import landing
+
+    print(json.dumps(landing.run(settings_of(args)), indent=1))
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from jobs import ingest
+
+    try:
+        result = ingest.run(settings_of(args))
+    except ingest.NoDeliveryError as exc:
+        print(f"mydata ingest: {exc}", file=sys.stderr)
+        return 2
+    except ingest.IngestFailed as exc:
+        print(f"mydata ingest FAILED: {exc}", file=sys.stderr)
+        return 1
+    print(f"ingested: {result['rows_accepted']:,} rows accepted, {result['rows_quarantined']:,} "
+          f"quarantined, {result['failed_collections']:,} failed collections, "
+          f"{result['duplicates']:,} duplicate deliveries")
+    print(f"manifest: {result['manifest']}")
+    return _validate(args)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    return _validate(args, args.run)
+
+
+def _validate(args: argparse.Namespace, ingest_run: str | None = None) -> int:
+    from jobs import validate
+
+    try:
+        result = validate.run(settings_of(args), ingest_run=ingest_run)
+    except validate.ValidationFailed as exc:
+        print(f"mydata validate: {exc}", file=sys.stderr)
+        return 1
+    print(f"validated: {result['expectations']:,} expectations met over {result['rows_checked']:,} bronze rows")
+    print(f"report: {result['report']}")
+    return 0
+
+
+def cmd_fuse(args: argparse.Namespace) -> int:
+    from jobs import consent, fuse
+
+    try:
+        result = fuse.run(settings_of(args))
+    except (consent.ConsentChainBroken, fuse.FusedNobody) as exc:
+        print(f"mydata fuse: {exc}", file=sys.stderr)
+        return 1
+    counts = ", ".join(f"{k} {v:,}" for k, v in result["linkage"].items())
+    print(f"fused {result['subjects_fused']:,} subjects (consent snapshot {result['snapshot']}); {counts}")
+    print(f"report: {result['report']}")
+    print(f"manifest: {result['manifest']}")
+    return 0
+
+
+def cmd_features(args: argparse.Namespace) -> int:
+    from jobs import features
+
+    result = features.run(settings_of(args))
+    print(f"features: {result['features']} features for {result['subjects']:,} subjects -> {result['candidate']} "
+          "(release candidate; `mydata release` publishes it)")
+    return 0
+
+
+def cmd_release(args: argparse.Namespace) -> int:
+    from jobs import privacy
+
+    try:
+        result = privacy.run(settings_of(args))
+    except privacy.ReleaseBlocked as exc:
+        print(f"mydata release: {exc}", file=sys.stderr)
+        return 1
+    print(f"released {result['published']:,} subjects ({result['suppressed']:,} suppressed) at {result['level']}")
+    print(f"snapshot: {result['snapshot']}")
+    print(f"privacy report: {result['report']}")
+    print(f"feature catalog: {result['catalog']}")
+    return 0
+
+
+def cmd_purge(args: argparse.Namespace) -> int:
+    from jobs import purge
+
+    result = purge.run(settings_of(args))
+    print(f"purged {result['pseudonyms_purged']:,} withdrawn subject(s), {result['rows_removed_total']:,} rows "
+          f"from {len(result['rows_removed'])} partition(s)")
+    print(f"manifest: {result['manifest']}")
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from jobs import score
+
+    result = score.run(settings_of(args), version=args.model)
+    sizes = ", ".join(f"{k}: {v:,}" for k, v in result["sizes"].items())
+    print(f"scored {result['rows']:,} subjects with {result['model']} -> {result['segments']}")
+    print(f"segment sizes: {sizes}")
+    return 0
