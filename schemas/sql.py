@@ -237,10 +237,18 @@ def parse_json(d: Dialect, shape: Shape) -> tuple[str, str]:
         return parsed, "(`j`.`_corrupt_record` IS NOT NULL OR `j` IS NULL)"
     structure = d.lit(json.dumps(_duckdb_structure(shape)))
     parsed = f"CASE WHEN json_valid(value) AND json_type(value) = 'OBJECT' THEN json_transform(value, {structure}) END"
-    wrong = [f"coalesce(json_type(value, {d.lit(path)}) NOT IN ('{kind}', 'NULL'), false)"
-             if not path.endswith("[*]") else
-             f"coalesce(list_bool_or(list_transform(json_type(value, {d.lit(path)}), lambda t: t <> '{kind}')), false)"
-             for path, kind in _nested_paths(shape)]
+    # every JSON function parses the line again: the objects' and lists' types in one call, and a
+    # list's items only where the line has that list
+    paths = _nested_paths(shape)
+    plain = [(path, kind) for path, kind in paths if not path.endswith("[*]")]
+    wrong = [f"coalesce(list_bool_or(list_transform(list_zip(json_type(value, [{', '.join(d.lit(p) for p, _ in plain)}]), "
+             f"[{', '.join(d.lit(k) for _, k in plain)}]), lambda x: coalesce(x[1] NOT IN (x[2], 'NULL'), false))), false)"
+             ] if plain else []
+    for path, kind in paths:
+        if path.endswith("[*]"):
+            parsed_list = d.field("j", *path[2:-3].split("."))
+            wrong.append(f"(coalesce(len({parsed_list}), 0) > 0 AND coalesce(list_bool_or(list_transform("
+                         f"json_type(value, {d.lit(path)}), lambda t: t <> '{kind}')), false))")
     return parsed, f"(CASE WHEN j IS NULL THEN true ELSE {' OR '.join(wrong) or 'false'} END)"
 
 

@@ -102,6 +102,36 @@ def test_mydata_lines_get_one_outcome_each(duckdb_engine):
                        6: ("rejected", "link_key.format")}
 
 
+@pytest.mark.parametrize("engine_name", ["duckdb", "spark"])
+def test_a_line_whose_objects_or_lists_have_another_type_is_unreadable_on_both_engines(request, engine_name):
+    """A string where an object or a list belongs (the response, the list, one of its items) makes
+    the line unreadable; an object where a string belongs is kept as its JSON text."""
+    import json as js
+
+    from mydata.engines import as_engine
+
+    def edited(tran: str, change) -> str:
+        record = js.loads(envelope(tran=tran))
+        change(record)
+        return js.dumps(record, ensure_ascii=False)
+    engine = request.getfixturevalue("duckdb_engine") if engine_name == "duckdb" \
+        else as_engine(request.getfixturevalue("spark"))
+    try:
+        raw = lines_table(engine, [
+            (edited("T1", lambda r: r.update(response="none")), "2026-11-01"),
+            (edited("T2", lambda r: r["response"].update(trans_list="none")), "2026-11-01"),
+            (edited("T3", lambda r: r["response"]["trans_list"].append("none")), "2026-11-01"),
+            (edited("T4", lambda r: r["response"]["trans_list"][0].update(trans_memo={"a": 1})), "2026-11-01"),
+            (edited("T5", lambda r: r.update(request=None)), "2026-11-01"),
+        ])
+        lines = parsed_lines(engine, raw, None)
+    finally:
+        engine.close()
+    outcome = {r["x_api_tran_id"]: r["line_rule"]["rule"] if r["line_rule"] else r["status"] for r in lines}
+    assert outcome == {"T1": "json_parse", "T2": "json_parse", "T3": "json_parse", "T4": "ok",
+                       "T5": "ok"}
+
+
 def test_a_response_delivered_again_later_is_a_duplicate(duckdb_engine):
     raw = lines_table(duckdb_engine, [(envelope(tran="T9"), "2026-11-01"), (envelope(tran="T8"), "2026-11-01")])
     # T9 came in two earlier deliveries (still one line here); T8 only in a later one (not a repeat)

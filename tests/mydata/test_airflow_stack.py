@@ -51,14 +51,14 @@ def backfill_beside_dags_test(settings, reference, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.scheduler
-def test_scheduler_on_postgres_backfills_ingest_as_dags_test_runs_it(make_landing, spark, spark_connect_url,
-                                                                     same_rows, tmp_path):
+def test_scheduler_on_postgres_backfills_ingest_as_dags_test_runs_it(make_landing, spark, same_rows, tmp_path):
     settings, summary = make_landing(tmp_path / "scheduled", subjects=40, months=3, seed=8, defect_rate=0.05,
                                      workers=1)
     redate(settings.lake.landing, summary.deliveries)
-    # every task is a Spark Connect client of the test session's warm JVM, not a JVM of its own
-    # 5% planted defects in 40 subjects: tables of a few rows, far above the default gate of 2%
-    settings = settings.replace(shuffle_partitions=2, spark_master=spark_connect_url, max_quarantine_rate=0.5)
+    # the scheduler is what this tests: its tasks run on the embedded engine (test_cluster.py runs
+    # Spark Connect clients and a standalone cluster); 5% planted defects in 40 subjects: tables of
+    # a few rows, far above the default gate of 2%
+    settings = settings.replace(engine="duckdb", max_quarantine_rate=0.5)
     reference = settings.replace(data_root=tmp_path / "dags-test")
     shutil.copytree(settings.data_root, reference.data_root)
     runs, task_runs, dialect, tested = backfill_beside_dags_test(settings, reference, tmp_path)
