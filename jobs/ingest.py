@@ -37,7 +37,7 @@ from mydata.manifest import RunManifest
 from schemas import codes
 from schemas.bronze import TABLES, TableSpec, tables_of
 from schemas.landing import APIS, CSV_SOURCES, MYDATA_SOURCES, SOURCES, ApiSpec, apis_of
-from schemas.sql import Dialect, Shape, parse_csv, parse_json, typed_columns, violations
+from schemas.sql import Dialect, Shape, parse_csv, parse_json, parsed_values, typed_columns, violations
 
 LINE_TABLE = "{source}_lines"  # quarantine table of whole lines that never became rows
 FAILED_COLLECTIONS = "failed_collections"
@@ -109,8 +109,12 @@ def parse_mydata(d: Dialect, source: str, lines: str) -> str:
                          f"{count_ok} AS _count_ok",
                          *(f"{_request_checks(d, a)} AS _req{i}" for i, a in enumerate(requests))])
     rsp_code = d.field("j", "response", "rsp_code")
+    # the line's text is kept where it is a record (a rejected line, a row of an API without a
+    # list); a list's items carry their own JSON: the biggest lines need not be kept twice
+    listed = ", ".join(d.lit(a.api) for a in lists) or "NULL"
+    value = f"CASE WHEN line_rule IS NOT NULL OR NOT coalesce({d.field('j', 'api')} IN ({listed}), false) THEN value END"
     return f"""
-SELECT value, file_path, line_no, dt, j, line_rule, {d.field('j', 'x_api_tran_id')} AS x_api_tran_id,
+SELECT {value} AS value, file_path, line_no, dt, j, line_rule, {d.field('j', 'x_api_tran_id')} AS x_api_tran_id,
        CASE WHEN line_rule IS NOT NULL THEN 'rejected'
             WHEN {rsp_code} <> {d.lit(codes.SUCCESS_RSP_CODE)} THEN 'failed' ELSE 'ok' END AS status
 FROM (SELECT *, {_outcome_ladder(d, source, requests)} AS line_rule
@@ -168,11 +172,15 @@ def _candidates(d: Dialect, raw: dict[str, str], spec: TableSpec, rows: str, rec
                 broken: str | None = None) -> str:
     """Typed columns plus ``_violations``; ``broken`` (SQL of a rule struct) overrides them when
     the line is unreadable. One select: the whole table's rules in one call into the engine."""
-    found = violations(d, raw, spec)
+    values = parsed_values(d, raw, spec)
+    parsed = {name: d.ident(f"_p_{name}") for name in values}  # each landing string parsed once
+    found = violations(d, raw, spec, parsed)
     if broken is not None:
         found = f"CASE WHEN ({broken}) IS NOT NULL THEN {d.array(broken)} ELSE {found} END"
-    return (f"SELECT {', '.join(typed_columns(d, raw, spec))}, {found} AS _violations, {record} AS record, "
-            f"CAST({item_no} AS {d.sql_type('int')}) AS _item_no, file_path, line_no, dt FROM ({rows}) r")
+    with_values = f"SELECT r.*, {', '.join(f'{sql} AS {parsed[name]}' for name, sql in values.items())} FROM ({rows}) r" \
+        if values else rows
+    return (f"SELECT {', '.join(typed_columns(d, raw, spec, parsed))}, {found} AS _violations, {record} AS record, "
+            f"CAST({item_no} AS {d.sql_type('int')}) AS _item_no, file_path, line_no, dt FROM ({with_values}) r")
 
 
 # -- CSV and consent ----------------------------------------------------------------------------
@@ -334,6 +342,8 @@ def ingest_source(engine: Engine, lake: Lake, source: str, deliveries: list[Deli
         delivered = engine.parquet(names["delivered"], _per_source(lake, COLLECTIONS, source))
         engine.table(names["parsed"], mark_duplicates(d, parse_mydata(d, source, names["lines"]),
                                                       names["delivered"] if delivered else None, dts))
+        if engine.materializes:  # every later step reads the parsed lines: the raw ones can go now
+            engine.drop(names["lines"])
         quarantines.append(line_quarantine(d, source, names["parsed"]))
         outputs[FAILED_COLLECTIONS] = failed_collections(d, names["parsed"])
         outputs[COLLECTIONS] = collections(d, names["parsed"])

@@ -99,7 +99,7 @@ class Settings:
     #: duckdb (embedded, the default) or spark; a spark:// or sc:// master means spark, whatever this says
     engine: str | None = None
     #: the embedded engine's memory limit (it spills the rest under the data root) and threads (0: all cores)
-    duckdb_memory: str = "4GB"
+    duckdb_memory: str = "6GB"  # a cap, not a reservation: 100k subjects spill under 4GB
     duckdb_threads: int = 0
     spark_master: str = "local[*]"
     purpose: str = "marketing"

@@ -305,12 +305,21 @@ def missing(value: str, column: Column) -> str:
     return f"({value} IS NULL)" if column.kind == "sources" else f"({value} IS NULL OR trim({value}) = '')"
 
 
-def violations(d: Dialect, raw: dict[str, str], spec: TableSpec) -> str:
-    """SQL for the array of every rule (struct of rule, reason) the row breaks; empty when good."""
+def parsed_values(d: Dialect, raw: dict[str, str], spec: TableSpec) -> dict[str, str]:
+    """``{name: SQL of the typed value}`` for the columns whose landing string is parsed (time,
+    number, link key...): computed once in a row's select, then read by ``typed_columns`` and
+    ``violations`` (which would each parse it again)."""
+    return {c.name: parse_value(d, raw[c.name], c) for c in spec.columns
+            if parse_value(d, raw[c.name], c) != raw[c.name]}
+
+
+def violations(d: Dialect, raw: dict[str, str], spec: TableSpec, parsed: dict[str, str] | None = None) -> str:
+    """SQL for the array of every rule (struct of rule, reason) the row breaks; empty when good.
+    ``parsed``: columns already holding a typed value (``parsed_values``), by name."""
     checks = []
     for column in spec.columns:
         name, value = column.name, raw[column.name]
-        typed, absent = parse_value(d, value, column), missing(value, column)
+        typed, absent = (parsed or {}).get(name) or parse_value(d, value, column), missing(value, column)
         if column.required:
             checks.append((absent, f"{name}.not_null", d.lit(f"{name} is missing")))
         if column.required_when is not None:
@@ -348,12 +357,12 @@ def violations(d: Dialect, raw: dict[str, str], spec: TableSpec) -> str:
     return f"flatten({d.array(found)})"
 
 
-def typed_columns(d: Dialect, raw: dict[str, str], spec: TableSpec) -> list[str]:
+def typed_columns(d: Dialect, raw: dict[str, str], spec: TableSpec, parsed: dict[str, str] | None = None) -> list[str]:
     """``CAST(... AS type) AS name`` per column: an optional value left out (or empty) is null,
     a required one that does not parse is null too (and its row is quarantined)."""
     out = []
     for column in spec.columns:
-        typed = parse_value(d, raw[column.name], column)
+        typed = (parsed or {}).get(column.name) or parse_value(d, raw[column.name], column)
         if not column.required:
             typed = f"CASE WHEN NOT {missing(raw[column.name], column)} THEN {typed} END"
         out.append(f"CAST({typed} AS {d.kind_type(column.kind)}) AS {d.ident(column.name)}")

@@ -31,6 +31,9 @@ class Engine(ABC):
     dialect: Dialect
     #: sources ingest runs at a time (Spark overlaps one's driver work with another's jobs)
     sources_at_once: int = 1
+    #: ``table`` computes its result when called, so the names it read may be dropped after (Spark
+    #: caches lazily, and a Connect client's plans name their views until they run)
+    materializes: bool = True
 
     @abstractmethod
     def lines(self, name: str, files: list[Path]) -> None:

@@ -22,7 +22,7 @@ from schemas.sql import SPARK
 
 
 class SparkEngine(Engine):
-    name, dialect, sources_at_once = "spark", SPARK, 2
+    name, dialect, sources_at_once, materializes = "spark", SPARK, 2, False
 
     def __init__(self, spark: SparkSession) -> None:
         self.spark = spark
