@@ -168,7 +168,7 @@ def run_reference(settings: Settings, bronze_rows: int, spark=None) -> dict:
         with stage(references["rows"], "DuckDB reference (fusion + features)", "bronze rows") as row:
             produced = run_duckdb(settings, out / "duckdb")
             row["rows"] = bronze_rows
-    candidate = settings.lake.silver_table("features", settings.purpose) / f"as_of={settings.as_of}"
+    candidate = settings.lake.feature_candidates(settings.purpose) / f"as_of={settings.as_of}"
     references["spark_equal" if spark is not None else "duckdb_equal"] = compare_features(candidate, produced)
     return references
 
@@ -338,7 +338,8 @@ def engines_side_by_side(results: list[dict]) -> list[str]:
                   f"Measured separately ({duck['measured']} on duckdb, {spark['measured']} on spark).", "",
                   "| stage | duckdb s | spark s | spark / duckdb |", "|---|---|---|---|"]
         for d, s in zip(duck["stages"], spark["stages"]):
-            lines.append(f"| {d['stage']} ({d.get('engine', 'spark')} vs spark) | {d['seconds']:.1f} | "
+            lines.append(f"| {d['stage']}{' (scikit-learn on both)' if d.get('engine') == 'scikit-learn' else ''} | "
+                         f"{d['seconds']:.1f} | "
                          f"{s['seconds']:.1f} | {s['seconds'] / d['seconds']:.1f}× |")
         lines.append(f"| whole pipeline | {duck['whole_s']:.1f} | {spark['whole_s']:.1f} | "
                      f"{spark['whole_s'] / duck['whole_s']:.1f}× |")

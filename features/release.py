@@ -44,3 +44,8 @@ LEVELS: tuple[Level, ...] = (
 #: the feature whose diversity within each released group is reported (l-diversity), in bands
 SENSITIVE_FEATURE = "bank_inflow_3m_avg"
 SENSITIVE_BANDS = 5
+
+#: group sizes the privacy report counts groups in
+SIZE_BUCKETS = ((1, 1), (2, 4), (5, 9), (10, 19), (20, 49), (50, None))
+BUCKET_LABELS = tuple(f"{low}+" if high is None else (f"{low}" if low == high else f"{low}-{high}")
+                      for low, high in SIZE_BUCKETS)

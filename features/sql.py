@@ -11,6 +11,7 @@ import calendar
 from datetime import date
 
 from features.definitions import FEATURES, SOURCES, Feature, Source
+from features.release import RELEASED_QUASI_IDENTIFIERS
 from schemas.sql import Dialect
 
 SUBJECTS = "subjects"
@@ -93,3 +94,14 @@ def features_sql(d: Dialect, tables: dict[str, str], as_of: date) -> str:
         query = f"SELECT *, {expression(feature.expr, as_of)} AS {feature.name} FROM ({query}) q_{feature.name}"
     typed = ", ".join(f"CAST({f.name} AS {d.sql_type(f.dtype)}) AS {f.name}" for f in FEATURES)
     return f"SELECT pseudonym, {typed} FROM ({query}) f"
+
+
+def catalog_stats_sql(d: Dialect, snapshot: str, columns: list[str]) -> str:
+    """One row of summary statistics of the published ``snapshot``: per numeric feature its
+    non-null count, mean, std, min, median and max; per released quasi-identifier its distinct values."""
+    numeric = [f.name for f in FEATURES if f.dtype != "string" and f.name in columns]
+    parts = ["count(*) AS _rows", *[part for n in numeric for part in (
+        f"count({n}) AS {n}__n", f"avg({n}) AS {n}__mean", f"stddev_samp({n}) AS {n}__std", f"min({n}) AS {n}__min",
+        f"percentile_cont(0.5) WITHIN GROUP (ORDER BY {n}) AS {n}__p50", f"max({n}) AS {n}__max")],
+        *[f"count(DISTINCT {q}) AS {q}__distinct" for q in RELEASED_QUASI_IDENTIFIERS if q in columns]]
+    return f"SELECT {', '.join(parts)} FROM {snapshot}"

@@ -13,14 +13,14 @@ import sys
 from datetime import date
 
 from jobs import consent
-from mydata import storage
 from jobs.pseudonym import pseudonym_sql, register_keys
-from mydata import html
+from mydata import html, storage
 from mydata.config import ConfigError, Settings
 from mydata.engines import Engine, open_engine
 from mydata.keys import KeyStore
 from mydata.lake import Lake
 from mydata.manifest import RunManifest
+from render.fusion import page as fusion_page
 from schemas.bronze import CUSTOMERS
 from schemas.silver import (FUSED_SOURCES, SUBJECTS, consent_source, dropped_columns, fused_tables,
                             silver_columns)
@@ -30,15 +30,7 @@ JOB = "fuse"
 IDENTITY = ("link_key", "key_version")
 #: linkage outcomes, in the order the report lists them
 OUTCOMES = ("fused", "no_consent", "withdrawn", "expired", "source_missing", "key_version_mismatch")
-OUTCOME_TEXT = {
-    "fused": "fused: valid consent for every source and records from each",
-    "no_consent": "no consent for the purpose (for at least one source, never given)",
-    "withdrawn": "consent withdrawn for at least one source",
-    "expired": "consent expired for at least one source",
-    "source_missing": "consent valid, but a source delivered no records for the subject",
-    "key_version_mismatch": "records under a link key version the consent log does not use "
-                            "(the holder keyed them with another secret version)",
-}
+
 
 
 # -- pure transforms (SQL for the engine's dialect) --------------------------------------------------
@@ -132,37 +124,6 @@ def snapshot_id(purpose: str, as_of: date, head: consent.LedgerHead) -> str:
 
 
 # -- the run ---------------------------------------------------------------------------------------
-
-def render_report(manifest: RunManifest) -> str:
-    """The linkage report: who was fused, who was left out and why, from what consent snapshot."""
-    out, snap = manifest.outputs, manifest.inputs["consent_snapshot"]
-    counts = out["linkage"]
-    most = max(counts.values(), default=0)
-    rows = [(html.code(o), OUTCOME_TEXT[o], counts.get(o, 0), html.bar(counts.get(o, 0), most))
-            for o in OUTCOMES]
-    missing = [(k or "-", v) for k, v in sorted(out["source_missing"].items())]
-    tables = [(html.code(t), v["bronze_rows"], v["silver_rows"], ", ".join(v["dropped_columns"]))
-              for t, v in sorted(out["tables"].items())]
-    facts = {"purpose": manifest.parameters["purpose"], "as of": manifest.parameters["as_of"],
-             "run": manifest.run_id, "subjects fused": f"{counts.get('fused', 0):,}"}
-    sections = [
-        html.section("Consent snapshot", html.table(("", ""), [
-            ("snapshot id", html.code(snap["id"])), ("valid at", snap["as_of"]),
-            ("ledger events", snap["ledger_head"]["events"]), ("ledger head hash", html.code(snap["ledger_head"]["hash"])),
-            ("purpose key version", out["key_versions"]["purpose"]),
-            ("link key versions in the consent log", ", ".join(map(str, out["key_versions"]["link"])))]),
-            note="The ledger head this run verified and relied on: `mydata consent verify` proves the "
-                 "ledger still holds exactly these events."),
-        html.section("Subjects by outcome", html.table(("outcome", "meaning", "subjects", ""), rows),
-                     note="A subject is a link key with its key version; the same person keyed with two "
-                          "secret versions counts twice, as pseudonymisation intends."),
-        html.section("Consent valid, source missing", html.table(("sources without records", "subjects"), missing)),
-        html.section("Tables", html.table(("table", "bronze rows by the as-of date", "silver rows",
-                                           "columns not carried"), tables)),
-    ]
-    return html.page(f"Fusion: {manifest.parameters['purpose']} as of {manifest.parameters['as_of']}",
-                     facts, sections)
-
 
 def _register_bronze(engine: Engine, lake: Lake) -> dict[str, str]:
     """Every fused bronze table with data as ``bronze_<table>`` (-> its consent source), and the
@@ -261,7 +222,7 @@ def run(settings: Settings, spark=None) -> dict:
         "key_versions": {"purpose": purpose_version, "link": versions}}
     report = lake.report("fusion") / f"{manifest.run_id}.html"
     manifest.outputs["report"] = str(report)
-    html.write_page(report, render_report(manifest))
+    html.write_page(report, fusion_page(manifest))
     path = manifest.finish(lake, "succeeded")
     return {"manifest": str(path), "report": str(report), "snapshot": manifest.inputs["consent_snapshot"]["id"],
             "linkage": manifest.outputs["linkage"], "subjects_fused": counts["fused"]}

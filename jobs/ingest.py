@@ -27,13 +27,14 @@ from datetime import date
 from functools import reduce
 from typing import Any
 
-from mydata import storage
 from jobs.landing import Delivery, data_files, find_deliveries
+from mydata import storage
 from mydata.config import Settings
 from mydata.engines import Engine, open_engine
 from mydata.holders import HolderRegistry, unregistered_message
 from mydata.lake import Lake
 from mydata.manifest import RunManifest
+from render.ingest import write_report
 from schemas import codes
 from schemas.bronze import TABLES, TableSpec, tables_of
 from schemas.landing import APIS, CSV_SOURCES, MYDATA_SOURCES, SOURCES, ApiSpec, apis_of
@@ -537,7 +538,6 @@ def _report_failed(lake: Lake, manifest: RunManifest) -> None:
     """A run the gate stopped gets its report page too (validation never sees it)."""
     from dataclasses import asdict
 
-    from jobs.validate import write_report
 
     manifest.outputs["report"] = str(write_report(lake, {**asdict(manifest), "status": "failed"}, []))
 

@@ -14,20 +14,20 @@ from dataclasses import dataclass
 from datetime import date
 
 from features.definitions import FEATURES, QUASI_IDENTIFIERS
-from features.release import (AREAS, LEVELS, RELEASED_QUASI_IDENTIFIERS, SENSITIVE_BANDS, SENSITIVE_FEATURE,
-                              SUPPRESSED, Level)
-from jobs import features as features_job
-from mydata import storage
-from mydata import html
+from features.release import (AREAS, BUCKET_LABELS, LEVELS, RELEASED_QUASI_IDENTIFIERS, SENSITIVE_BANDS,
+                              SENSITIVE_FEATURE, SIZE_BUCKETS, SUPPRESSED, Level)
+from features.sql import catalog_stats_sql
+from mydata import html, storage
 from mydata.config import ConfigError, Settings
 from mydata.engines import Engine, open_engine
 from mydata.lake import Lake
 from mydata.manifest import RunManifest, missing_input
+from render.catalog import write_catalog
+from render.privacy import page as privacy_page
 from schemas.sql import Dialect
 
 JOB = "privacy"
-PUBLISHED = "features"  # gold table
-SIZE_BUCKETS = ((1, 1), (2, 4), (5, 9), (10, 19), (20, 49), (50, None))
+
 
 
 class ReleaseBlocked(RuntimeError):
@@ -68,8 +68,7 @@ class LevelOutcome:
         return self.suppressed / self.subjects if self.subjects else 0.0
 
 
-BUCKET_LABELS = tuple(f"{low}+" if high is None else (f"{low}" if low == high else f"{low}-{high}")
-                      for low, high in SIZE_BUCKETS)
+
 
 
 def _bucket(size: str) -> str:
@@ -127,52 +126,6 @@ def l_diversity(engine: Engine, released: str, feature: str) -> dict:
 
 # -- the run -----------------------------------------------------------------------------------------
 
-def render_report(manifest: RunManifest, outcomes: list[LevelOutcome], chosen: int | None) -> str:
-    p, out = manifest.parameters, manifest.outputs
-    k = p["k"]
-    levels = [(i, o.level.description, o.groups, o.small_groups, o.suppressed, f"{o.share:.2%}",
-               html.status(o.share <= p["max_suppression"], "within", "over"),
-               html.Markup("<b>chosen</b>") if i == chosen else "")
-              for i, o in enumerate(outcomes)]
-    buckets = BUCKET_LABELS
-    first, after = outcomes[0], out.get("after_sizes", {})
-    most = max([*first.sizes.values(), *after.values(), 1])
-    sizes = [(b, first.sizes.get(b, 0), html.bar(first.sizes.get(b, 0), most), after.get(b, 0),
-              html.bar(after.get(b, 0), most)) for b in buckets]
-    facts = {"purpose": p["purpose"], "as of": p["as_of"], "k": k,
-             "max suppression": f"{p['max_suppression']:.0%}",
-             "release": html.status(chosen is not None, "PUBLISHED", "BLOCKED")}
-    sections = [
-        html.section("Generalisation levels", html.table(
-            ("level", "quasi-identifiers released as", "groups", f"groups < {k}", "subjects in them",
-             "share", "allowed", ""), levels),
-            note="The gate takes the first level whose suppression stays within the allowed share."),
-        html.section("Group sizes (groups per size)", html.table(
-            ("group size", "before (raw: level 0)", "", "after (released)", ""), sizes)),
-    ]
-    if chosen is not None:
-        o = outcomes[chosen]
-        div = out["l_diversity"]
-        sections += [
-            html.section("What was released", html.table(("", ""), [
-                ("generalised", o.level.description), ("subjects in the candidate", o.subjects),
-                ("subjects suppressed", f"{o.suppressed:,} ({o.share:.2%})"),
-                ("subjects published", out["published"]), ("smallest group", out["smallest_group"]),
-                ("published to", html.code(out["snapshot"]))])),
-            html.section(f"l-diversity of {div['feature']}", html.table(("", ""), [
-                ("bands (quantiles)", div["bands"]), ("smallest l in a group", div["min_l"]),
-                ("mean l", f"{div['mean_l']:.2f}"), ("groups with l < 2", f"{div['groups_below_2']:,} of "
-                                                                         f"{div['groups']:,}")]),
-                note="A group with l = 1 reveals the sensitive band of all its members; reported, not "
-                     "gated."),
-        ]
-    else:
-        sections.append(html.section("Not released", html.Markup(
-            f"<p class='bad'>No level reaches k = {k} with at most {p['max_suppression']:.0%} of subjects "
-            f"suppressed; nothing was published.</p>").text))
-    return html.page(f"Release gate: {p['purpose']} features as of {p['as_of']}", facts, sections)
-
-
 def report_path(lake: Lake, purpose: str, as_of: date):
     return lake.report("privacy") / f"{purpose}-{as_of.isoformat()}.html"
 
@@ -194,13 +147,13 @@ def run(settings: Settings, spark=None) -> dict:
     if settings.as_of is None:
         raise ConfigError("the release gate needs an as-of date (--as-of YYYY-MM-DD or MYDATA_AS_OF)")
     lake, purpose, as_of, k = settings.lake, settings.purpose, settings.as_of, settings.k_anonymity
-    folder = lake.silver_table(features_job.CANDIDATES, purpose) / f"as_of={as_of.isoformat()}"
+    folder = lake.feature_candidates(purpose) / f"as_of={as_of.isoformat()}"
     if not storage.rows_in(folder):
         raise FileNotFoundError(missing_input(lake, "feature candidate", "features", f"mydata features --as-of {as_of}",
                                               purpose=purpose, as_of=as_of.isoformat()))
     manifest = RunManifest.start(JOB, purpose=purpose, as_of=as_of.isoformat(), k=k,
                                  max_suppression=settings.max_suppression, engine=settings.engine)
-    target, report = lake.gold_table(PUBLISHED, purpose), report_path(lake, purpose, as_of)
+    target, report = lake.published_features(purpose), report_path(lake, purpose, as_of)
     snapshot = target / folder.name
     engine = open_engine(settings, spark)
     try:
@@ -212,7 +165,7 @@ def run(settings: Settings, spark=None) -> dict:
                                         "small_groups": o.small_groups, "suppressed": o.suppressed} for o in outcomes],
                             "report": str(report)}
         if chosen is None:
-            html.write_page(report, render_report(manifest, outcomes, None))
+            html.write_page(report, privacy_page(manifest, outcomes, None))
             manifest.finish(lake, "failed")
             raise ReleaseBlocked(f"k={k} cannot be reached with at most {settings.max_suppression:.0%} of "
                                  f"{outcomes[0].subjects:,} subjects suppressed (the widest level would suppress "
@@ -229,10 +182,12 @@ def run(settings: Settings, spark=None) -> dict:
             "suppressed": outcomes[chosen].suppressed, "suppressed_share": round(outcomes[chosen].share, 6),
             "after_sizes": after.sizes, "l_diversity": l_diversity(engine, "published", SENSITIVE_FEATURE),
             "smallest_group": after.smallest})
-        catalog = features_job.write_catalog(engine, lake, purpose, as_of, "published")
+        columns = engine.columns("published")
+        stats = engine.rows(catalog_stats_sql(engine.dialect, "published", columns))[0]
+        catalog = write_catalog(lake, purpose, as_of, stats, columns)
     finally:
         engine.close()
-    html.write_page(report, render_report(manifest, outcomes, chosen))
+    html.write_page(report, privacy_page(manifest, outcomes, chosen))
     manifest.outputs["catalog"] = str(catalog)
     path = manifest.finish(lake)
     return {"manifest": str(path), "report": str(report), "catalog": str(catalog), "snapshot": str(snapshot),

@@ -16,8 +16,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from jobs import consent
-from mydata import storage
 from jobs.pseudonym import pseudonym_sql, register_keys
+from mydata import storage
 from mydata.config import SESSION_TIME_ZONE, Settings
 from mydata.engines import Engine, open_engine
 from mydata.keys import KeyStore
@@ -81,12 +81,8 @@ def purge_table(engine: Engine, name: str, folder: Path, pseudonyms: str, run_id
     return hits
 
 
-def audit_path(lake: Lake) -> Path:
-    return lake.consent / "purge_audit.jsonl"
-
-
 def read_audit(lake: Lake) -> list[dict]:
-    path = audit_path(lake)
+    path = lake.purge_audit
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()] \
         if path.is_file() else []
 
@@ -134,13 +130,13 @@ def run(settings: Settings, spark=None, moment: datetime | None = None) -> dict:
              "purpose_key_versions": versions, "withdrawn_subjects": withdrawn_count,
              "rows_removed": removed, "pseudonyms": found}
     if removed:
-        audit = audit_path(lake)
+        audit = lake.purge_audit
         audit.parent.mkdir(parents=True, exist_ok=True)
         with open(audit, "a", encoding="utf-8") as out:
             out.write(json.dumps(entry, ensure_ascii=False) + "\n")
     manifest.inputs = {"partitions_checked": len(partitions), "withdrawn_subjects": withdrawn_count}
     manifest.outputs = {"rows_removed": removed, "rows_removed_total": sum(removed.values()),
-                        "pseudonyms_purged": len(found), "audit": str(audit_path(lake)) if removed else None}
+                        "pseudonyms_purged": len(found), "audit": str(lake.purge_audit) if removed else None}
     path = manifest.finish(lake, "succeeded")
     return {"manifest": str(path), **manifest.outputs}
 

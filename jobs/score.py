@@ -19,7 +19,6 @@ from mydata.manifest import RunManifest
 from schemas.sql import Dialect
 
 JOB = "score"
-SEGMENTS = "segments"
 SCHEMA = "pseudonym string, segment int"
 
 
@@ -50,12 +49,12 @@ def run(settings: Settings, spark: Any = None, version: str | None = None) -> di
         raise ConfigError("scoring needs an as-of date (--as-of YYYY-MM-DD or MYDATA_AS_OF)")
     lake, purpose, as_of = settings.lake, settings.purpose, settings.as_of.isoformat()
     chosen = registry.get(lake, purpose, version)
-    snapshot = lake.gold_table("features", purpose)
+    snapshot = lake.published_features(purpose)
     if not storage.rows_in(snapshot / f"as_of={as_of}"):
         raise FileNotFoundError(f"no published feature snapshot {snapshot / f'as_of={as_of}'}: "
                                 "run features and release first")
     manifest = RunManifest.start(JOB, purpose=purpose, as_of=as_of, model=chosen.version, engine=settings.engine)
-    target = lake.gold_table(SEGMENTS, purpose)
+    target = lake.segments(purpose)
     features = chosen.metadata["features"]
     engine = open_engine(settings, spark)
     try:

@@ -13,25 +13,23 @@ import json
 import logging
 import sys
 import threading
-from typing import Any, Callable
 from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
+from typing import Any, Callable
 
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from mydata import storage
-from mydata import html
+from mydata import html, storage
 from mydata.config import Settings
 from mydata.engines import open_engine
 from mydata.lake import Lake
 from mydata.manifest import RunManifest, latest_manifest
 from mydata.spark import concurrently
+from render import ingest as ingest_report
 from schemas.bronze import TABLES
 from schemas.expectations import PARTITION, expectation_suite, gx
 
-REPORT_FOLDER = "ingest"
 
 
 class ValidationFailed(RuntimeError):
@@ -208,117 +206,6 @@ def _empty_schema(table: str) -> str:
     return ", ".join(f"`{c.name}` {c.spark_type}" for c in spec.columns) + f", {PARTITION} date"
 
 
-# -- the report ------------------------------------------------------------------------------------
-
-def write_report(lake: Lake, ingest: dict, validations: list[TableValidation]) -> Path:
-    """The ingest run's page, ``reports/ingest/<run id>.html`` (also for a run its gate stopped)."""
-    return html.write_page(lake.report(REPORT_FOLDER) / f"{ingest['run_id']}.html",
-                           render_report(ingest, validations))
-
-
-def _gate_section(ingest: dict) -> str:
-    gate = ingest["outputs"].get("quarantine_gate")
-    if not gate:
-        return ""
-    rows = [[c["table"], c["dt"], c["rows"], c["quarantined"], f"{c['share']:.2%}",
-             ", ".join(f"{rule} {n:,}" for rule, n in c["top_rules"].items()),
-             html.status(c["passed"], "within", "ABOVE")]
-            for c in sorted(gate["checks"], key=lambda c: (c["passed"], -c["share"]))]
-    return html.section(f"Quarantine gate (at most {gate['threshold']:.1%} of a table's rows per delivery)",
-                        html.table(["table", "delivery", "rows", "quarantined", "share", "top rules", ""], rows),
-                        note="A table whose share of quarantined rows in a delivery is above the threshold "
-                             "(MYDATA_MAX_QUARANTINE_RATE) fails the run, and nothing of it is published; for "
-                             "a source's lines, rejected lines and failed collections count. A source that goes "
-                             "bad as a whole is a problem to raise, not rows to drop.")
-
-
-def render_report(ingest: dict, validations: list[TableValidation]) -> str:
-    recon = ingest["outputs"]["reconciliation"]
-    tables = ingest["outputs"]["tables"]
-    examples = ingest["outputs"].get("rule_examples", {})
-    passed = bool(validations) and all(v.success for v in validations)
-    total = {key: sum(e.get(key, 0) for by_dt in recon.values() for e in by_dt.values())
-             for key in ("records_read", "rows_accepted", "rows_quarantined", "lines_quarantined",
-                         "failed_collections", "duplicates")}
-    facts = {"run": ingest["run_id"], "status": ingest["status"],
-             "deliveries": len(ingest["inputs"]["deliveries"]), "code": ingest["code_version"],
-             "started": ingest["started_at"][:19].replace("T", " ") + " UTC"}
-    summary = html.table(
-        ["records read", "rows accepted", "rows quarantined", "lines quarantined",
-         "failed collections", "duplicate deliveries", "expectations"],
-        [[total["records_read"], total["rows_accepted"], total["rows_quarantined"],
-          total["lines_quarantined"], total["failed_collections"], total["duplicates"],
-          html.status(passed, f"all {sum(len(v.outcomes) for v in validations)} met",
-                      "FAILED" if validations else "not checked: the run failed")]])
-    recon_rows = []
-    for source, by_dt in sorted(recon.items()):
-        for dt, e in sorted(by_dt.items()):
-            recon_rows.append([source, dt, e["records_read"], e.get("lines_parsed", ""),
-                               e.get("lines_quarantined", ""), e.get("failed_collections", ""),
-                               e.get("duplicates", ""), e["rows_accepted"], e["rows_quarantined"],
-                               html.status(e["balanced"], "balanced", "NOT BALANCED")])
-    by_table = {v.table: v for v in validations}
-    table_rows = []
-    for name, by_dt in sorted(tables.items()):
-        accepted = sum(v["accepted"] for v in by_dt.values())
-        quarantined = sum(v["quarantined"] for v in by_dt.values())
-        check = by_table.get(name)
-        met = sum(o.success for o in check.outcomes) if check else 0
-        table_rows.append([name, accepted, quarantined,
-                           f"{quarantined / (accepted + quarantined):.3%}" if accepted + quarantined else "",
-                           html.status(bool(check and check.success),
-                                       f"{met}/{len(check.outcomes)} met" if check else "",
-                                       f"{met}/{len(check.outcomes)} met" if check else "not checked")])
-    rule_rows = []
-    most = max((n for rules in ingest["quarantined"].values() for n in rules.values()), default=0)
-    for name, rules in sorted(ingest["quarantined"].items()):
-        for rule, count in sorted(rules.items(), key=lambda kv: -kv[1]):
-            rule_rows.append([name, html.code(rule), count, html.bar(count, most, 120, "#c2543c"),
-                              examples.get(name, {}).get(rule, "")])
-    failing = [[v.table, html.code(o.rule), o.expectation, o.column, o.checked, o.unexpected]
-               for v in validations for o in v.outcomes if not o.success]
-    detail = [[v.table, html.code(o.rule), o.expectation, o.column, o.checked, o.unexpected,
-               html.status(o.success)] for v in validations for o in v.outcomes]
-    if ingest.get("error"):
-        facts["error"] = ingest["error"]
-    sections = [
-        html.section("Summary", summary),
-        _gate_section(ingest),
-        html.section("Reconciliation", html.table(
-            ["source", "delivery", "records read", "lines parsed", "lines quarantined",
-             "failed collections", "duplicates", "rows accepted", "rows quarantined", ""],
-            recon_rows), note="Per delivery, every record read has exactly one outcome: for MyData "
-                              "sources lines read = parsed + quarantined + failed collections + "
-                              "duplicates; for CSV and consent, rows read = accepted + quarantined."),
-        html.section("Bronze tables", html.table(
-            ["table", "rows accepted", "rows quarantined", "quarantined share", "expectations"],
-            table_rows)),
-        html.section("Quarantine by rule", html.table(
-            ["table", "rule", "rows", "", "an example reason"], rule_rows),
-            note="Quarantined rows keep the original record, file and line under "
-                 "quarantine/<table>/dt=…; link key values are never shown here."),
-        html.section("Failed expectations", html.table(
-            ["table", "rule", "expectation", "column", "rows checked", "unexpected"], failing)),
-        html.section("All expectations (Great Expectations, on the published bronze partitions)",
-                     html.table(["table", "rule", "expectation", "column", "rows checked",
-                                 "unexpected", ""], detail)),
-    ]
-    return html.page("Ingest run report", facts, sections)
-
-
-def render_index(lake: Lake) -> str:
-    rows = []
-    for path in sorted((lake.manifests / "validate").glob("*.json"), reverse=True):
-        doc = json.loads(path.read_text(encoding="utf-8"))
-        out = doc["outputs"]
-        report = Path(out.get("report", ""))
-        rows.append([html.Markup(f'<a href="{html.escape(report.name)}">{html.escape(out["ingest_run"])}</a>'),
-                     ", ".join(out.get("delivery_dates", [])), doc["started_at"][:19].replace("T", " "),
-                     out.get("rows_checked", 0), html.status(doc["status"] == "succeeded", "passed", "FAILED")])
-    return html.page("Ingest runs", {"runs": len(rows)}, [html.section("Runs, newest first", html.table(
-        ["ingest run", "delivery dates", "validated (UTC)", "rows checked", "expectations"], rows))])
-
-
 def run(settings: Settings, spark: SparkSession | None = None, ingest_run: str | None = None) -> dict:
     """Validate the latest ingest run (or ``ingest_run``) on the configured engine and write its report."""
     lake = settings.lake
@@ -336,7 +223,7 @@ def run(settings: Settings, spark: SparkSession | None = None, ingest_run: str |
                        else validate_run_embedded(engine, lake, ingest))
     finally:
         engine.close()
-    report = write_report(lake, ingest, validations)
+    report = ingest_report.write_report(lake, ingest, validations)
     passed = all(v.success for v in validations)
     failed = [f"{v.table}: {o.rule} ({o.unexpected} of {o.checked} rows)"
               for v in validations for o in v.outcomes if not o.success]
@@ -350,7 +237,7 @@ def run(settings: Settings, spark: SparkSession | None = None, ingest_run: str |
         "tables": {v.table: {"rows": v.rows, "met": sum(o.success for o in v.outcomes),
                              "evaluated": len(v.outcomes)} for v in validations}}
     path = manifest.finish(lake, "succeeded" if passed else "failed")
-    index = html.write_page(lake.report(REPORT_FOLDER) / "index.html", render_index(lake))
+    index = html.write_page(lake.report(ingest_report.FOLDER) / "index.html", ingest_report.index(lake))
     if not passed:
         raise ValidationFailed(f"bronze breaks {len(failed)} expectation(s): {'; '.join(failed[:5])}; "
                                f"see {report}")

@@ -38,7 +38,7 @@ def feature_dtypes() -> dict[str, str]:
 
 def snapshot_folder(purpose: str, as_of: date | str | None = None, data_root: Path | str | None = None) -> Path:
     lake = Lake(Path(data_root)) if data_root else Settings.load().lake
-    table = lake.gold_table("features", purpose)
+    table = lake.published_features(purpose)
     if as_of is None:
         published = sorted(p for p in table.glob("as_of=*") if any(p.glob("*.parquet")))
         if not published:

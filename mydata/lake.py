@@ -108,6 +108,23 @@ class Lake:
         """A purpose's published table (released features, segments), partitioned by ``as_of``."""
         return self.gold / table / f"purpose={purpose}"
 
+    def feature_candidates(self, purpose: str) -> Path:
+        """Features as computed, before the release gate (internal): ``silver/features``."""
+        return self.silver_table("features", purpose)
+
+    def published_features(self, purpose: str) -> Path:
+        """Features the release gate published: ``gold/features``."""
+        return self.gold_table("features", purpose)
+
+    def segments(self, purpose: str) -> Path:
+        """Segment assignments of published subjects: ``gold/segments``."""
+        return self.gold_table("segments", purpose)
+
+    @property
+    def purge_audit(self) -> Path:
+        """What every purge removed (pseudonyms and row counts, never link keys), one JSON line each."""
+        return self.consent / "purge_audit.jsonl"
+
     def manifest(self, job: str, run_id: str) -> Path:
         return self.manifests / job / f"{run_id}.json"
 

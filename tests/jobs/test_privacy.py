@@ -84,6 +84,6 @@ def test_a_release_meets_k_and_loads_in_one_call(candidate):
 def test_a_release_that_cannot_reach_k_publishes_nothing(candidate):
     with pytest.raises(privacy.ReleaseBlocked, match="nothing published"):
         privacy.run(candidate.replace(k_anonymity=10_000))
-    assert not candidate.lake.gold_table(privacy.PUBLISHED, "marketing").exists()
+    assert not candidate.lake.published_features("marketing").exists()
     report = privacy.report_path(candidate.lake, "marketing", candidate.as_of).read_text(encoding="utf-8")
     assert "BLOCKED" in report

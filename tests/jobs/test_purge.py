@@ -77,7 +77,7 @@ def test_a_withdrawn_subject_is_purged_from_every_derived_table(lake_copy, spark
     # the audit names the pseudonym and the counts, never the link key
     audit = purge.read_audit(lake)[-1]
     assert audit["pseudonyms"] == [pseudonym] and sum(audit["rows_removed"].values()) == sum(removed.values())
-    assert link_key not in purge.audit_path(lake).read_text() and link_key not in open(result["manifest"]).read()
+    assert link_key not in lake.purge_audit.read_text() and link_key not in open(result["manifest"]).read()
     # other purposes keep their own, differently keyed rows: the withdrawal was for marketing only
     assert spark.read.parquet(str(lake.silver_table("subjects", "analytics"))).count() > 0
 
