@@ -9,7 +9,8 @@ from mydata.config import ConfigError
 
 
 def cmd_model(args: argparse.Namespace) -> int:
-    from models import drift, lifecycle, profile, registry
+    from models import drift, lifecycle, registry
+    from render.model import write_report
     from mydata.synth import generated_truth
 
     settings = settings_of(args)
@@ -54,7 +55,7 @@ def cmd_model(args: argparse.Namespace) -> int:
         print(f"  {'libraries':<17} {json.dumps(meta.get('libraries'))}")
         _print_segments(meta.get("profile", {}).get("segments", []))
         if "profile" in meta:
-            print(f"profile: {profile.write_report(lake, meta)}")
+            print(f"profile: {write_report(lake, meta)}")
         return 0
     if args.action == "compare":
         if len(args.versions) != 2:

@@ -10,6 +10,7 @@ from typing import Mapping
 from sklearn.metrics import adjusted_rand_score
 
 from models.train import DEFAULT_KS, train
+from render.model import report_path, write_report
 
 
 def train_and_register(lake, purpose: str, as_of=None, algorithm: str = "kmeans", ks=DEFAULT_KS, seed: int = 0,
@@ -47,7 +48,7 @@ def train_and_register(lake, purpose: str, as_of=None, algorithm: str = "kmeans"
         "profile": profile.profile(model.pipeline, frame, model.labels, model.features, model.scaled),
     }
     version = registry.register(lake, purpose, model.pipeline, metadata)
-    profile.write_report(lake, version.metadata)
+    write_report(lake, version.metadata)
     return version, model
 
 
@@ -55,7 +56,7 @@ def run(settings, algorithm: str = "kmeans", ks=DEFAULT_KS, seed: int = 0, pca_c
         k: int | None = None, promote: bool = False, truth: Mapping[str, str] | None = None) -> dict:
     """Train on the snapshot as of ``settings.as_of`` (default: the newest) and register; with
     ``truth`` (pseudonym -> latent type, which the caller read), score against it."""
-    from models import profile, registry
+    from models import registry
     from mydata.manifest import RunManifest
 
     lake, purpose = settings.lake, settings.purpose
@@ -65,7 +66,7 @@ def run(settings, algorithm: str = "kmeans", ks=DEFAULT_KS, seed: int = 0, pca_c
                                     pca_components, truth)
     if promote:
         registry.promote(lake, purpose, version.version)
-    report = profile.report_path(lake, purpose, version.version)
+    report = report_path(lake, purpose, version.version)
     manifest.inputs = {"snapshot": version.metadata["snapshot"], "snapshot_hash": version.metadata["snapshot_hash"],
                        "consent_snapshot": version.metadata["consent_snapshot"]}
     manifest.outputs = {"version": version.version, "promoted": promote, "metrics": version.metadata["metrics"],

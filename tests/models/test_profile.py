@@ -7,7 +7,8 @@ import xml.dom.minidom
 import pandas as pd
 
 from models.pipeline import model_features
-from models.profile import label_segment, profile, readable, write_report
+from models.profile import label_segment, profile, readable
+from render.model import write_report
 from models.train import train
 from mydata.lake import Lake
 
