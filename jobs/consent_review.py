@@ -12,14 +12,13 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from jobs import consent, purge
-from mydata import html
 from mydata.config import PURPOSES, Settings
 from mydata.engines import Engine
 from mydata.lake import Lake
+from render.consent import EXPIRY_WINDOWS, write_page
 from schemas.codes import CONSENT_SOURCES
 from schemas.sql import Dialect
 
-EXPIRY_WINDOWS = (30, 60, 90)
 
 
 @dataclass(frozen=True)
@@ -72,75 +71,35 @@ def _manifests(lake: Lake, job: str) -> list[dict]:
     return sorted(docs, key=lambda d: d.get("started_at", ""))
 
 
-def report_path(lake: Lake, as_of: date):
-    return lake.report("consent") / f"as_of={as_of.isoformat()}.html"
-
-
-def _consent_sections(engine: Engine, as_of: date) -> tuple[list[str], dict]:
-    """Consent by purpose, source and channel, over time, and ending soon; from the registered ``ledger``."""
+def consent_figures(engine: Engine, as_of: date) -> dict:
+    """Consent by purpose, source and channel, over time, and ending soon, from the registered ``ledger``."""
     d = engine.dialect
     engine.table("states", states_sql(d, "ledger", as_of))
-    by_state = {(r["purpose"], r["source"], r["state"]): int(r["n"]) for r in engine.rows(
-        "SELECT purpose, source, state, count(*) AS n FROM states GROUP BY purpose, source, state")}
-    valid = {p: {s: by_state.get((p, s, "valid"), 0) for s in CONSENT_SOURCES} for p in PURPOSES}
-    rows = [(html.code(p), s, by_state.get((p, s, "valid"), 0), by_state.get((p, s, "withdrawn"), 0),
-             by_state.get((p, s, "expired"), 0)) for p in PURPOSES for s in CONSENT_SOURCES]
-    channels = engine.rows("SELECT purpose, channel, count(*) AS n FROM (SELECT DISTINCT purpose, channel, link_key, "
-                           "key_version FROM states WHERE state = 'valid') v GROUP BY purpose, channel "
-                           "ORDER BY purpose, channel")
-    monthly = engine.rows(monthly_sql(d, "ledger", as_of))
-    most = max((max(r["grants"], r["withdraws"]) for r in monthly), default=0)
-    expiring = {r["purpose"]: r for r in engine.rows(expiring_sql("states", as_of))}
+    figures = {
+        "by_state": {(r["purpose"], r["source"], r["state"]): int(r["n"]) for r in engine.rows(
+            "SELECT purpose, source, state, count(*) AS n FROM states GROUP BY purpose, source, state")},
+        "channels": engine.rows("SELECT purpose, channel, count(*) AS n FROM (SELECT DISTINCT purpose, channel, "
+                                "link_key, key_version FROM states WHERE state = 'valid') v GROUP BY purpose, channel "
+                                "ORDER BY purpose, channel"),
+        "monthly": engine.rows(monthly_sql(d, "ledger", as_of)),
+        "expiring": {r["purpose"]: r for r in engine.rows(expiring_sql("states", as_of))}}
     engine.drop("states")
-    return [
-        html.section("Consent by purpose and source", html.table(
-            ("purpose", "source", "valid", "withdrawn", "expired"), rows),
-            note="Subjects per state of their latest event at or before the as-of date."),
-        html.section("Valid consent by channel", html.table(
-            ("purpose", "channel", "subjects"), [(html.code(r["purpose"]), r["channel"], r["n"]) for r in channels])),
-        html.section("Grants and withdrawals over time", html.table(
-            ("month", "grants", "", "renewals", "withdrawals", ""),
-            [(r["month"], r["grants"], html.bar(r["grants"], most), r["renews"], r["withdraws"],
-              html.bar(r["withdraws"], most, colour="#b00020")) for r in monthly])),
-        html.section("Consents ending soon", html.table(
-            ("purpose", *[f"within {n} days" for n in EXPIRY_WINDOWS]),
-            [(html.code(p), *[int(expiring[p][f"d{n}"]) if p in expiring else 0 for n in EXPIRY_WINDOWS])
-             for p in PURPOSES]), note="Valid (subject, source) consents whose end date falls in the window."),
-    ], {"valid": valid}
+    return figures
 
 
 def write_report(settings: Settings, engine: Engine, as_of: date) -> dict:
     """Write the consent report for ``as_of``; returns its path and the headline figures."""
     lake = settings.lake
     verification = consent.verify_ledger(engine, lake)
-    facts = {"as of": as_of.isoformat(), "ledger events": f"{verification.events:,}",
-             "ledger": html.status(verification.ok, "verifies", "BROKEN")}
-    sections = [html.section("Ledger", html.table(("", ""), [
-        ("events", verification.events), ("head hash", html.code(verification.head.hash)),
-        ("verification", html.status(verification.ok, "every event's hash and link verify, and the head "
-                                     "is the one the last append recorded", str(verification.problem)))]))]
-    figures: dict = {"ledger_ok": verification.ok, "events": verification.events}
+    consents = None
     if engine.parquet("ledger", lake.ledger):
-        consented, counted = _consent_sections(engine, as_of)
-        sections += consented
-        figures.update(counted)
+        consents = consent_figures(engine, as_of)
         engine.drop("ledger")
-    runs = _manifests(lake, "fuse")
-    sections.append(html.section("Fusion runs and the consent they relied on", html.table(
-        ("run", "status", "purpose", "as of", "snapshot", "ledger events", "ledger head", "subjects used"),
-        [(html.code(m["run_id"]), html.status(m["status"] == "succeeded", m["status"], m["status"]),
-          m["parameters"].get("purpose"), m["parameters"].get("as_of"),
-          html.code(m["inputs"].get("consent_snapshot", {}).get("id", "")),
-          m["inputs"].get("consent_snapshot", {}).get("ledger_head", {}).get("events", ""),
-          html.code(m["inputs"].get("consent_snapshot", {}).get("ledger_head", {}).get("hash", "")[:16] + "…"),
-          m["outputs"].get("subjects_fused", "")) for m in runs])))
-    audits = purge.read_audit(lake)
-    sections.append(html.section("Purges", html.table(
-        ("run", "at", "purpose", "withdrawn subjects", "pseudonyms purged", "rows removed", "tables"),
-        [(html.code(a["run_id"]), a["at"], a["purpose"], a["withdrawn_subjects"], len(a["pseudonyms"]),
-          sum(a["rows_removed"].values()), ", ".join(sorted({k.rsplit("/", 1)[0] for k in a["rows_removed"]})))
-         for a in audits]), note="Each purge's pseudonyms are listed in consent/purge_audit.jsonl."))
-    figures.update({"fusion_runs": len(runs), "purges": len(audits)})
-    path = html.write_page(report_path(lake, as_of), html.page(f"Consent review as of {as_of.isoformat()}",
-                                                                facts, sections))
+    runs, audits = _manifests(lake, "fuse"), purge.read_audit(lake)
+    path = write_page(lake, as_of, verification, consents, runs, audits)
+    figures = {"ledger_ok": verification.ok, "events": verification.events, "fusion_runs": len(runs),
+               "purges": len(audits)}
+    if consents is not None:
+        figures["valid"] = {p: {s: consents["by_state"].get((p, s, "valid"), 0) for s in CONSENT_SOURCES}
+                            for p in PURPOSES}
     return {"report": str(path), **figures}
