@@ -13,6 +13,7 @@ import json
 import logging
 import sys
 import threading
+import uuid
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Callable
@@ -165,7 +166,7 @@ def validate_run_embedded(engine, lake: Lake, ingest: dict) -> list[TableValidat
     from mydata.engines import gx_duckdb
 
     gx_duckdb.enable()
-    database = lake.spill / "validation.duckdb"
+    database = lake.spill / f"validation-{uuid.uuid4().hex[:12]}.duckdb"  # one per run: runs may share a process
     database.parent.mkdir(parents=True, exist_ok=True)
     database.unlink(missing_ok=True)
     tables = sorted(ingest["outputs"]["tables"].items())
@@ -174,7 +175,7 @@ def validate_run_embedded(engine, lake: Lake, ingest: dict) -> list[TableValidat
         dts = ", ".join(f"DATE '{dt}'" for dt in sorted(by_dt))
         scan = engine.parquet_sql(lake.bronze_table(table)) or _empty_sql(table)
         checked[table] = f"SELECT * FROM ({scan}) t WHERE {PARTITION} IN ({dts})"
-    with duckdb.connect(str(database)) as con:
+    with duckdb.connect(str(database), config=engine.config) as con:  # as GX will open it
         for table, query in checked.items():
             con.execute(f"CREATE VIEW {table} AS {query}")
     context = _context()
@@ -187,7 +188,9 @@ def validate_run_embedded(engine, lake: Lake, ingest: dict) -> list[TableValidat
                              lambda: engine.rows(f"SELECT count(*) AS n FROM ({checked[table]}) c")[0]["n"])
         rows = next((o.checked for o in outcomes if o.checked is not None), sum(v["accepted"] for v in by_dt.values()))
         validations.append(TableValidation(table, sorted(by_dt), rows, outcomes))
+    # GX keeps its engines (and their DuckDB connections) for the life of the process otherwise
     source.get_execution_engine().engine.dispose()
+    source.get_engine().dispose()
     database.unlink(missing_ok=True)
     return validations
 

@@ -125,6 +125,9 @@ def test_the_embedded_engine_runs_the_same_suite_inside_duckdb(tmp_path, duckdb_
     manifest = {"outputs": {"tables": {"customers": {"2026-06-01": {"accepted": 4, "quarantined": 0},
                                                      "2026-07-01": {"accepted": 1, "quarantined": 0}}}}}
     (result,) = validate.validate_run_embedded(duckdb_engine, lake, manifest)
+    # a second run in the same process (an Airflow worker runs many) opens the checks afresh
+    assert validate.validate_run_embedded(duckdb_engine, lake, manifest) == [result]
+    assert not list(lake.spill.glob("validation-*"))
     failed = {o.rule: (o.unexpected, o.checked) for o in result.outcomes if not o.success}
     assert set(failed) == {"natural_key.unique", "gender.in_set", "link_key.format", "birth_year.range"}
     assert failed["gender.in_set"] == (1, 5) and failed["birth_year.range"] == (1, 5)
