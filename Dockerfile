@@ -19,11 +19,13 @@ ENV JAVA_HOME=/usr/lib/jvm/java-17-openjdk-amd64 \
 WORKDIR /opt/mydata
 COPY requirements/constraints.txt requirements/constraints.txt
 COPY setup.cfg pyproject.toml ./
+COPY cli cli
 COPY mydata mydata
 COPY jobs jobs
 COPY schemas schemas
 COPY features features
 COPY models models
+COPY render render
 COPY dags dags
 RUN pip install -c requirements/constraints.txt -e . \
  && useradd --uid 50000 --create-home mydata \
