@@ -26,7 +26,7 @@ test: venv
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Only the system test of the real scheduler on a throwaway Postgres backfilling mydata_ingest
-# (part of `make test`; 3 to 5 minutes here).
+# (part of `make test`; about a minute here).
 test-scheduler: venv
 	$(PY) -m pytest -m scheduler $(PYTEST_ARGS)
 
