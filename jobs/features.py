@@ -24,9 +24,7 @@ def register_silver(engine: Engine, lake: Lake, purpose: str, as_of: date) -> di
     """Every silver table of the purpose with rows as of ``as_of``, as ``silver_<table>``."""
     tables = {}
     for name in SOURCES:
-        if storage.rows_in(lake.silver_table(name, purpose) / f"as_of={as_of.isoformat()}"):
-            engine.parquet(f"silver_{name}_all", lake.silver_table(name, purpose))
-            engine.view(f"silver_{name}", f"SELECT * FROM silver_{name}_all WHERE as_of = DATE '{as_of.isoformat()}'")
+        if engine.partition(f"silver_{name}", lake.silver_table(name, purpose), "as_of", as_of):
             tables[name] = f"silver_{name}"
     if "subjects" not in tables:
         raise FileNotFoundError(missing_input(lake, "fused subjects", "fuse", f"mydata fuse --as-of {as_of}",

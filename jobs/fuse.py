@@ -24,7 +24,7 @@ from render.fusion import page as fusion_page
 from schemas.bronze import CUSTOMERS
 from schemas.silver import (FUSED_SOURCES, SUBJECTS, consent_source, dropped_columns, fused_tables,
                             silver_columns)
-from schemas.sql import Dialect
+from schemas.sql import Dialect, empty_table
 
 JOB = "fuse"
 IDENTITY = ("link_key", "key_version")
@@ -128,12 +128,10 @@ def snapshot_id(purpose: str, as_of: date, head: consent.LedgerHead) -> str:
 def _register_bronze(engine: Engine, lake: Lake) -> dict[str, str]:
     """Every fused bronze table with data as ``bronze_<table>`` (-> its consent source), and the
     customer master as ``bronze_customers`` (empty when never delivered)."""
-    d = engine.dialect
     sources = {f"bronze_{name}": consent_source(spec) for name, spec in fused_tables().items()
                if engine.parquet(f"bronze_{name}", lake.bronze_table(name))}
     if not engine.parquet(f"bronze_{CUSTOMERS.name}", lake.bronze_table(CUSTOMERS.name)):
-        columns = ", ".join(f"CAST(NULL AS {d.kind_type(c.kind)}) AS {d.ident(c.name)}" for c in CUSTOMERS.columns)
-        engine.view(f"bronze_{CUSTOMERS.name}", f"SELECT {columns}, CAST(NULL AS DATE) AS dt WHERE 1 = 0")
+        engine.view(f"bronze_{CUSTOMERS.name}", empty_table(engine.dialect, CUSTOMERS))
     return sources
 
 

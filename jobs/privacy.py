@@ -157,8 +157,8 @@ def run(settings: Settings, spark=None) -> dict:
     snapshot = target / folder.name
     engine = open_engine(settings, spark)
     try:
-        engine.parquet("candidates_all", folder.parent)
-        engine.table("candidates", f"SELECT * FROM candidates_all WHERE as_of = DATE '{as_of.isoformat()}'")
+        engine.partition("candidate_rows", folder.parent, "as_of", as_of)
+        engine.table("candidates", "SELECT * FROM candidate_rows")  # every level reads it
         outcomes, chosen = _choose_level(engine, engine.columns("candidates"), k, settings.max_suppression)
         manifest.inputs = {"candidate": str(folder), "subjects": outcomes[0].subjects}
         manifest.outputs = {"levels": [{"level": o.level.description, "groups": o.groups,
@@ -174,8 +174,8 @@ def run(settings: Settings, spark=None) -> dict:
                     *[f.name for f in FEATURES if not f.quasi_identifier], "as_of"]
         storage.publish([engine.stage(suppress_sql("generalised", released, k), target, [as_of],
                                       manifest.run_id, key="as_of")])
-        engine.parquet("published_all", target)
-        engine.table("published", f"SELECT * FROM published_all WHERE as_of = DATE '{as_of.isoformat()}'")
+        engine.partition("published_rows", target, "as_of", as_of)
+        engine.table("published", "SELECT * FROM published_rows")  # the checks and the catalog read it
         after = assess(engine, "published", LEVELS[chosen], k)
         manifest.outputs.update({
             "snapshot": str(snapshot), "level": LEVELS[chosen].description, "published": after.subjects,

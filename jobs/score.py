@@ -58,15 +58,15 @@ def run(settings: Settings, spark: Any = None, version: str | None = None) -> di
     features = chosen.metadata["features"]
     engine = open_engine(settings, spark)
     try:
-        engine.parquet("snapshot", snapshot)
+        engine.partition("snapshot", snapshot, "as_of", settings.as_of)
         columns = ", ".join(["pseudonym", *features])
-        engine.map_batches("segments", f"SELECT {columns} FROM snapshot WHERE as_of = DATE '{as_of}'",
+        engine.map_batches("segments", f"SELECT {columns} FROM snapshot",
                            predictor(chosen.load(), features), SCHEMA)
         query = labelled_sql(engine.dialect, "segments", chosen.metadata, chosen.version, as_of)
         storage.publish([engine.stage(query, target, [settings.as_of], manifest.run_id, key="as_of")])
-        engine.parquet("written", target)
+        engine.partition("written", target, "as_of", settings.as_of)
         sizes = {int(r["segment"]): int(r["n"]) for r in engine.rows(
-            f"SELECT segment, count(*) AS n FROM written WHERE as_of = DATE '{as_of}' GROUP BY segment")}
+            "SELECT segment, count(*) AS n FROM written GROUP BY segment")}
     finally:
         engine.close()
     manifest.inputs = {"snapshot": str(snapshot / f"as_of={as_of}"), "model": chosen.version,

@@ -30,6 +30,7 @@ from mydata.spark import concurrently
 from render import ingest as ingest_report
 from schemas.bronze import TABLES
 from schemas.expectations import PARTITION, expectation_suite, gx
+from schemas.sql import SPARK, empty_table
 
 
 
@@ -146,7 +147,7 @@ def validate_run(spark: SparkSession, lake: Lake, ingest: dict) -> list[TableVal
         dts = sorted(by_dt)
         frame = storage.read_table(spark, lake.bronze_table(table))
         if frame is None:
-            frame = spark.createDataFrame([], _empty_schema(table))
+            frame = spark.sql(empty_table(SPARK, TABLES[table]))
         frame = frame.where(F.col(PARTITION).isin(*[date.fromisoformat(d) for d in dts]))
         outcomes = validate_frame(frame, table, *contexts.validator)
         rows = next((o.checked for o in outcomes if o.checked is not None),
@@ -173,7 +174,7 @@ def validate_run_embedded(engine, lake: Lake, ingest: dict) -> list[TableValidat
     checked: dict[str, str] = {}  # table -> its partitions of the run, as a query
     for table, by_dt in tables:
         dts = ", ".join(f"DATE '{dt}'" for dt in sorted(by_dt))
-        scan = engine.parquet_sql(lake.bronze_table(table)) or _empty_sql(table)
+        scan = engine.parquet_sql(lake.bronze_table(table)) or empty_table(engine.dialect, TABLES[table])
         checked[table] = f"SELECT * FROM ({scan}) t WHERE {PARTITION} IN ({dts})"
     with duckdb.connect(str(database), config=engine.config) as con:  # as GX will open it
         for table, query in checked.items():
@@ -193,20 +194,6 @@ def validate_run_embedded(engine, lake: Lake, ingest: dict) -> list[TableValidat
     source.get_engine().dispose()
     database.unlink(missing_ok=True)
     return validations
-
-
-def _empty_sql(table: str) -> str:
-    """A table with the bronze columns and no rows (a run wrote no partition of it)."""
-    from schemas.sql import DUCKDB
-
-    spec = TABLES[table]
-    columns = ", ".join(f"CAST(NULL AS {DUCKDB.kind_type(c.kind)}) AS {DUCKDB.ident(c.name)}" for c in spec.columns)
-    return f"SELECT {columns}, CAST(NULL AS DATE) AS {PARTITION} WHERE 1 = 0"
-
-
-def _empty_schema(table: str) -> str:
-    spec = TABLES[table]
-    return ", ".join(f"`{c.name}` {c.spark_type}" for c in spec.columns) + f", {PARTITION} date"
 
 
 def run(settings: Settings, spark: SparkSession | None = None, ingest_run: str | None = None) -> dict:

@@ -146,20 +146,23 @@ class Dialect:
 
     def latest(self, value: str, time: str) -> str:
         """The ``value`` of the row with the largest (``time``, ``value``); rows with a null ``time`` are skipped."""
-        if self.spark:
-            return f"max_by({value}, CASE WHEN {time} IS NOT NULL THEN named_struct('t', {time}, 'v', {value}) END)"
-        return f"arg_max({value}, CASE WHEN {time} IS NOT NULL THEN struct_pack(t := {time}, v := {value}) END)"
+        by = f"CASE WHEN {time} IS NOT NULL THEN {self.struct(t=time, v=value)} END"
+        return f"max_by({value}, {by})" if self.spark else f"arg_max({value}, {by})"
 
     # -- structs and lists ---------------------------------------------------------------------
+    def struct(self, **fields: str) -> str:
+        """A struct of the named SQL values."""
+        if self.spark:
+            return f"named_struct({', '.join(f'{self.lit(k)}, {v}' for k, v in fields.items())})"
+        return f"struct_pack({', '.join(f'{k} := {v}' for k, v in fields.items())})"
+
     def rule(self, rule: str, reason: str) -> str:
         """A ``struct<rule, reason>`` with a fixed rule name; ``reason`` is SQL."""
         return self.rule_of(self.lit(rule), reason)
 
     def rule_of(self, rule: str, reason: str) -> str:
         """A rule struct whose name is SQL too."""
-        if self.spark:
-            return f"named_struct('rule', {rule}, 'reason', {reason})"
-        return f"struct_pack(rule := {rule}, reason := {reason})"
+        return self.struct(rule=rule, reason=reason)
 
     @property
     def no_violations(self) -> str:
@@ -355,6 +358,13 @@ def violations(d: Dialect, raw: dict[str, str], spec: TableSpec, parsed: dict[st
     found = ", ".join(f"CASE WHEN {cond} THEN {d.array(d.rule(rule, reason))} ELSE {d.no_violations} END"
                       for cond, rule, reason in checks)
     return f"flatten({d.array(found)})"
+
+
+def empty_table(d: Dialect, spec: TableSpec) -> str:
+    """SQL of a bronze table with no rows: its typed columns and the delivery date ``dt`` (a table
+    never delivered reads as this)."""
+    columns = ", ".join(f"CAST(NULL AS {d.kind_type(c.kind)}) AS {d.ident(c.name)}" for c in spec.columns)
+    return f"SELECT {columns}, CAST(NULL AS DATE) AS dt WHERE 1 = 0"
 
 
 def typed_columns(d: Dialect, raw: dict[str, str], spec: TableSpec, parsed: dict[str, str] | None = None) -> list[str]:

@@ -58,6 +58,11 @@ class Engine(ABC):
         """Register the lake table at ``path`` as ``name``; False (nothing registered) when it has no data."""
 
     @abstractmethod
+    def partition(self, name: str, table: Path, key: str, value: date) -> bool:
+        """Register one partition (``key=value``) of the lake table at ``table`` as ``name``, with its
+        key as a column; only that partition's files are read. False when it has no data."""
+
+    @abstractmethod
     def rows(self, sql: str) -> list[dict[str, Any]]:
         """The (small) result of ``sql`` as dicts."""
 

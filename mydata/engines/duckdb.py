@@ -143,9 +143,17 @@ class DuckDBEngine(Engine):
             self.view(name, scan)
         return scan is not None
 
-    def parquet_sql(self, path: Path) -> str | None:
-        """The SELECT that reads the lake table at ``path`` (None when it has no data)."""
-        files = sorted(str(f) for pattern in storage.DATA_FILES for f in path.glob(pattern))
+    def partition(self, name: str, table: Path, key: str, value: date) -> bool:
+        scan = self.parquet_sql(table, f"{key}={value.isoformat()}")
+        if scan is not None:
+            self.view(name, scan)
+        return scan is not None
+
+    def parquet_sql(self, path: Path, partition: str | None = None) -> str | None:
+        """The SELECT that reads the lake table at ``path``, or only its ``partition`` folder
+        (``key=value``); None when it has no data."""
+        patterns = [f"{partition}/*.parquet"] if partition is not None else storage.DATA_FILES
+        files = sorted(str(f) for pattern in patterns for f in path.glob(pattern))
         if not files:
             return None
         # Spark before TIMESTAMP_MICROS wrote instants as INT96, which DuckDB reads as UTC wall time:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-import uuid
 from typing import Any, Callable
 
 import pyarrow as pa
@@ -87,6 +86,14 @@ class SparkEngine(Engine):
         self._names.add(name)
         return True
 
+    def partition(self, name: str, table: Path, key: str, value: date) -> bool:
+        folder = table / f"{key}={value.isoformat()}"
+        if not any(folder.glob("*.parquet")):
+            return False
+        self.spark.read.option("basePath", str(table)).parquet(str(folder)).createOrReplaceTempView(name)
+        self._names.add(name)
+        return True
+
     def rows(self, sql: str) -> list[dict[str, Any]]:
         return [row.asDict() for row in self.spark.sql(sql).collect()]
 
@@ -99,15 +106,6 @@ class SparkEngine(Engine):
 
         # made here, so it is a Spark Connect UDF when the session is remote
         self.spark.udf.register(name, udf(fn, returns, useArrow=True))
-
-    def frame_of(self, build: Callable[..., str], frame: Any, *args: Any) -> Any:
-        """``build(dialect, name, *args)``'s SQL over a DataFrame, as a DataFrame."""
-        name = f"frame_{uuid.uuid4().hex[:12]}"
-        frame.createOrReplaceTempView(name)
-        try:  # the query is analysed here: the view is not needed after
-            return self.spark.sql(build(self.dialect, name, *args))
-        finally:
-            self.spark.catalog.dropTempView(name)
 
     def concurrently(self, calls: list[tuple]) -> list:
         return concurrently(calls)

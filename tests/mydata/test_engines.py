@@ -1,7 +1,7 @@
 """The embedded engine reads any lake table as the instants and columns it holds."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -20,3 +20,15 @@ def test_a_table_mixing_int96_and_utc_adjusted_files_reads_the_same_instants(duc
     assert duckdb_engine.parquet("t", table)
     assert duckdb_engine.columns("t") == ["event_time", "n", "as_of"]
     assert [r["event_time"] for r in duckdb_engine.rows("SELECT event_time FROM t")] == [moment, moment]
+
+
+def test_one_partition_is_read_with_its_key_and_only_its_files(duckdb_engine, tmp_path):
+    table = tmp_path / "gold" / "t" / "purpose=marketing"
+    for dt, n in (("2026-07-01", 1), ("2026-08-01", 2)):
+        (table / f"as_of={dt}").mkdir(parents=True)
+        pq.write_table(pa.table({"n": list(range(n))}), table / f"as_of={dt}" / "part-0.parquet")
+    (table / "as_of=2026-07-01" / "part-1.parquet").write_bytes(b"not parquet: never opened")
+    assert duckdb_engine.partition("t", table, "as_of", date(2026, 8, 1))
+    assert duckdb_engine.columns("t") == ["n", "as_of"]
+    assert duckdb_engine.rows("SELECT count(*) AS c, min(as_of) AS d FROM t") == [{"c": 2, "d": date(2026, 8, 1)}]
+    assert not duckdb_engine.partition("none", table, "as_of", date(2026, 9, 1))
