@@ -36,6 +36,7 @@ RESULTS_MD = Path(__file__).with_name("RESULTS.md")
 MODELS_JSON = "models.json"  # bench_models.py's figures, beside each scale's
 DEFAULT_ROOT = PROJECT_ROOT / "var" / "bench"
 COMPRESSED_FROM = 1_000_000  # subjects from which the landing zone is generated gzipped
+GENERATED_JSON = "generated.json"  # the generator's figures, beside the landing zone they describe
 #: issue 8's targets at 100k subjects
 TARGET_SPARK_RATIO, TARGET_DUCKDB_RATIO, TARGET_LINEARITY, TARGET_TRAIN_S = 1.3, 1.5, 0.25, 60.0
 
@@ -176,8 +177,9 @@ def run_reference(settings: Settings, bronze_rows: int, spark=None) -> dict:
 def landing_zone(root: Path, subjects: int, months: int, driver_memory: str = Settings.driver_memory,
                  ) -> tuple[Settings, dict | None]:
     """The landing zone at this scale, generated once; every zone the pipeline writes is cleared.
-    Returns the generator's figures when it generated the zone now (the first run at a scale)."""
+    Returns the generator's figures, kept beside the zone (None for a zone generated untimed)."""
     settings, generated = Settings(data_root=root, driver_memory=driver_memory), None
+    figures = root / GENERATED_JSON
     if not (root / "truth" / "generation.json").is_file():
         shutil.rmtree(root, ignore_errors=True)
         keystore = KeyStore.open(settings, env={})
@@ -191,7 +193,10 @@ def landing_zone(root: Path, subjects: int, months: int, driver_memory: str = Se
         size = sum(p.stat().st_size for p in (root / "landing").rglob("*") if p.is_file())
         generated = {"seconds": seconds, "records": summary.total_records, "landing_mib": size / 2**20,
                      "peak_mib": memory.peak / 2**20}
+        figures.write_text(json.dumps(generated), encoding="utf-8")
         print(f"generated: {seconds:.1f} s, {summary.total_records:,} records, {size / 2**20:,.0f} MiB", flush=True)
+    elif figures.is_file():
+        generated = json.loads(figures.read_text(encoding="utf-8"))
     for zone in ("bronze", "quarantine", "manifests", "reports", "consent", "silver", "gold", "models",
                  "reference"):
         shutil.rmtree(root / zone, ignore_errors=True)
@@ -392,11 +397,16 @@ def main() -> None:
                         help="the driver JVM's heap (one JVM runs every stage; 4g spills cached rankings at 100k)")
     parser.add_argument("--engine", choices=("duckdb", "spark"), default="duckdb",
                         help="the engine every stage runs on (training is scikit-learn either way)")
+    parser.add_argument("--generate-only", action="store_true",
+                        help="generate this scale's landing zone (if missing) and stop")
     parser.add_argument("--references-only", action="store_true",
                         help="rerun only the references against the lake and figures this scale's last run left")
     args = parser.parse_args()
     folder = args.root / "results"
     saved = folder / f"{args.subjects}x{args.months}-{args.engine}.json"
+    if args.generate_only:
+        landing_zone(args.root / f"{args.subjects}x{args.months}", args.subjects, args.months)
+        return
     if args.references_only:
         result = json.loads(saved.read_text(encoding="utf-8"))
         settings = Settings(data_root=args.root / f"{args.subjects}x{args.months}", purpose="marketing",
