@@ -73,6 +73,15 @@ def _columns_of(spec: TableSpec, origin: str) -> TableSpec:
     return TableSpec(origin, spec.source, tuple(c for c in spec.columns if c.origin == origin), ())
 
 
+def _split(spec: TableSpec, origins: tuple[str, ...]) -> tuple[TableSpec, TableSpec]:
+    """The columns before those of ``origins``, and those: a list item's come after its line's."""
+    first = next(i for i, c in enumerate(spec.columns) if c.origin in origins)
+    if not all(c.origin in origins for c in spec.columns[first:]):  # rules are reported in column order
+        raise ValueError(f"{spec.name}: a line's column comes after an item's")
+    return (TableSpec(spec.name, spec.source, spec.columns[:first], ()),
+            TableSpec(spec.name, spec.source, spec.columns[first:], ()))
+
+
 def _outcome_ladder(d: Dialect, source: str, requests: list[ApiSpec]) -> str:
     """The first reason a line is rejected (NULL when it is not): bytes, JSON, API, envelope,
     then (for a successful collection) its count and, when it has no items, its request."""
@@ -165,21 +174,27 @@ def mydata_rows(d: Dialect, spec: TableSpec, parsed: str) -> str:
     mine = f"SELECT * FROM {parsed} WHERE status = 'ok' AND {d.field('j', 'api')} = {d.lit(spec.api)}"
     if not api.is_list:
         return _candidates(d, raw, spec, mine, "value", "NULL")
-    explode = d.posexplode(d.field("j", "response", api.list_field))
-    return _candidates(d, raw, spec, f"SELECT *, {explode} FROM ({mine}) m", d.item_json(sorted(api.item_fields)), "_pos")
+    return _candidates(d, raw, spec, mine, d.item_json(sorted(api.item_fields)), "_pos",
+                       explode=d.posexplode(d.field("j", "response", api.list_field)))
 
 
 def _candidates(d: Dialect, raw: dict[str, str], spec: TableSpec, rows: str, record: str, item_no: str,
-                broken: str | None = None) -> str:
+                broken: str | None = None, explode: str | None = None) -> str:
     """Typed columns plus ``_violations``; ``broken`` (SQL of a rule struct) overrides them when
-    the line is unreadable. One select: the whole table's rules in one call into the engine."""
+    the line is unreadable, ``explode`` (SQL of items) makes rows of a line's list. One select:
+    the whole table's rules in one call into the engine."""
     values = parsed_values(d, raw, spec)
     parsed = {name: d.ident(f"_p_{name}") for name in values}  # each landing string parsed once
     found = violations(d, raw, spec, parsed)
     if broken is not None:
         found = f"CASE WHEN ({broken}) IS NOT NULL THEN {d.array(broken)} ELSE {found} END"
-    with_values = f"SELECT r.*, {', '.join(f'{sql} AS {parsed[name]}' for name, sql in values.items())} FROM ({rows}) r" \
-        if values else rows
+    if explode is not None:  # a line's own fields are parsed and checked once per line, not per item
+        line, item = _split(spec, ("item", "position"))
+        rows = (f"SELECT *, {explode} FROM (SELECT l.*, {violations(d, raw, line, parsed)} AS _line_violations "
+                f"FROM ({_with_values(d, rows, {c.name: values[c.name] for c in line.columns if c.name in values}, parsed)}) l) m")
+        values = {c.name: values[c.name] for c in item.columns if c.name in values}
+        found = f"flatten({d.array('_line_violations', violations(d, raw, item, parsed))})"
+    with_values = _with_values(d, rows, values, parsed)
     return (f"SELECT {', '.join(typed_columns(d, raw, spec, parsed))}, {found} AS _violations, {record} AS record, "
             f"CAST({item_no} AS {d.sql_type('int')}) AS _item_no, file_path, line_no, dt FROM ({with_values}) r")
 
@@ -189,6 +204,13 @@ def _candidates(d: Dialect, raw: dict[str, str], spec: TableSpec, rows: str, rec
 def _unreadable(d: Dialect, condition: str, rule: str, reason: str) -> str:
     return (f"CASE WHEN bad_bytes THEN {d.rule('encoding.utf8', d.lit('the line is not valid UTF-8'))} "
             f"WHEN {condition} THEN {d.rule(rule, d.lit(reason))} END")
+
+
+def _with_values(d: Dialect, rows: str, values: dict[str, str], parsed: dict[str, str]) -> str:
+    """``rows`` with typed values (of ``parsed_values``) as the columns ``parsed`` names."""
+    if not values:
+        return rows
+    return f"SELECT r.*, {', '.join(f'{sql} AS {parsed[name]}' for name, sql in values.items())} FROM ({rows}) r"
 
 
 def csv_rows(d: Dialect, spec: TableSpec, lines: str) -> str:
