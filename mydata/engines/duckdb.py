@@ -113,14 +113,15 @@ class DuckDBEngine(Engine):
     def lines(self, name: str, files: list[Path]) -> None:
         reader = pa.RecordBatchReader.from_batches(_LINES, line_batches(files))
         self.con.register(f"{name}_raw", reader)
-        # a line ends at \n; a \r before it is part of a CRLF ending, as Spark reads it
+        # a line ends at \n; a \r before it is part of a CRLF ending, as Spark reads it; a blank
+        # line is spaces only, as Spark's trim sees it (DuckDB's trim reads the whole line, 3x the cost)
         self.con.execute(f"""
             CREATE OR REPLACE TEMP TABLE {name} AS
             SELECT CASE WHEN text IS NULL THEN valid_text(raw) ELSE line END AS value,
                    text IS NULL AS bad_bytes, file_path, line_no, dt
             FROM (SELECT raw, text, regexp_replace(text, '\\r?\\n$', '') AS line, file_path, line_no, dt
                   FROM (SELECT raw, try(decode(raw)) AS text, file_path, line_no, dt FROM {name}_raw))
-            WHERE text IS NULL OR trim(line) <> ''""")
+            WHERE text IS NULL OR NOT regexp_matches(line, '^ *$')""")
         self._kinds[name] = "TABLE"
         self.con.unregister(f"{name}_raw")
 

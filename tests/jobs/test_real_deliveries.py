@@ -227,6 +227,20 @@ def test_line_numbers_are_true_line_numbers_whatever_the_engine_splits(tmp_path,
     assert spoilt == [i + 1 for i in range(1, 3000) if i % 97 == 0]
 
 
+@pytest.mark.parametrize("engine_name", ["duckdb", "spark"])
+def test_a_blank_line_is_one_of_spaces_only_whatever_the_engine(tmp_path, spark, engine_name):
+    header, row = "link_key,key_version,birth_year,gender,region_code,customer_since", f"{LK},1,1990,F,11,20200115"
+    path = deliver(tmp_path, "customer", [header, row, "", "   ", "\t", "\u00a0", "\u3000", row], name="c.csv")
+    engine = open_engine(Settings(data_root=tmp_path, engine=engine_name, duckdb_threads=2), spark)
+    try:
+        engine.lines("c_lines", [path])
+        numbered = {r["line_no"]: r["value"] for r in engine.rows("SELECT line_no, value FROM c_lines")}
+    finally:
+        engine.drop("c_lines")
+        engine.close()
+    assert numbered == {1: header, 2: row, 5: "\t", 6: "\u00a0", 7: "\u3000", 8: row}
+
+
 # -- a source that goes bad fails the run, and the run lands whole or not at all ----------------------
 
 def test_a_table_above_the_quarantine_threshold_fails_ingest_and_publishes_nothing(tmp_path, spark):
