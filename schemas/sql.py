@@ -239,10 +239,10 @@ def parse_json(d: Dialect, shape: Shape) -> tuple[str, str]:
                   "map('columnNameOfCorruptRecord', '_corrupt_record', 'mode', 'PERMISSIVE'))")
         return parsed, "(`j`.`_corrupt_record` IS NOT NULL OR `j` IS NULL)"
     structure = d.lit(json.dumps(_duckdb_structure(shape)))
-    parsed = f"CASE WHEN json_valid(value) AND json_type(value) = 'OBJECT' THEN json_transform(value, {structure}) END"
-    # every JSON function parses the line again: the objects' and lists' types in one call, and a
-    # list's items only where the line has that list
-    paths = _nested_paths(shape)
+    parsed = f"CASE WHEN json_valid(value) THEN json_transform(value, {structure}) END"
+    # every JSON function parses the line again: the line's, its objects' and lists' types in one
+    # call, and a list's items only where the line has that list
+    paths = [("$", "OBJECT"), *_nested_paths(shape)]
     plain = [(path, kind) for path, kind in paths if not path.endswith("[*]")]
     wrong = [f"coalesce(list_bool_or(list_transform(list_zip(json_type(value, [{', '.join(d.lit(p) for p, _ in plain)}]), "
              f"[{', '.join(d.lit(k) for _, k in plain)}]), lambda x: coalesce(x[1] NOT IN (x[2], 'NULL'), false))), false)"

@@ -132,6 +132,21 @@ def test_a_line_whose_objects_or_lists_have_another_type_is_unreadable_on_both_e
                        "T5": "ok"}
 
 
+@pytest.mark.parametrize("engine_name", ["duckdb", "spark"])
+def test_a_line_of_json_that_is_not_an_object_is_unreadable_on_both_engines(request, engine_name):
+    from mydata.engines import as_engine
+
+    engine = request.getfixturevalue("duckdb_engine") if engine_name == "duckdb" \
+        else as_engine(request.getfixturevalue("spark"))
+    try:
+        raw = lines_table(engine, [(line, "2026-11-01") for line in ("[1, 2]", '"text"', "42", "null", "{}")])
+        lines = parsed_lines(engine, raw, None)
+    finally:
+        engine.close()
+    assert {r["line_no"]: r["line_rule"]["rule"] for r in lines} == {
+        0: "json_parse", 1: "json_parse", 2: "json_parse", 3: "json_parse", 4: "api.in_set"}
+
+
 def test_a_response_delivered_again_later_is_a_duplicate(duckdb_engine):
     raw = lines_table(duckdb_engine, [(envelope(tran="T9"), "2026-11-01"), (envelope(tran="T8"), "2026-11-01")])
     # T9 came in two earlier deliveries (still one line here); T8 only in a later one (not a repeat)
