@@ -27,7 +27,7 @@ from datetime import date
 from functools import reduce
 from typing import Any
 
-from jobs.landing import Delivery, data_files, find_deliveries
+from jobs.landing import Delivery, data_files, find_deliveries, text_bytes
 from mydata import storage
 from mydata.config import Settings
 from mydata.engines import Engine, open_engine
@@ -142,18 +142,22 @@ def _table_of(api: str) -> str:
     return next(t.name for t in TABLES.values() if t.api == api)
 
 
-def mark_duplicates(d: Dialect, parsed: str, delivered: str | None, dts: list[date]) -> str:
+def mark_duplicates(d: Dialect, parsed: str, delivered: str | None, dts: list[date],
+                    earlier: str | None = None) -> str:
     """SQL: a good or failed line whose x_api_tran_id came before (an earlier line of the run, or
-    an earlier delivery in ``delivered``, the collections index) becomes ``duplicate``."""
+    an earlier delivery in ``delivered``, the collections index, whose partitions ``dts`` the run
+    replaces) becomes ``duplicate``. ``earlier``: this run's ids read before ``parsed`` (x_api_tran_id, dt)."""
     kept = "status IN ('ok', 'failed')"
     nth = f"CASE WHEN {kept} THEN row_number() OVER (PARTITION BY {kept}, x_api_tran_id ORDER BY dt, file_path, line_no) END"
-    if delivered is None:
+    days = ", ".join(f"DATE '{dt.isoformat()}'" for dt in dts)
+    before = ([f"SELECT x_api_tran_id, dt FROM {delivered} WHERE dt NOT IN ({days})"] if delivered else []) \
+        + ([f"SELECT x_api_tran_id, dt FROM {earlier}"] if earlier else [])
+    if not before:
         seen, join = "false", ""
     else:  # one row per id (its first delivery), so the join cannot multiply lines
-        days = ", ".join(f"DATE '{dt.isoformat()}'" for dt in dts)
         seen = "coalesce(e._seen_dt < p.dt, false)"
-        join = (f"LEFT JOIN (SELECT x_api_tran_id AS _seen_id, min(dt) AS _seen_dt FROM {delivered} "
-                f"WHERE dt NOT IN ({days}) GROUP BY x_api_tran_id) e ON p.x_api_tran_id = e._seen_id")
+        join = (f"LEFT JOIN (SELECT x_api_tran_id AS _seen_id, min(dt) AS _seen_dt FROM ({' UNION ALL '.join(before)}) b "
+                f"GROUP BY x_api_tran_id) e ON p.x_api_tran_id = e._seen_id")
     return f"""
 SELECT value, file_path, line_no, dt, j, line_rule, x_api_tran_id,
        CASE WHEN {kept} AND (_nth > 1 OR _seen) THEN 'duplicate' ELSE status END AS status
@@ -329,7 +333,7 @@ class SourceResult:
 
     def count_rows(self, tables: list[str], dts: list[date], accepted: list[dict], rules: list[dict]) -> None:
         for name in tables:
-            self.tables[name] = {str(dt): {"accepted": 0, "quarantined": 0} for dt in dts}
+            self.tables.setdefault(name, {}).update({str(dt): {"accepted": 0, "quarantined": 0} for dt in dts})
         for row in accepted:
             self.tables[row["table"]][str(row["dt"])]["accepted"] = int(row["count"])
         for row in rules:
@@ -355,18 +359,65 @@ def _line_counts(d: Dialect, source: str, names: dict[str, str]) -> str:
 
 def ingest_source(engine: Engine, lake: Lake, source: str, deliveries: list[Delivery],
                   run_id: str) -> SourceResult:
-    """Parse, type and split one source's deliveries; stage (not publish) its bronze and quarantine."""
+    """Parse, type and split one source's deliveries, as many delivery dates at a time as the
+    engine holds (``landing_bytes_at_once``); stage (not publish) its bronze and quarantine (a
+    failure discards what was staged)."""
+    dts = sorted({delivery.dt for delivery in deliveries})
+    batches = date_batches({dt: sum(text_bytes(p) for x in deliveries if x.dt == dt for p in data_files(x))
+                            for dt in dts}, engine.landing_bytes_at_once)
+    result = SourceResult({}, {}, {}, {}, {}, [])
+    delivered = source in MYDATA_SOURCES and engine.parquet(f"{source}_delivered", _per_source(lake, COLLECTIONS, source))
+    earlier = None  # this run's ids of the dates read so far
+    try:
+        for i, batch in enumerate(batches):
+            earlier = _ingest_dates(engine, lake, source, [x for x in deliveries if x.dt in batch], dts, run_id,
+                                    f"{source}_delivered" if delivered else None, earlier, i + 1 < len(batches),
+                                    result)
+    except BaseException:
+        storage.discard(result.staged)
+        raise
+    finally:
+        engine.drop(f"{source}_delivered", *([earlier] if earlier else []))
+    return result
+
+
+def date_batches(sizes: dict[date, int], budget: int | None) -> list[list[date]]:
+    """Consecutive delivery dates in batches of at most ``budget`` bytes (a bigger date alone)."""
+    batches: list[list[date]] = []
+    held = 0
+    for dt in sorted(sizes):
+        if batches and (budget is None or held + sizes[dt] <= budget):
+            batches[-1].append(dt)
+            held += sizes[dt]
+        else:
+            batches.append([dt])
+            held = sizes[dt]
+    return batches
+
+
+def _ingest_dates(engine: Engine, lake: Lake, source: str, deliveries: list[Delivery], run_dts: list[date],
+                  run_id: str, delivered: str | None, earlier: str | None, more: bool,
+                  result: SourceResult) -> str | None:
+    """Ingest some delivery dates of a source into ``result``; with ``more`` dates to come, returns
+    the name of the run's ids read so far (a MyData source's), for their duplicates."""
     d, dts = engine.dialect, sorted({delivery.dt for delivery in deliveries})
-    names = {"lines": f"{source}_lines", "parsed": f"{source}_parsed", "delivered": f"{source}_delivered"}
+    names = {"lines": f"{source}_lines", "parsed": f"{source}_parsed"}
     engine.lines(names["lines"], [p for delivery in deliveries for p in data_files(delivery)])
     outputs: dict[str, str] = {}
     quarantines: list[str] = []
+    seen = None
     if source in MYDATA_SOURCES:
-        delivered = engine.parquet(names["delivered"], _per_source(lake, COLLECTIONS, source))
-        engine.table(names["parsed"], mark_duplicates(d, parse_mydata(d, source, names["lines"]),
-                                                      names["delivered"] if delivered else None, dts))
+        engine.table(names["parsed"], mark_duplicates(d, parse_mydata(d, source, names["lines"]), delivered,
+                                                      run_dts, earlier))
         if engine.materializes:  # every later step reads the parsed lines: the raw ones can go now
             engine.drop(names["lines"])
+        if more:
+            seen = f"{source}_seen_{dts[-1]:%Y%m%d}"
+            engine.table(seen, " UNION ALL ".join([*([f"SELECT x_api_tran_id, dt FROM {earlier}"] if earlier else []),
+                                                    f"SELECT x_api_tran_id, dt FROM {names['parsed']} "
+                                                    "WHERE status IN ('ok', 'failed')"]))
+        if earlier:
+            engine.drop(earlier)
         quarantines.append(line_quarantine(d, source, names["parsed"]))
         outputs[FAILED_COLLECTIONS] = failed_collections(d, names["parsed"])
         outputs[COLLECTIONS] = collections(d, names["parsed"])
@@ -374,9 +425,8 @@ def ingest_source(engine: Engine, lake: Lake, source: str, deliveries: list[Deli
     else:
         builder = consent_rows if source == "consent" else csv_rows
         candidates = {spec.name: builder(d, spec, names["lines"]) for spec in tables_of(source)}
-    result = SourceResult({}, {}, {}, {}, {}, [])
     result.count_lines(engine.rows(_line_counts(d, source, names)))
-    _check_holders(lake, source, result.holders)  # before anything is written
+    _check_holders(lake, source, result.holders)  # before these dates are written
     ranked = {name: f"{name}_ranked" for name in candidates}
     for name, sql in candidates.items():
         engine.table(ranked[name], ranked_rows(d, TABLES[name], sql))
@@ -401,7 +451,7 @@ def ingest_source(engine: Engine, lake: Lake, source: str, deliveries: list[Deli
     result.staged.append(staged_quarantine)
     result.count_rows(list(candidates), dts, accepted, rules)
     engine.drop(*names.values(), *ranked.values())
-    return result
+    return seen
 
 
 class NoDeliveryError(RuntimeError):

@@ -56,6 +56,16 @@ def data_files(delivery: Delivery) -> list[Path]:
                   if p.is_file() and p.name.endswith(DATA_SUFFIXES) and not p.name.startswith((".", "_")))
 
 
+def text_bytes(path: Path) -> int:
+    """A data file's size as text: a gzip member ends with its text's size (mod 4 GiB)."""
+    size = path.stat().st_size
+    if not path.name.endswith(".gz") or size < 18:
+        return size
+    with open(path, "rb") as handle:
+        handle.seek(-4, 2)
+        return int.from_bytes(handle.read(4), "little")
+
+
 def count_records_sql(d: Dialect, lines: str) -> str:
     """Records per (source, dt) from the registered landing ``lines`` (non-blank, with their file
     path and delivery date); CSV headers excluded."""

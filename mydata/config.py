@@ -41,7 +41,9 @@ ENV_VARS: dict[str, str] = {
 ENGINES = ("duckdb", "spark")
 #: every time in the lake is KST: both engines\' sessions read and write in this zone
 SESSION_TIME_ZONE = "Asia/Seoul"
-DUCKDB_MEMORY = re.compile(r"^[0-9]+(\.[0-9]+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$", re.IGNORECASE)
+DUCKDB_MEMORY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$", re.IGNORECASE)
+_UNITS = {"kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30,
+          "tib": 2**40}  # as DuckDB reads them
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -117,6 +119,11 @@ class Settings:
     drift_threshold: float = 0.25
     #: ingest fails when a table quarantines more than this share of a delivery's rows
     max_quarantine_rate: float = 0.02
+
+    @property
+    def duckdb_memory_bytes(self) -> int:
+        number, unit = DUCKDB_MEMORY.match(str(self.duckdb_memory)).groups()
+        return int(float(number) * _UNITS[unit.lower()])
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_root", Path(self.data_root).expanduser().resolve())

@@ -31,6 +31,9 @@ class Engine(ABC):
     dialect: Dialect
     #: sources ingest runs at a time (Spark overlaps one's driver work with another's jobs)
     sources_at_once: int = 1
+    #: landing text ingest reads at a time, in whole delivery dates (None: all of a source's): what
+    #: the embedded engine holds is then bounded by its memory, not by the run's size
+    landing_bytes_at_once: int | None = None
     #: ``table`` computes its result when called, so the names it read may be dropped after (Spark
     #: caches lazily, and a Connect client's plans name their views until they run)
     materializes: bool = True

@@ -26,6 +26,8 @@ from schemas.sql import DUCKDB
 
 BLOCK_BYTES = 64 << 20
 MAP_BATCH_ROWS = 100_000  # rows a Python function gets at a time
+#: ingest holds about 3.5 bytes per byte of landing text (lines, parsed lines, a table's ranked rows)
+MEMORY_PER_LANDING_BYTE = 4
 _ARROW_TYPES = {"string": pa.string(), "int": pa.int32(), "long": pa.int64(), "double": pa.float64(),
                 "date": pa.date32(), "boolean": pa.bool_()}
 _DT = re.compile(r"/dt=(\d{4}-\d{2}-\d{2})/")
@@ -109,7 +111,9 @@ class DuckDBEngine(Engine):
         con.execute("SET enable_progress_bar = false")  # a task's log is no terminal
         con.create_function("valid_text", _valid_text, [sqltypes.BLOB], sqltypes.VARCHAR,
                             null_handling="special")
-        return cls(con, config)
+        engine = cls(con, config)
+        engine.landing_bytes_at_once = settings.duckdb_memory_bytes // MEMORY_PER_LANDING_BYTE
+        return engine
 
     def lines(self, name: str, files: list[Path]) -> None:
         reader = pa.RecordBatchReader.from_batches(_LINES, line_batches(files))

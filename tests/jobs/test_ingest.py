@@ -132,6 +132,26 @@ def test_a_line_whose_objects_or_lists_have_another_type_is_unreadable_on_both_e
                        "T5": "ok"}
 
 
+def test_delivery_dates_are_read_together_while_their_text_fits_the_budget():
+    d1, d2, d3, d4 = (date(2026, m, 1) for m in (6, 7, 8, 9))
+    sizes = {d3: 40, d1: 50, d2: 50, d4: 200}
+    assert ingest.date_batches(sizes, 100) == [[d1, d2], [d3], [d4]]
+    assert ingest.date_batches(sizes, None) == [[d1, d2, d3, d4]]
+    assert ingest.date_batches(sizes, 0) == [[d1], [d2], [d3], [d4]]
+
+
+def test_an_id_read_earlier_in_the_run_makes_a_duplicate_though_its_date_is_being_replaced(duckdb_engine):
+    """The embedded engine reads a run a delivery date at a time: what an earlier date of the run
+    held counts, while the index's own rows for the run's dates (being replaced) do not."""
+    raw = lines_table(duckdb_engine, [(envelope(tran="T9"), "2026-11-01"), (envelope(tran="T8"), "2026-11-01")])
+    duckdb_engine.arrow("delivered", pa.table({"x_api_tran_id": ["T8"], "dt": [date(2026, 10, 1)]}))
+    duckdb_engine.arrow("earlier", pa.table({"x_api_tran_id": ["T9"], "dt": [date(2026, 10, 1)]}))
+    d = duckdb_engine.dialect
+    lines = duckdb_engine.rows(ingest.mark_duplicates(d, ingest.parse_mydata(d, "bank", raw), "delivered",
+                                                      [date(2026, 10, 1), date(2026, 11, 1)], "earlier"))
+    assert sorted((r["x_api_tran_id"], r["status"]) for r in lines) == [("T8", "ok"), ("T9", "duplicate")]
+
+
 @pytest.mark.parametrize("engine_name", ["duckdb", "spark"])
 def test_a_line_of_json_that_is_not_an_object_is_unreadable_on_both_engines(request, engine_name):
     from mydata.engines import as_engine

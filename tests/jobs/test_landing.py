@@ -40,3 +40,15 @@ def test_run_on_an_empty_lake_says_so(spark, tmp_path):
     manifest = json.loads(open(result["manifest"], encoding="utf-8").read())
     assert result["total_records"] == 0
     assert manifest["notes"] == [f"no deliveries under {tmp_path / 'landing'}"]
+
+
+def test_a_gzipped_file_is_sized_as_the_text_it_holds(tmp_path):
+    import gzip
+
+    from jobs.landing import text_bytes
+
+    text = ("x" * 999 + "\n").encode() * 1000
+    (tmp_path / "a.jsonl.gz").write_bytes(gzip.compress(text))
+    (tmp_path / "b.jsonl").write_bytes(text)
+    assert text_bytes(tmp_path / "a.jsonl.gz") == text_bytes(tmp_path / "b.jsonl") == 1_000_000
+    assert (tmp_path / "a.jsonl.gz").stat().st_size < 10_000

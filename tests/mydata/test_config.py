@@ -72,3 +72,8 @@ def test_the_engine_comes_from_the_environment_and_a_cluster_master_means_spark(
         assert Settings.load(env={"MYDATA_SPARK_MASTER": master}).engine == "spark"
         assert Settings.load(env={"MYDATA_ENGINE": "duckdb", "MYDATA_SPARK_MASTER": master}).engine == "spark"
     assert Settings(duckdb_memory="512MB", duckdb_threads="2").duckdb_threads == 2
+
+
+def test_the_memory_limit_is_read_in_bytes_as_duckdb_reads_it():
+    assert Settings(duckdb_memory="512MB").duckdb_memory_bytes == 512_000_000
+    assert Settings(duckdb_memory="1.5 GiB").duckdb_memory_bytes == 3 * 2**29
