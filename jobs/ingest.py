@@ -363,7 +363,7 @@ def ingest_source(engine: Engine, lake: Lake, source: str, deliveries: list[Deli
     engine holds (``landing_bytes_at_once``); stage (not publish) its bronze and quarantine (a
     failure discards what was staged)."""
     dts = sorted({delivery.dt for delivery in deliveries})
-    batches = date_batches({dt: sum(text_bytes(p) for x in deliveries if x.dt == dt for p in data_files(x))
+    batches = storage.date_batches({dt: sum(text_bytes(p) for x in deliveries if x.dt == dt for p in data_files(x))
                             for dt in dts}, engine.landing_bytes_at_once)
     result = SourceResult({}, {}, {}, {}, {}, [])
     delivered = source in MYDATA_SOURCES and engine.parquet(f"{source}_delivered", _per_source(lake, COLLECTIONS, source))
@@ -379,20 +379,6 @@ def ingest_source(engine: Engine, lake: Lake, source: str, deliveries: list[Deli
     finally:
         engine.drop(f"{source}_delivered", *([earlier] if earlier else []))
     return result
-
-
-def date_batches(sizes: dict[date, int], budget: int | None) -> list[list[date]]:
-    """Consecutive delivery dates in batches of at most ``budget`` bytes (a bigger date alone)."""
-    batches: list[list[date]] = []
-    held = 0
-    for dt in sorted(sizes):
-        if batches and (budget is None or held + sizes[dt] <= budget):
-            batches[-1].append(dt)
-            held += sizes[dt]
-        else:
-            batches.append([dt])
-            held = sizes[dt]
-    return batches
 
 
 def _ingest_dates(engine: Engine, lake: Lake, source: str, deliveries: list[Delivery], run_dts: list[date],

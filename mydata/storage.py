@@ -187,3 +187,18 @@ def rows_in(partition: Path) -> int:
 def read_table(spark: SparkSession, table: Path) -> DataFrame | None:
     """The table's current partitions, or None when it holds no data yet."""
     return spark.read.parquet(str(table)) if table.is_dir() and has_data(table) else None
+
+
+def date_batches(sizes: dict[date, int], budget: int | None) -> list[list[date]]:
+    """Consecutive partition dates in batches whose sizes add up to at most ``budget`` (a bigger
+    date alone; None: one batch), for work that must not hold a whole run at once."""
+    batches: list[list[date]] = []
+    held = 0
+    for dt in sorted(sizes):
+        if batches and (budget is None or held + sizes[dt] <= budget):
+            batches[-1].append(dt)
+            held += sizes[dt]
+        else:
+            batches.append([dt])
+            held = sizes[dt]
+    return batches

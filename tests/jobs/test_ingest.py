@@ -43,7 +43,7 @@ def test_customer_rows_are_typed_or_quarantined_with_the_rule_and_a_reason(duckd
         (f"{LK2},1,19x0,M,11,20200115", "2026-06-01"),
         (f"{LK2},1,1980,X,99,20200115", "2026-06-01"),
         (f"{LK2},1,1980,M,11", "2026-06-01"),
-        (f",1,1980,M,11,20200115", "2026-06-01"),
+        (",1,1980,M,11,20200115", "2026-06-01"),
         (f"{LK},1,1990,F,11,20200115", "2026-06-01"),
     ])
     spec = TABLES["customers"]
@@ -130,14 +130,6 @@ def test_a_line_whose_objects_or_lists_have_another_type_is_unreadable_on_both_e
     outcome = {r["x_api_tran_id"]: r["line_rule"]["rule"] if r["line_rule"] else r["status"] for r in lines}
     assert outcome == {"T1": "json_parse", "T2": "json_parse", "T3": "json_parse", "T4": "ok",
                        "T5": "ok"}
-
-
-def test_delivery_dates_are_read_together_while_their_text_fits_the_budget():
-    d1, d2, d3, d4 = (date(2026, m, 1) for m in (6, 7, 8, 9))
-    sizes = {d3: 40, d1: 50, d2: 50, d4: 200}
-    assert ingest.date_batches(sizes, 100) == [[d1, d2], [d3], [d4]]
-    assert ingest.date_batches(sizes, None) == [[d1, d2, d3, d4]]
-    assert ingest.date_batches(sizes, 0) == [[d1], [d2], [d3], [d4]]
 
 
 def test_an_id_read_earlier_in_the_run_makes_a_duplicate_though_its_date_is_being_replaced(duckdb_engine):
