@@ -93,6 +93,10 @@ class Dialect:
     def text(self, value: str) -> str:
         return f"CAST({value} AS {self.sql_type('string')})"
 
+    def blank(self, value: str) -> str:
+        """``value`` is spaces (U+0020) only, as Spark's trim sees it; DuckDB's also strips U+00A0."""
+        return f"trim({value}) = ''" if self.spark else f"regexp_matches({value}, '^ *$')"
+
     def strftime(self, value: str, pattern: str) -> str:
         """A date or time as text, in the session's time zone; ``pattern`` in strftime's words."""
         if self.spark:
@@ -304,8 +308,8 @@ def parse_value(d: Dialect, raw: str, column: Column) -> str:
     return raw  # code, text, ref, str, sources
 
 
-def missing(value: str, column: Column) -> str:
-    return f"({value} IS NULL)" if column.kind == "sources" else f"({value} IS NULL OR trim({value}) = '')"
+def missing(d: Dialect, value: str, column: Column) -> str:
+    return f"({value} IS NULL)" if column.kind == "sources" else f"({value} IS NULL OR {d.blank(value)})"
 
 
 def parsed_values(d: Dialect, raw: dict[str, str], spec: TableSpec) -> dict[str, str]:
@@ -322,7 +326,7 @@ def violations(d: Dialect, raw: dict[str, str], spec: TableSpec, parsed: dict[st
     checks = []
     for column in spec.columns:
         name, value = column.name, raw[column.name]
-        typed, absent = (parsed or {}).get(name) or parse_value(d, value, column), missing(value, column)
+        typed, absent = (parsed or {}).get(name) or parse_value(d, value, column), missing(d, value, column)
         if column.required:
             checks.append((absent, f"{name}.not_null", d.lit(f"{name} is missing")))
         if column.required_when is not None:
@@ -374,6 +378,6 @@ def typed_columns(d: Dialect, raw: dict[str, str], spec: TableSpec, parsed: dict
     for column in spec.columns:
         typed = (parsed or {}).get(column.name) or parse_value(d, raw[column.name], column)
         if not column.required:
-            typed = f"CASE WHEN NOT {missing(raw[column.name], column)} THEN {typed} END"
+            typed = f"CASE WHEN NOT {missing(d, raw[column.name], column)} THEN {typed} END"
         out.append(f"CAST({typed} AS {d.kind_type(column.kind)}) AS {d.ident(column.name)}")
     return out

@@ -126,7 +126,7 @@ class DuckDBEngine(Engine):
                    text IS NULL AS bad_bytes, file_path, line_no, dt
             FROM (SELECT raw, text, regexp_replace(text, '\\r?\\n$', '') AS line, file_path, line_no, dt
                   FROM (SELECT raw, try(decode(raw)) AS text, file_path, line_no, dt FROM {name}_raw))
-            WHERE text IS NULL OR NOT regexp_matches(line, '^ *$')""")
+            WHERE text IS NULL OR NOT {DUCKDB.blank('line')}""")
         self._kinds[name] = "TABLE"
         self.con.unregister(f"{name}_raw")
 

@@ -241,6 +241,24 @@ def test_a_blank_line_is_one_of_spaces_only_whatever_the_engine(tmp_path, spark,
     assert numbered == {1: header, 2: row, 5: "\t", 6: "\u00a0", 7: "\u3000", 8: row}
 
 
+@pytest.mark.parametrize("engine_name", ["duckdb", "spark"])
+def test_a_field_of_unicode_spaces_is_not_missing_whatever_the_engine(tmp_path, spark, engine_name):
+    """Only U+0020 makes a field blank, as Spark's trim sees it; DuckDB's trim strips U+00A0 too."""
+    header = "link_key,key_version,birth_year,gender,region_code,customer_since"
+    path = deliver(tmp_path, "customer", [header, f"{LK},1,1990,\u00a0,11,20200115", f"{LK2},1,1990, ,11,20200115"],
+                   name="c.csv")
+    engine = open_engine(Settings(data_root=tmp_path, engine=engine_name, duckdb_threads=2), spark)
+    spec = TABLES["customers"]
+    try:
+        engine.lines("c_lines", [path])
+        engine.table("c_ranked", ingest.ranked_rows(engine.dialect, spec, ingest.csv_rows(engine.dialect, spec, "c_lines")))
+        found = sorted((r["line_no"], r["rule"]) for r in engine.rows(ingest.quarantined_rows(engine.dialect, spec, "c_ranked")))
+    finally:
+        engine.drop("c_lines", "c_ranked")
+        engine.close()
+    assert found == [(2, "gender.in_set"), (3, "gender.not_null")]
+
+
 # -- a source that goes bad fails the run, and the run lands whole or not at all ----------------------
 
 def test_a_table_above_the_quarantine_threshold_fails_ingest_and_publishes_nothing(tmp_path, spark):

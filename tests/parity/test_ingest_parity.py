@@ -163,7 +163,7 @@ def test_the_comparison_sees_a_changed_cell(small_landing, tmp_path):
 # -- small random deliveries: the engines agree --------------------------------------------------
 
 _amounts = st.one_of(st.sampled_from(["1000.000", "-25.500", "0", "12,000", "", "1e3", "99999999999999999999",
-                                      "0.0005", "-0.0005", " 7", "7 ", "N/A", "３"]),
+                                      "0.0005", "-0.0005", " 7", "7 ", "N/A", "３", " ", "\u00a0", "\u3000"]),
                      st.text(alphabet="0123456789.-", min_size=1, max_size=8))
 _lines = st.one_of(
     st.lists(_amounts, min_size=0, max_size=3).map(lambda amounts: ("bills", amounts)),
