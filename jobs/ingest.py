@@ -149,8 +149,7 @@ def mark_duplicates(d: Dialect, parsed: str, delivered: str | None, dts: list[da
     replaces) becomes ``duplicate``. ``earlier``: this run's ids read before ``parsed`` (x_api_tran_id, dt)."""
     kept = "status IN ('ok', 'failed')"
     nth = f"CASE WHEN {kept} THEN row_number() OVER (PARTITION BY {kept}, x_api_tran_id ORDER BY dt, file_path, line_no) END"
-    days = ", ".join(f"DATE '{dt.isoformat()}'" for dt in dts)
-    before = ([f"SELECT x_api_tran_id, dt FROM {delivered} WHERE dt NOT IN ({days})"] if delivered else []) \
+    before = ([f"SELECT x_api_tran_id, dt FROM {delivered} WHERE dt NOT IN ({d.dates(dts)})"] if delivered else []) \
         + ([f"SELECT x_api_tran_id, dt FROM {earlier}"] if earlier else [])
     if not before:
         seen, join = "false", ""

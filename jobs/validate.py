@@ -172,10 +172,6 @@ def combined(batches: list[list[ExpectationOutcome]]) -> list[ExpectationOutcome
             for same in zip(*batches)]
 
 
-def _dates(dts: list[date]) -> str:
-    return ", ".join(f"DATE '{dt.isoformat()}'" for dt in dts)
-
-
 def validate_run_embedded(engine, lake: Lake, ingest: dict, rows_at_once: int | None = None) -> list[TableValidation]:
     """The same suites through Great Expectations' SQL data source on DuckDB: every table the run
     wrote, over the delivery dates it wrote, as a view in a database file under the spill folder
@@ -196,7 +192,7 @@ def validate_run_embedded(engine, lake: Lake, ingest: dict, rows_at_once: int | 
     for table, by_dt in tables:
         scan = engine.parquet_sql(lake.bronze_table(table)) or empty_table(engine.dialect, TABLES[table])
         sizes = {date.fromisoformat(dt): counts["accepted"] for dt, counts in by_dt.items()}
-        checked[table] = [(f"{table}_{i}", f"SELECT * FROM ({scan}) t WHERE {PARTITION} IN ({_dates(dts)})")
+        checked[table] = [(f"{table}_{i}", f"SELECT * FROM ({scan}) t WHERE {PARTITION} IN ({engine.dialect.dates(dts)})")
                           for i, dts in enumerate(storage.date_batches(sizes, rows_at_once))]
     with duckdb.connect(str(database), config=engine.config) as con:  # as GX will open it
         for view, query in (batch for batches in checked.values() for batch in batches):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date as calendar_date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -51,6 +51,10 @@ class Dialect:
         if self.spark:  # Spark reads backslash escapes inside string literals
             return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
         return "'" + value.replace("'", "''") + "'"
+
+    def dates(self, dts: list[calendar_date]) -> str:
+        """Date literals, comma-separated (for ``IN (...)``)."""
+        return ", ".join(f"DATE '{dt.isoformat()}'" for dt in dts)
 
     def ident(self, name: str) -> str:
         return f"`{name}`" if self.spark else '"' + name.replace('"', '""') + '"'
