@@ -30,7 +30,7 @@ from typing import Any
 from jobs.landing import Delivery, data_files, find_deliveries, text_bytes
 from mydata import storage
 from mydata.config import Settings
-from mydata.engines import Engine, open_engine
+from mydata.engines import Engine, UnreadableLanding, open_engine
 from mydata.holders import HolderRegistry, unregistered_message
 from mydata.lake import Lake
 from mydata.manifest import RunManifest
@@ -177,15 +177,19 @@ def mydata_rows(d: Dialect, spec: TableSpec, parsed: str) -> str:
     mine = f"SELECT * FROM {parsed} WHERE status = 'ok' AND {d.field('j', 'api')} = {d.lit(spec.api)}"
     if not api.is_list:
         return _candidates(d, raw, spec, mine, "value", "NULL")
-    return _candidates(d, raw, spec, mine, d.item_json(sorted(api.item_fields)), "_pos",
-                       explode=d.posexplode(d.field("j", "response", api.list_field)))
+    return _candidates(d, raw, spec, mine, None, "_pos", explode=d.posexplode(d.field("j", "response", api.list_field)))
 
 
-def _candidates(d: Dialect, raw: dict[str, str], spec: TableSpec, rows: str, record: str, item_no: str,
+def _items_listed(spec: TableSpec) -> bool:
+    """A list item's record is rebuilt from its line for the few quarantined, not kept by every row."""
+    return spec.api is not None and APIS[spec.api].is_list
+
+
+def _candidates(d: Dialect, raw: dict[str, str], spec: TableSpec, rows: str, record: str | None, item_no: str,
                 broken: str | None = None, explode: str | None = None) -> str:
-    """Typed columns plus ``_violations``; ``broken`` (SQL of a rule struct) overrides them when
-    the line is unreadable, ``explode`` (SQL of items) makes rows of a line's list. One select:
-    the whole table's rules in one call into the engine."""
+    """Typed columns plus ``_violations`` and ``record`` (None: none); ``broken`` (SQL of a rule
+    struct) overrides them when the line is unreadable, ``explode`` (SQL of items) makes rows of a
+    line's list. One select: the whole table's rules in one call into the engine."""
     values = parsed_values(d, raw, spec)
     parsed = {name: d.ident(f"_p_{name}") for name in values}  # each landing string parsed once
     found = violations(d, raw, spec, parsed)
@@ -198,7 +202,8 @@ def _candidates(d: Dialect, raw: dict[str, str], spec: TableSpec, rows: str, rec
         values = {c.name: values[c.name] for c in item.columns if c.name in values}
         found = f"flatten({d.array('_line_violations', violations(d, raw, item, parsed))})"
     with_values = _with_values(d, rows, values, parsed)
-    return (f"SELECT {', '.join(typed_columns(d, raw, spec, parsed))}, {found} AS _violations, {record} AS record, "
+    kept = f"{record} AS record, " if record is not None else ""
+    return (f"SELECT {', '.join(typed_columns(d, raw, spec, parsed))}, {found} AS _violations, {kept}"
             f"CAST({item_no} AS {d.sql_type('int')}) AS _item_no, file_path, line_no, dt FROM ({with_values}) r")
 
 
@@ -248,9 +253,9 @@ def ranked_rows(d: Dialect, spec: TableSpec, candidates: str) -> str:
     window = f"OVER (PARTITION BY {d.size('_violations')} = 0, {keys} ORDER BY {order})"
     said = d.lit(f"natural key ({', '.join(spec.natural_key)}) already accepted in this delivery")
     repeated = d.rule("natural_key.unique", f"concat({said}, {named}, _original)")
-    columns = ", ".join(d.ident(c) for c in spec.column_names)
+    columns = ", ".join(d.ident(c) for c in (*spec.column_names, *([] if _items_listed(spec) else ["record"])))
     return f"""
-SELECT {columns}, record, _item_no, file_path, line_no, dt,
+SELECT {columns}, _item_no, file_path, line_no, dt,
        CASE WHEN {d.size('_violations')} = 0 AND _nth > 1 THEN {d.array(repeated)} ELSE _violations END AS _violations
 FROM (SELECT c.*, CASE WHEN {d.size('_violations')} = 0 THEN row_number() {window} END AS _nth,
              first_value({original}) {window} AS _original FROM ({candidates}) c) x"""
@@ -261,10 +266,22 @@ def accepted_rows(d: Dialect, spec: TableSpec, ranked: str) -> str:
     return f"SELECT {columns}, dt FROM {ranked} WHERE {d.size('_violations')} = 0"
 
 
-def quarantined_rows(d: Dialect, spec: TableSpec, ranked: str) -> str:
+def quarantined_rows(d: Dialect, spec: TableSpec, ranked: str, parsed: str | None = None) -> str:
+    """SQL: the quarantine rows of a ranking; a list item's record is rebuilt from its line in
+    ``parsed`` (the parsed lines, required for a list API's table)."""
+    rows = f"SELECT * FROM {ranked} WHERE {d.size('_violations')} > 0"
+    record = "record"
+    if _items_listed(spec):
+        if parsed is None:
+            raise ValueError(f"{spec.name}: a list item's record needs the parsed lines")
+        api = APIS[spec.api]
+        item = d.element(d.field("p", "j", "response", api.list_field), "q._item_no")
+        rows = (f"SELECT q.*, {item} AS _item FROM ({rows}) q JOIN {parsed} p "
+                f"ON p.dt = q.dt AND p.file_path = q.file_path AND p.line_no = q.line_no")
+        record = d.item_json(sorted(api.item_fields))
     return (f"SELECT {d.lit(spec.name)} AS {d.ident('table')}, {d.first('_violations')}.rule AS rule, "
-            f"{d.reasons('_violations')} AS reason, record, _item_no AS item_no, file_path, line_no, dt "
-            f"FROM {ranked} WHERE {d.size('_violations')} > 0")
+            f"{d.reasons('_violations')} AS reason, {record} AS record, _item_no AS item_no, file_path, line_no, dt "
+            f"FROM ({rows}) r")
 
 
 def line_quarantine(d: Dialect, source: str, parsed: str) -> str:
@@ -372,8 +389,10 @@ def ingest_source(engine: Engine, lake: Lake, source: str, deliveries: list[Deli
             earlier = _ingest_dates(engine, lake, source, [x for x in deliveries if x.dt in batch], dts, run_id,
                                     f"{source}_delivered" if delivered else None, earlier, i + 1 < len(batches),
                                     result)
-    except BaseException:
+    except BaseException as exc:
         storage.discard(result.staged)
+        if isinstance(exc, UnreadableLanding):
+            raise IngestFailed(f"{source}: {exc}; nothing of this run was published") from exc
         raise
     finally:
         engine.drop(f"{source}_delivered", *([earlier] if earlier else []))
@@ -387,7 +406,9 @@ def _ingest_dates(engine: Engine, lake: Lake, source: str, deliveries: list[Deli
     the name of the run's ids read so far (a MyData source's), for their duplicates."""
     d, dts = engine.dialect, sorted({delivery.dt for delivery in deliveries})
     names = {"lines": f"{source}_lines", "parsed": f"{source}_parsed"}
-    engine.lines(names["lines"], [p for delivery in deliveries for p in data_files(delivery)])
+    # a MyData source's lines are read once, by the parse: streamed, they are never all held
+    engine.lines(names["lines"], [p for delivery in deliveries for p in data_files(delivery)],
+                 streamed=source in MYDATA_SOURCES)
     outputs: dict[str, str] = {}
     quarantines: list[str] = []
     seen = None
@@ -416,7 +437,7 @@ def _ingest_dates(engine: Engine, lake: Lake, source: str, deliveries: list[Deli
     for name, sql in candidates.items():
         engine.table(ranked[name], ranked_rows(d, TABLES[name], sql))
         outputs[name] = accepted_rows(d, TABLES[name], ranked[name])
-        quarantines.append(quarantined_rows(d, TABLES[name], ranked[name]))
+        quarantines.append(quarantined_rows(d, TABLES[name], ranked[name], names["parsed"]))
     shared = (COLLECTIONS, FAILED_COLLECTIONS)
     result.staged += engine.concurrently([
         (engine.stage, sql, _per_source(lake, name, source) if name in shared else lake.bronze_table(name), dts, run_id)

@@ -125,6 +125,10 @@ class Dialect:
             return f"posexplode({array}) AS (_pos, _item)"
         return f"unnest({array}) AS _item, generate_subscripts({array}, 1) - 1 AS _pos"
 
+    def element(self, array: str, position: str) -> str:
+        """The item of ``array`` at the 0-based ``position`` (as ``posexplode`` numbers them)."""
+        return f"element_at({array}, {position} + 1)" if self.spark else f"{array}[{position} + 1]"
+
     def item_json(self, fields: list[str]) -> str:
         """``_item`` as the JSON of ``fields``, those without a value left out (Spark's to_json)."""
         if self.spark:

@@ -24,6 +24,11 @@ if TYPE_CHECKING:
 
 
 
+class UnreadableLanding(RuntimeError):
+    """A landing file that cannot be read to its end (a truncated or corrupt gzip): the delivery
+    as a whole is bad, so the stage that reads it fails, naming the file."""
+
+
 class Engine(ABC):
     """One engine's session: names registered here are visible to every later query."""
 
@@ -39,10 +44,11 @@ class Engine(ABC):
     materializes: bool = True
 
     @abstractmethod
-    def lines(self, name: str, files: list[Path]) -> None:
+    def lines(self, name: str, files: list[Path], streamed: bool = False) -> None:
         """Register ``name``: the files' non-blank lines as ``value`` (invalid bytes replaced),
         ``bad_bytes`` (the line was not UTF-8), ``file_path`` (``file:`` URI), ``line_no``
-        (1-based, counting blank lines) and ``dt`` (the delivery date from the path)."""
+        (1-based, counting blank lines) and ``dt`` (the delivery date from the path).
+        ``streamed``: one query reads them, once, so the files are read as it runs, not kept."""
 
     @abstractmethod
     def arrow(self, name: str, table: "pa.Table") -> None:

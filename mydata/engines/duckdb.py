@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import inspect
 import re
+import zlib
 from datetime import date
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -21,12 +22,13 @@ import pyarrow.parquet as pq
 
 from mydata import storage
 from mydata.config import SESSION_TIME_ZONE, Settings
-from mydata.engines import Engine
+from mydata.engines import Engine, UnreadableLanding
 from schemas.sql import DUCKDB
 
 BLOCK_BYTES = 64 << 20
 MAP_BATCH_ROWS = 100_000  # rows a Python function gets at a time
-#: ingest holds about 3.5 bytes per byte of landing text (lines, parsed lines, a table's ranked rows)
+#: ingest holds about 2 bytes per byte of landing text (parsed lines and a table's ranked rows, card at
+#: 10k); twice that leaves the window's sort its room
 MEMORY_PER_LANDING_BYTE = 4
 _ARROW_TYPES = {"string": pa.string(), "int": pa.int32(), "long": pa.int64(), "double": pa.float64(),
                 "date": pa.date32(), "boolean": pa.bool_()}
@@ -42,32 +44,40 @@ def _open(path: Path):
 def line_batches(files: list[Path]) -> Iterator[pa.RecordBatch]:
     """Every line of ``files`` (with its newline), numbered from 1, a block at a time."""
     for path in files:
-        uri, found = f"file:{path}", _DT.search(str(path))
-        dt = date.fromisoformat(found.group(1)) if found else None
-        before, carry = 0, b""
-        with _open(path) as handle:
-            while True:
-                block = handle.read(BLOCK_BYTES)
-                data = carry + block
-                if not block:  # the last line may lack its newline
-                    if data:
-                        data += b"\n"
-                    carry = b""
-                else:
-                    cut = data.rfind(b"\n") + 1
-                    data, carry = data[:cut], data[cut:]
+        try:
+            yield from _file_batches(path)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise UnreadableLanding(f"landing file {path} cannot be read to its end ({exc})") from exc
+
+
+def _file_batches(path: Path) -> Iterator[pa.RecordBatch]:
+    """One file's lines (``line_batches``), numbered from 1."""
+    uri, found = f"file:{path}", _DT.search(str(path))
+    dt = date.fromisoformat(found.group(1)) if found else None
+    before, carry = 0, b""
+    with _open(path) as handle:
+        while True:
+            block = handle.read(BLOCK_BYTES)
+            data = carry + block
+            if not block:  # the last line may lack its newline
                 if data:
-                    ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10) + 1
-                    offsets = pa.py_buffer(np.concatenate([[0], ends]).astype(np.int32).tobytes())
-                    raw = pa.Array.from_buffers(pa.binary(), len(ends), [None, offsets, pa.py_buffer(data)])
-                    n = len(ends)
-                    yield pa.RecordBatch.from_arrays(
-                        [raw, pa.array([uri] * n, pa.string()),
-                         pa.array(np.arange(before + 1, before + n + 1), pa.int64()),
-                         pa.array([dt] * n, pa.date32())], schema=_LINES)
-                    before += n
-                if not block:
-                    break
+                    data += b"\n"
+                carry = b""
+            else:
+                cut = data.rfind(b"\n") + 1
+                data, carry = data[:cut], data[cut:]
+            if data:
+                ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10) + 1
+                offsets = pa.py_buffer(np.concatenate([[0], ends]).astype(np.int32).tobytes())
+                raw = pa.Array.from_buffers(pa.binary(), len(ends), [None, offsets, pa.py_buffer(data)])
+                n = len(ends)
+                yield pa.RecordBatch.from_arrays(
+                    [raw, pa.array([uri] * n, pa.string()),
+                     pa.array(np.arange(before + 1, before + n + 1), pa.int64()),
+                     pa.array([dt] * n, pa.date32())], schema=_LINES)
+                before += n
+            if not block:
+                break
 
 
 def _valid_text(raw: bytes) -> str:
@@ -97,6 +107,8 @@ class DuckDBEngine(Engine):
         self.config = config or {}  # what another connection of this run is opened with (memory, spill)
         self._kinds: dict[str, str] = {}  # registered name -> TABLE or VIEW
         self._functions: set[str] = set()
+        self._streams: set[str] = set()  # streamed lines, whose readers are registered until dropped
+        self._unreadable: UnreadableLanding | None = None
 
     @classmethod
     def connect(cls, settings: Settings) -> "DuckDBEngine":
@@ -115,20 +127,40 @@ class DuckDBEngine(Engine):
         engine.landing_bytes_at_once = settings.duckdb_memory_bytes // MEMORY_PER_LANDING_BYTE
         return engine
 
-    def lines(self, name: str, files: list[Path]) -> None:
-        reader = pa.RecordBatchReader.from_batches(_LINES, line_batches(files))
+    def lines(self, name: str, files: list[Path], streamed: bool = False) -> None:
+        reader = pa.RecordBatchReader.from_batches(_LINES, self._read(files))
         self.con.register(f"{name}_raw", reader)
+        kind = "VIEW" if streamed else "TABLE"  # a streamed view's reader is spent by the query that reads it
         # a line ends at \n; a \r before it is part of a CRLF ending, as Spark reads it; a blank
         # line is spaces only, as Spark's trim sees it (DuckDB's trim reads the whole line, 3x the cost)
-        self.con.execute(f"""
-            CREATE OR REPLACE TEMP TABLE {name} AS
+        self._create(f"""
+            CREATE OR REPLACE TEMP {kind} {name} AS
             SELECT CASE WHEN text IS NULL THEN valid_text(raw) ELSE line END AS value,
                    text IS NULL AS bad_bytes, file_path, line_no, dt
             FROM (SELECT raw, text, regexp_replace(text, '\\r?\\n$', '') AS line, file_path, line_no, dt
                   FROM (SELECT raw, try(decode(raw)) AS text, file_path, line_no, dt FROM {name}_raw))
             WHERE text IS NULL OR NOT {DUCKDB.blank('line')}""")
-        self._kinds[name] = "TABLE"
-        self.con.unregister(f"{name}_raw")
+        self._kinds[name] = kind
+        if streamed:
+            self._streams.add(name)
+        else:
+            self.con.unregister(f"{name}_raw")
+
+    def _read(self, files: list[Path]) -> Iterator[pa.RecordBatch]:
+        """``line_batches``, an unreadable file kept to be raised as itself, not as the query's error."""
+        try:
+            yield from line_batches(files)
+        except UnreadableLanding as exc:
+            self._unreadable = exc
+            raise
+
+    def _create(self, sql: str) -> None:
+        try:
+            self.con.execute(sql)
+        except duckdb.Error:
+            if self._unreadable is not None:  # a landing file failed to read: say so, not DuckDB's wrapping
+                raise self._unreadable from None
+            raise
 
     def arrow(self, name: str, table: pa.Table) -> None:
         self.con.register(f"{name}_arrow", table)
@@ -136,7 +168,7 @@ class DuckDBEngine(Engine):
         self.con.unregister(f"{name}_arrow")
 
     def table(self, name: str, sql: str) -> None:
-        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
+        self._create(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
         self._kinds[name] = "TABLE"
 
     def view(self, name: str, sql: str) -> None:
@@ -215,6 +247,9 @@ class DuckDBEngine(Engine):
             kind = self._kinds.pop(name, None)
             if kind is not None:
                 self.con.execute(f"DROP {kind} IF EXISTS {name}")
+            if name in self._streams:
+                self._streams.discard(name)
+                self.con.unregister(f"{name}_raw")
 
     def close(self) -> None:
         self.con.close()

@@ -28,7 +28,7 @@ class SparkEngine(Engine):
         self._cached: dict[str, Any] = {}
         self._names: set[str] = set()  # what close() drops: the session outlives the engine
 
-    def lines(self, name: str, files: list[Path]) -> None:
+    def lines(self, name: str, files: list[Path], streamed: bool = False) -> None:  # a view: read when used
         if not files:
             self.spark.createDataFrame([], "value string, bad_bytes boolean, file_path string, "
                                            "line_no long, dt date").createOrReplaceTempView(name)

@@ -28,11 +28,11 @@ def lines_table(engine, rows, name="raw_lines") -> str:
     return name
 
 
-def split_rows(engine, spec, candidates: str) -> tuple[list[dict], list[dict]]:
-    """(accepted rows, quarantine rows) of candidate rows, as ingest splits them."""
+def split_rows(engine, spec, candidates: str, parsed: str | None = None) -> tuple[list[dict], list[dict]]:
+    """(accepted rows, quarantine rows) of candidate rows (of the parsed lines ``parsed``), as ingest splits them."""
     engine.table("ranked", ingest.ranked_rows(engine.dialect, spec, candidates))
     return (engine.rows(ingest.accepted_rows(engine.dialect, spec, "ranked")),
-            engine.rows(ingest.quarantined_rows(engine.dialect, spec, "ranked")))
+            engine.rows(ingest.quarantined_rows(engine.dialect, spec, "ranked", parsed)))
 
 
 def test_customer_rows_are_typed_or_quarantined_with_the_rule_and_a_reason(duckdb_engine):
@@ -175,7 +175,7 @@ def test_transactions_are_exploded_typed_and_bad_items_quarantined_alone(duckdb_
     engine, d, spec = duckdb_engine, duckdb_engine.dialect, TABLES["bank_transactions"]
     raw = lines_table(engine, [(envelope(items=[good, bad]), "2026-11-01")])
     engine.table("parsed", ingest.mark_duplicates(d, ingest.parse_mydata(d, "bank", raw), None, []))
-    row, q = split_rows(engine, spec, ingest.mydata_rows(d, spec, "parsed"))
+    row, q = split_rows(engine, spec, ingest.mydata_rows(d, spec, "parsed"), "parsed")
     assert len(row) == 1 and row[0]["trans_no"] == "1" and row[0]["item_no"] == 0
     assert str(row[0]["trans_amt"]) == "2500000.000"
     assert row[0]["trans_dtime"].astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S") == "2026-10-02 03:15:30"

@@ -3,6 +3,7 @@ lacks, negative card bills, re-deliveries, bad bytes, huge fields, split files, 
 and a run that fails or is cut short."""
 from __future__ import annotations
 
+import gzip
 import json
 from datetime import date
 from pathlib import Path
@@ -320,6 +321,20 @@ def test_every_usage_row_is_accepted_or_quarantined_once(duckdb_engine, rows):
     quarantined = engine.rows(ingest.quarantined_rows(d, spec, "u_ranked"))
     assert accepted + len(quarantined) == len(rows)
     assert not [q for q in quarantined if not q["rule"] or not q["reason"]]
+
+
+@pytest.mark.parametrize("source", ["card", "telecom_usage"])  # streamed into the parse, and kept
+def test_a_truncated_gzip_fails_ingest_naming_the_file(tmp_path, source):
+    lines = [bills(CARD_ORG, f"T{i}", "1000.000") for i in range(2000)] if source == "card" else \
+        [USAGE_HEADER] + [f"{LK},{i}" for i in range(20000)]
+    whole = gzip.compress("".join(line + "\n" for line in lines).encode("utf-8"))
+    path = deliver(tmp_path, source, [], name="part-0.jsonl.gz" if source == "card" else "part-0.csv.gz")
+    path.write_bytes(whole[:len(whole) // 2])
+    register(tmp_path, ("card", CARD_ORG))
+    with pytest.raises(ingest.IngestFailed, match=rf"{source}: landing file .*part-0\.\w+\.gz cannot be read to its "
+                                                  r"end \(Compressed file ended .*\); nothing of this run was published"):
+        ingest.run(Settings(data_root=tmp_path))
+    assert manifest_of(tmp_path)["status"] == "failed" and bronze(tmp_path, "card_bills") == []
 
 
 def test_a_holder_whose_collections_all_fail_fails_the_gate(tmp_path, spark):
