@@ -302,17 +302,22 @@ def render(results: list[dict], models: list[dict] | None = None) -> str:
         scales = [r for r in results if r["engine"] == engine]
         if len(scales) < 2:
             continue
+        last, before = scales[-1]["subjects"], scales[-2]["subjects"]
         lines += [f"## Scaling on {engine}: time per row (against the smallest scale) and driver memory", "",
-                  "| stage | " + " | ".join(f"{r['subjects']:,}" for r in scales) + " |",
-                  "|---|" + "---|" * len(scales)]
+                  "| stage | " + " | ".join(f"{r['subjects']:,}" for r in scales)
+                  + f" | per row, {last:,} against {before:,} |",
+                  "|---|" + "---|" * (len(scales) + 1)]
         base = scales[0]
         for i, s in enumerate(base["stages"]):
             per_row = [r["stages"][i]["seconds"] / max(r["stages"][i]["rows"], 1) for r in scales]
             lines.append(f"| {s['stage']} | " + " | ".join(
                 f"{1e6 * p:,.1f} µs ({p / per_row[0]:.2f}×), RSS {r['stages'][i]['peak_mib']:,.0f} MiB, "
                 f"heap {heap_note(r['stages'][i])}"
-                for p, r in zip(per_row, scales)) + " |")
-        lines.append("")
+                for p, r in zip(per_row, scales)) + f" | {per_row[-1] / per_row[-2]:.2f}× |")
+        per_subject = [r["whole_s"] / r["subjects"] for r in scales]  # the linearity target is the whole run's
+        lines += [f"| whole pipeline | " + " | ".join(
+            f"{1e3 * p:,.2f} ms per subject ({p / per_subject[0]:.2f}×)" for p in per_subject)
+            + f" | **{per_subject[-1] / per_subject[-2]:.2f}×** |", ""]
     lines += engines_side_by_side(results)
     if models:
         lines += ["## Segmentation training and scoring on resampled snapshots (`benchmarks/bench_models.py`)", "",
