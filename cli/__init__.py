@@ -16,6 +16,7 @@ from cli.consent import cmd_consent
 from cli.data import cmd_generate, cmd_holders, cmd_keys, cmd_tokenize
 from cli.model import cmd_model
 from cli.settings import settings_of
+from cli.status import cmd_status
 from cli.stages import (cmd_features, cmd_fuse, cmd_ingest, cmd_landing, cmd_purge, cmd_release, cmd_score,
                         cmd_validate)
 from mydata.config import PURPOSES, ConfigError
@@ -32,15 +33,9 @@ class _Parser(argparse.ArgumentParser):
 
 #: commands that work on an existing lake, and their actions that only read it
 LAKE_COMMANDS = ("landing", "ingest", "validate", "consent", "fuse", "features", "release", "purge", "model",
-                 "score", "holders")
+                 "score", "holders", "status")
 READ_ONLY_ACTIONS = {("consent", "verify"), ("consent", "status"), ("consent", "export"), ("holders", "list"),
-                     ("model", "list")}
-
-
-LAKE_COMMANDS = ("landing", "ingest", "validate", "consent", "fuse", "features", "release", "purge", "model",
-                 "score", "holders")
-READ_ONLY_ACTIONS = {("consent", "verify"), ("consent", "status"), ("consent", "export"), ("holders", "list"),
-                     ("model", "list")}
+                     ("model", "list"), ("status", None)}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -109,6 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
     add("release", cmd_release, "k-anonymity gate (MYDATA_K_ANONYMITY, MYDATA_MAX_SUPPRESSION), then publish the "
                                 "feature snapshot to gold with its privacy report and catalog")
     add("purge", cmd_purge, "remove subjects who withdrew consent for --purpose from every derived table")
+    p = add("status", cmd_status, "the lake at a glance: every job's latest run, quarantine share, the consent "
+                                  "ledger's head and check, the current model and its drift, withdrawals not yet "
+                                  "purged (exit 1 when something needs attention)")
+    p.add_argument("--json", action="store_true", help="print it as JSON")
 
     p = add("model", cmd_model, "segmentation models for --purpose: train (and register) on the published "
                                 "snapshot as of --as-of, list, show, compare two versions, promote one to "

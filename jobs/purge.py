@@ -66,15 +66,25 @@ def derived_partitions(lake: Lake, purpose: str) -> list[tuple[str, Path]]:
     return found
 
 
-def purge_table(engine: Engine, name: str, folder: Path, pseudonyms: str, run_id: str) -> dict[Path, dict[str, int]]:
-    """Rewrite the partitions of one table (``<zone>/<table>/purpose=<p>``, registered as ``name``)
-    that hold any of ``pseudonyms``, each without them; rows removed per partition and pseudonym."""
-    if not engine.parquet(name, folder) or "pseudonym" not in (columns := engine.columns(name)):
+def table_hits(engine: Engine, name: str, folder: Path, pseudonyms: str) -> dict[Path, dict[str, int]]:
+    """Rows of ``pseudonyms`` per partition and pseudonym in one table (``<zone>/<table>/purpose=<p>``,
+    registered as ``name``); none for a table without a ``pseudonym`` column."""
+    if not engine.parquet(name, folder) or "pseudonym" not in engine.columns(name):
         return {}
     key = next(part.name.split("=", 1)[0] for part in folder.glob("*=*"))
     hits: dict[Path, dict[str, int]] = {}
     for row in engine.rows(hits_sql(name, key, pseudonyms)):
         hits.setdefault(folder / f"{key}={row['part']}", {})[row["pseudonym"]] = int(row["n"])
+    return hits
+
+
+def purge_table(engine: Engine, name: str, folder: Path, pseudonyms: str, run_id: str) -> dict[Path, dict[str, int]]:
+    """Rewrite the partitions of one table (``<zone>/<table>/purpose=<p>``, registered as ``name``)
+    that hold any of ``pseudonyms``, each without them; rows removed per partition and pseudonym."""
+    hits = table_hits(engine, name, folder, pseudonyms)
+    if not hits:
+        return {}
+    columns, key = engine.columns(name), next(iter(hits)).name.split("=", 1)[0]
     values = sorted(partition.name.split("=", 1)[1] for partition in hits)
     storage.publish([engine.stage(kept_sql(name, columns, key, value, pseudonyms), folder, [date.fromisoformat(value)],
                                   run_id, key=key) for value in values])
@@ -87,7 +97,7 @@ def read_audit(lake: Lake) -> list[dict]:
         if path.is_file() else []
 
 
-def _register_pseudonyms(engine: Engine, lake: Lake, keystore: KeyStore, purpose: str, moment: datetime) -> int:
+def register_withdrawn(engine: Engine, lake: Lake, keystore: KeyStore, purpose: str, moment: datetime) -> int:
     """Register ``purged_pseudonyms`` (the withdrawn subjects under every purpose key version);
     return how many subjects have withdrawn."""
     d = engine.dialect
@@ -116,7 +126,7 @@ def run(settings: Settings, spark=None, moment: datetime | None = None) -> dict:
     engine = open_engine(settings, spark)
     try:
         if partitions and storage.has_data(lake.ledger):
-            withdrawn_count = _register_pseudonyms(engine, lake, keystore, purpose, moment)
+            withdrawn_count = register_withdrawn(engine, lake, keystore, purpose, moment)
             # tables side by side; each table's partitions one after another (they share its folder)
             for hits in engine.concurrently([(purge_table, engine, f"derived_{i}", folder, "purged_pseudonyms",
                                               manifest.run_id) for i, folder in enumerate(tables)]):

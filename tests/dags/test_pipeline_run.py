@@ -5,6 +5,7 @@ from datetime import date
 
 import pytest
 
+from jobs import status
 from mydata.airflow_runner import dags_test
 from cli.demo import print_summary
 from mydata.manifest import latest_manifest
@@ -66,3 +67,10 @@ def test_pipeline_dag_runs_end_to_end_through_airflow(sample_10k, tmp_path, caps
                  f"segment: model marketing {trained['outputs']['version']}", "profile ", "privacy report "):
         assert line in summary_text, line
     assert all(s["label"] in summary_text for s in trained["outputs"]["segments"])
+    # the lake the DAG left is healthy, as `mydata status` tells it
+    found = status.run(settings)
+    assert found.healthy, found.attention
+    assert {r["job"] for r in found.runs} >= {"landing", "ingest", "validate", "consent", "fuse", "features",
+                                              "privacy", "train", "score", "purge"}
+    assert found.model["version"] == trained["outputs"]["version"] and found.ledger["verified"]
+    assert found.ingest["records_read"] == summary.total_records

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from pyspark.sql import functions as F
 
-from jobs import consent, fuse, purge
+from jobs import consent, fuse, purge, status
 from mydata import storage
 from mydata.engines import open_engine
 from mydata.keys import KeyStore, purpose_pseudonym
@@ -64,6 +64,10 @@ def test_a_withdrawn_subject_is_purged_from_every_derived_table(lake_copy, spark
     moment = datetime.fromisoformat(as_of).replace(tzinfo=KST) + timedelta(days=2, hours=9)
     deliver_withdrawal(spark, settings, link_key, head.hash, moment, ["card"])  # one source is enough
     consent.run(settings, spark)
+    pending = status.run(settings, moment=moment + timedelta(hours=1))  # `mydata status` sees it waiting
+    assert pending.withdrawals["not_purged"] == 1 and "gold/segments" in pending.withdrawals["tables"]
+    assert pending.attention == [f"1 withdrawn subject(s) still in {', '.join(pending.withdrawals['tables'])} "
+                                 f"({pending.withdrawals['rows']} rows): run `mydata --purpose marketing purge`"]
     result = purge.run(settings, spark, moment=moment + timedelta(hours=1))
 
     assert result["pseudonyms_purged"] == 1
@@ -80,6 +84,8 @@ def test_a_withdrawn_subject_is_purged_from_every_derived_table(lake_copy, spark
     assert link_key not in lake.purge_audit.read_text() and link_key not in open(result["manifest"]).read()
     # other purposes keep their own, differently keyed rows: the withdrawal was for marketing only
     assert spark.read.parquet(str(lake.silver_table("subjects", "analytics"))).count() > 0
+    assert status.run(settings, moment=moment + timedelta(hours=1)).withdrawals["not_purged"] == 0
+    assert pending.withdrawals["rows"] == sum(removed.values())
 
     again = purge.run(settings, spark, moment=moment + timedelta(hours=2))
     assert again["rows_removed_total"] == 0 and len(purge.read_audit(lake)) == 1

@@ -1,0 +1,41 @@
+"""`mydata status`: the lake at a glance, for a person or (``--json``) a machine."""
+from __future__ import annotations
+
+import argparse
+import json
+
+from cli.settings import settings_of
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from jobs import status
+
+    found = status.run(settings_of(args))
+    print(json.dumps(found.as_dict(), indent=1, default=str) if args.json else describe(found))
+    return 0 if found.healthy else 1
+
+
+def describe(found) -> str:
+    """``jobs.status.LakeStatus`` as lines a person reads."""
+    lines = [f"lake {found.root}, purpose {found.purpose}", "", "latest runs"]
+    lines += [f"  {r['job']:<10} {r['status']:<10} {(r['finished_at'] or '')[:19]:<20} {r['run_id']}"
+              for r in found.runs] or ["  none yet"]
+    if found.ingest:
+        i = found.ingest
+        lines += ["", f"ingest     {i['records_read']:,} records read, {i['rows_accepted']:,} rows accepted, "
+                      f"{i['rows_quarantined']:,} quarantined ({i['quarantine_share']:.2%})"]
+    for zone, tables in found.tables.items():
+        lines += [f"{zone:<10} " + ", ".join(f"{name} {rows:,}" for name, rows in tables.items())]
+    ledger = found.ledger
+    lines += ["", f"consent    {ledger['events']:,} events, head {ledger['head'][:16]}…, "
+                  + ("verifies" if ledger["verified"] else f"DOES NOT VERIFY: {ledger['problem']}")]
+    model = found.model
+    lines += ["model      " + ("none promoted" if model is None else
+                               f"{model['version']} (k={model['k']}, {(model['created_at'] or '')[:10]}), drift: "
+                               + ("not checked" if model["drift"] is None else
+                                  "retrain" if model["drift"]["retrain"] else "within threshold"))]
+    w = found.withdrawals
+    lines += [f"withdrawn  {w['withdrawn_subjects']:,} subject(s), {w['not_purged']:,} not yet purged"]
+    lines += ["", "needs attention:" if found.attention else "healthy: nothing needs attention"]
+    lines += [f"  - {said}" for said in found.attention]
+    return "\n".join(lines)

@@ -1,0 +1,137 @@
+"""The lake at a glance, from what its runs left behind: reads, never writes.
+
+Every job's latest run (its manifest), ingest's rows and quarantine share, the rows of each zone's
+tables (from Parquet footers), the consent ledger's head and whether it verifies, the purpose's
+current model and its latest drift check, and withdrawn subjects still in the purpose's derived
+tables. ``attention`` says what a person should look at; a healthy lake has none.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pyarrow.parquet as pq
+
+from jobs import consent, purge
+from mydata import storage
+from mydata.config import SESSION_TIME_ZONE, Settings
+from mydata.engines import Engine, open_engine
+from mydata.keys import KeyStore
+from mydata.lake import Lake
+from mydata.manifest import latest_manifest, latest_matching
+from models import registry
+
+
+@dataclass(frozen=True)
+class LakeStatus:
+    root: str
+    purpose: str
+    runs: list[dict]  # per job: the latest run's status, when it finished, why it failed
+    ingest: dict | None  # the latest succeeded ingest: records read, rows accepted and quarantined
+    tables: dict[str, dict[str, int]]  # zone -> table -> rows
+    ledger: dict  # events, head hash, verified, the problem found
+    model: dict | None  # the purpose's current model and its latest drift check
+    withdrawals: dict  # withdrawn subjects, and those still in derived tables
+    attention: list[str]
+
+    @property
+    def healthy(self) -> bool:
+        return not self.attention
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "healthy": self.healthy}
+
+
+def latest_runs(lake: Lake) -> list[dict]:
+    jobs = sorted(p.name for p in lake.manifests.iterdir() if p.is_dir()) if lake.manifests.is_dir() else []
+    runs = []
+    for job in jobs:
+        if (m := latest_manifest(lake, job)) is not None:
+            runs.append({"job": job, "status": m["status"], "run_id": m["run_id"],
+                         "finished_at": m.get("finished_at"), "error": m.get("error")})
+    return runs
+
+
+def ingest_figures(lake: Lake) -> dict | None:
+    m = latest_matching(lake, "ingest")
+    if m is None:
+        return None
+    tables = m["outputs"]["tables"].values()
+    accepted = sum(c["accepted"] for by_dt in tables for c in by_dt.values())
+    quarantined = sum(c["quarantined"] for by_dt in tables for c in by_dt.values())
+    return {"run_id": m["run_id"], "records_read": sum(m["inputs"]["records_read"].values()),
+            "rows_accepted": accepted, "rows_quarantined": quarantined,
+            "quarantine_share": quarantined / (accepted + quarantined) if accepted + quarantined else 0.0}
+
+
+def table_rows(lake: Lake) -> dict[str, dict[str, int]]:
+    """Rows of every table in bronze, silver and gold, from the Parquet footers alone."""
+    def rows(folder: Path) -> int:
+        return sum(pq.ParquetFile(f).metadata.num_rows for f in folder.rglob("*.parquet")
+                   if not any(part.startswith((".", "_")) for part in f.relative_to(folder).parts))
+    return {zone.name: {t.name: rows(t) for t in sorted(zone.iterdir()) if t.is_dir() and not t.name.startswith(("_", "."))}
+            for zone in (lake.bronze, lake.silver, lake.gold) if zone.is_dir()}
+
+
+def ledger_figures(engine: Engine, lake: Lake) -> dict:
+    checked = consent.verify_ledger(engine, lake)
+    return {"events": checked.events, "head": checked.head.hash, "verified": checked.ok,
+            "problem": None if checked.ok else str(checked.problem)}
+
+
+def model_figures(lake: Lake, purpose: str) -> dict | None:
+    version = registry.current_version(lake, purpose)
+    if version is None:
+        return None
+    metadata = registry.get(lake, purpose, version).metadata
+    drift = latest_matching(lake, "drift", purpose=purpose)
+    return {"version": version, "created_at": metadata.get("created_at"), "k": metadata.get("metrics", {}).get("k"),
+            "drift": None if drift is None else {"run_id": drift["run_id"], "retrain": drift["outputs"]["retrain"],
+                                                 "drifted": drift["outputs"]["drifted"]}}
+
+
+def withdrawal_figures(engine: Engine, lake: Lake, purpose: str, moment: datetime) -> dict:
+    """Withdrawn subjects of ``purpose``, and those whose rows a purge has still to remove."""
+    partitions = purge.derived_partitions(lake, purpose)
+    if not partitions or not storage.has_data(lake.ledger):
+        return {"withdrawn_subjects": 0, "not_purged": 0, "rows": 0, "tables": []}
+    withdrawn = purge.register_withdrawn(engine, lake, KeyStore.open(Settings(data_root=lake.root)), purpose, moment)
+    hits: dict[str, dict[str, int]] = {}
+    for i, folder in enumerate(sorted({partition.parent for _, partition in partitions})):
+        for by_pseudonym in purge.table_hits(engine, f"status_{i}", folder, "purged_pseudonyms").values():
+            table = f"{folder.parent.parent.name}/{folder.parent.name}"
+            for pseudonym, n in by_pseudonym.items():
+                hits.setdefault(table, {})[pseudonym] = hits.get(table, {}).get(pseudonym, 0) + n
+    return {"withdrawn_subjects": withdrawn, "not_purged": len({p for t in hits.values() for p in t}),
+            "rows": sum(n for t in hits.values() for n in t.values()), "tables": sorted(hits)}
+
+
+def needing_attention(status: dict) -> list[str]:
+    said = [f"{r['job']}: the latest run failed ({r['error'] or 'no reason recorded'})"
+            for r in status["runs"] if r["status"] == "failed"]
+    if not status["ledger"]["verified"]:
+        said.append(f"consent ledger: does not verify: {status['ledger']['problem']}")
+    if status["model"] and status["model"]["drift"] and status["model"]["drift"]["retrain"]:
+        said.append(f"model {status['model']['version']}: drift calls for retraining "
+                    f"(drifted: {', '.join(status['model']['drift']['drifted'])})")
+    if (pending := status["withdrawals"])["not_purged"]:
+        said.append(f"{pending['not_purged']} withdrawn subject(s) still in {', '.join(pending['tables'])} "
+                    f"({pending['rows']} rows): run `mydata --purpose {status['purpose']} purge`")
+    return said
+
+
+def run(settings: Settings, moment: datetime | None = None) -> LakeStatus:
+    """The status of ``settings``' lake for ``settings.purpose``, as of now (or ``moment``)."""
+    lake, purpose = settings.lake, settings.purpose
+    engine = open_engine(settings)
+    try:
+        figures = {"root": str(lake.root), "purpose": purpose, "runs": latest_runs(lake),
+                   "ingest": ingest_figures(lake), "tables": table_rows(lake),
+                   "ledger": ledger_figures(engine, lake), "model": model_figures(lake, purpose),
+                   "withdrawals": withdrawal_figures(engine, lake, purpose,
+                                                     moment or datetime.now(ZoneInfo(SESSION_TIME_ZONE)))}
+    finally:
+        engine.close()
+    return LakeStatus(**figures, attention=needing_attention(figures))
