@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
-from datetime import date
+import time
+from datetime import date, datetime
 from pathlib import Path
+from typing import Callable
 
 from mydata.config import Settings
 from mydata.orchestration import SPARK_CONN_ID, spark_connection, uses_cluster
@@ -51,8 +54,9 @@ def run_airflow(settings: Settings, args: list[str], log: Path | None = None,
 
 
 def _run(settings: Settings, command: list[str], shown: str, log: Path | None,
-         timeout: float | None = None) -> subprocess.CompletedProcess:
-    """Run ``command`` in Airflow's environment; output to ``log`` (after ``$ shown``), else captured."""
+         timeout: float | None = None, follow: RunProgress | None = None) -> subprocess.CompletedProcess:
+    """Run ``command`` in Airflow's environment; output to ``log`` (after ``$ shown``), else captured.
+    ``follow``: told each line the command adds to ``log`` while it runs."""
     env = airflow_env(settings)
     settings.lake.airflow_home.mkdir(parents=True, exist_ok=True)
     if log is None:
@@ -61,8 +65,68 @@ def _run(settings: Settings, command: list[str], shown: str, log: Path | None,
     with open(log, "a", encoding="utf-8") as handle:
         handle.write(f"\n$ {shown}\n")
         handle.flush()
-        return subprocess.run(command, env=env, stdout=handle, stderr=subprocess.STDOUT, text=True,
-                              timeout=timeout)
+        if follow is None:
+            return subprocess.run(command, env=env, stdout=handle, stderr=subprocess.STDOUT, text=True,
+                                  timeout=timeout)
+        with open(log, encoding="utf-8", errors="replace") as reading:
+            reading.seek(0, os.SEEK_END)
+            process = subprocess.Popen(command, env=env, stdout=handle, stderr=subprocess.STDOUT, text=True)
+            deadline = time.monotonic() + timeout if timeout else None
+            while process.poll() is None:
+                if deadline and time.monotonic() > deadline:
+                    process.kill()
+                    raise subprocess.TimeoutExpired(command, timeout)
+                time.sleep(0.5)
+                follow.lines(reading.readlines())
+            follow.lines(reading.readlines())
+        return subprocess.CompletedProcess(command, process.returncode)
+
+
+_TASK = re.compile(r"\[DAG TEST\] (starting|end task) task_id=(\S+)")
+_STATE = re.compile(r"Task instance state updated .*new_state=(\w+)")
+
+
+def _logged_at(line: str) -> datetime | None:
+    """The time an Airflow log line starts with (``2026-11-30T23:48:16.042967Z``), if it has one."""
+    try:
+        return datetime.fromisoformat(line.split(" ", 1)[0])
+    except ValueError:
+        return None
+
+
+class RunProgress:
+    """A DAG run's task starts and ends as its log shows them, and while a task runs a line at
+    least every ``every`` seconds: one plain line per step, fit for a terminal and a log alike."""
+
+    def __init__(self, say: Callable[[str], None], every: float = 10.0) -> None:
+        self.say, self.every = say, every
+        self.task: str | None = None
+        self.state = ""
+        self.logged: datetime | None = None  # when the log says the running task started
+        self.started = self.said = time.monotonic()
+
+    def lines(self, lines: list[str]) -> None:
+        for line in lines:
+            if found := _STATE.search(line):
+                self.state = found.group(1)
+            elif found := _TASK.search(line):
+                self._task(found.group(1) == "starting", found.group(2), _logged_at(line))
+        if time.monotonic() - self.said >= self.every:  # Airflow's own start, before any task, takes a while too
+            doing = f"{self.task} running" if self.task else "between tasks" if self.state else "starting the run"
+            self._say(f"airflow:   {doing}, {time.monotonic() - self.started:.0f}s")
+
+    def _task(self, starting: bool, task: str, at: datetime | None) -> None:
+        if starting:
+            self.task, self.state, self.started, self.logged = task, "", time.monotonic(), at
+            self._say(f"airflow: {task} started")
+        else:  # the log's own times, when it has them: the log is read every half second
+            took = (at - self.logged).total_seconds() if at and self.logged else time.monotonic() - self.started
+            self._say(f"airflow: {task} {self.state or 'ended'} in {took:.1f}s")
+            self.task = None
+
+    def _say(self, text: str) -> None:
+        self.say(text)
+        self.said = time.monotonic()
 
 
 def ensure_db(settings: Settings, log: Path | None = None) -> None:
@@ -75,13 +139,14 @@ def ensure_db(settings: Settings, log: Path | None = None) -> None:
 
 
 def dags_test(settings: Settings, dag_id: str, logical_date: date, conf: dict | None = None,
-              log: Path | None = None) -> subprocess.CompletedProcess:
-    """``airflow dags test``: one real DAG run, tasks executed in this machine's Airflow."""
+              log: Path | None = None, follow: RunProgress | None = None) -> subprocess.CompletedProcess:
+    """``airflow dags test``: one real DAG run, tasks executed in this machine's Airflow; ``follow``
+    (with a ``log``) reports its tasks as they run."""
     ensure_db(settings, log)
     args = ["dags", "test", dag_id, logical_date.isoformat()]
     if conf:
         args += ["--conf", json.dumps(conf)]
-    return run_airflow(settings, args, log=log)
+    return _run(settings, [airflow_bin(), *args], f"airflow {' '.join(args)}", log, follow=follow)
 
 
 def dags_test_each(settings: Settings, dag_id: str, logical_dates: list[date],
