@@ -92,20 +92,19 @@ def model_figures(lake: Lake, purpose: str) -> dict | None:
                                                  "drifted": drift["outputs"]["drifted"]}}
 
 
-def withdrawal_figures(engine: Engine, lake: Lake, purpose: str, moment: datetime) -> dict:
-    """Withdrawn subjects of ``purpose``, and those whose rows a purge has still to remove."""
+def withdrawal_figures(engine: Engine, settings: Settings, moment: datetime) -> dict:
+    """Withdrawn subjects of the purpose, and those whose rows a purge has still to remove."""
+    lake, purpose = settings.lake, settings.purpose
     partitions = purge.derived_partitions(lake, purpose)
     if not partitions or not storage.has_data(lake.ledger):
         return {"withdrawn_subjects": 0, "not_purged": 0, "rows": 0, "tables": []}
-    withdrawn = purge.register_withdrawn(engine, lake, KeyStore.open(Settings(data_root=lake.root)), purpose, moment)
-    hits: dict[str, dict[str, int]] = {}
-    for i, folder in enumerate(sorted({partition.parent for _, partition in partitions})):
-        for by_pseudonym in purge.table_hits(engine, f"status_{i}", folder, "purged_pseudonyms").values():
-            table = f"{folder.parent.parent.name}/{folder.parent.name}"
-            for pseudonym, n in by_pseudonym.items():
-                hits.setdefault(table, {})[pseudonym] = hits.get(table, {}).get(pseudonym, 0) + n
-    return {"withdrawn_subjects": withdrawn, "not_purged": len({p for t in hits.values() for p in t}),
-            "rows": sum(n for t in hits.values() for n in t.values()), "tables": sorted(hits)}
+    withdrawn = purge.register_withdrawn(engine, lake, KeyStore.open(settings), purpose, moment)
+    names = {partition.parent: name for name, partition in partitions}  # table folder -> zone/table
+    found = {names[folder]: hits for i, folder in enumerate(sorted(names))
+             if (hits := purge.table_hits(engine, f"status_{i}", folder, "purged_pseudonyms"))}
+    by_pseudonym = [counts for hits in found.values() for counts in hits.values()]
+    return {"withdrawn_subjects": withdrawn, "not_purged": len({p for counts in by_pseudonym for p in counts}),
+            "rows": sum(n for counts in by_pseudonym for n in counts.values()), "tables": sorted(found)}
 
 
 def needing_attention(status: dict) -> list[str]:
@@ -130,7 +129,7 @@ def run(settings: Settings, moment: datetime | None = None) -> LakeStatus:
         figures = {"root": str(lake.root), "purpose": purpose, "runs": latest_runs(lake),
                    "ingest": ingest_figures(lake), "tables": table_rows(lake),
                    "ledger": ledger_figures(engine, lake), "model": model_figures(lake, purpose),
-                   "withdrawals": withdrawal_figures(engine, lake, purpose,
+                   "withdrawals": withdrawal_figures(engine, settings,
                                                      moment or datetime.now(ZoneInfo(SESSION_TIME_ZONE)))}
     finally:
         engine.close()
