@@ -158,8 +158,9 @@ class DuckDBEngine(Engine):
         try:
             self.con.execute(sql)
         except duckdb.Error:
-            if self._unreadable is not None:  # a landing file failed to read: say so, not DuckDB's wrapping
-                raise self._unreadable from None
+            unreadable, self._unreadable = self._unreadable, None  # said once: a later error is its own
+            if unreadable is not None:  # a landing file failed to read: say so, not DuckDB's wrapping
+                raise unreadable from None
             raise
 
     def arrow(self, name: str, table: pa.Table) -> None:

@@ -32,3 +32,22 @@ def test_one_partition_is_read_with_its_key_and_only_its_files(duckdb_engine, tm
     assert duckdb_engine.columns("t") == ["n", "as_of"]
     assert duckdb_engine.rows("SELECT count(*) AS c, min(as_of) AS d FROM t") == [{"c": 2, "d": date(2026, 8, 1)}]
     assert not duckdb_engine.partition("none", table, "as_of", date(2026, 9, 1))
+
+
+def test_an_unreadable_landing_file_is_raised_as_itself_once_and_later_errors_as_theirs(duckdb_engine, tmp_path):
+    import gzip
+
+    import duckdb
+    import pytest
+
+    from mydata.engines import UnreadableLanding
+
+    whole = gzip.compress(b'{"a": 1}\n' * 100_000)
+    path = tmp_path / "dt=2026-11-01" / "part-0.jsonl.gz"
+    path.parent.mkdir()
+    path.write_bytes(whole[:len(whole) // 2])
+    duckdb_engine.lines("cut_lines", [path], streamed=True)
+    with pytest.raises(UnreadableLanding, match=r"part-0\.jsonl\.gz cannot be read to its end"):
+        duckdb_engine.table("parsed", "SELECT count(*) AS n FROM cut_lines")
+    with pytest.raises(duckdb.CatalogException):  # not the landing file's error again
+        duckdb_engine.table("other", "SELECT * FROM no_such_table")
