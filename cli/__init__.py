@@ -19,6 +19,7 @@ from cli.settings import settings_of
 from cli.status import cmd_status
 from cli.stages import (cmd_features, cmd_fuse, cmd_ingest, cmd_landing, cmd_purge, cmd_release, cmd_score,
                         cmd_validate)
+from mydata import progress
 from mydata.config import PURPOSES, ConfigError
 from mydata.keys import KeyStoreError
 from schemas.landing import LINK_KEY_PATTERN, MYDATA_SOURCES
@@ -147,6 +148,8 @@ def _link_keys_as_options(argv: list[str]) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if hasattr(sys.stdout, "reconfigure"):  # results and progress (on stderr) in the order they happen
+        sys.stdout.reconfigure(line_buffering=True)
     args = build_parser().parse_args(_link_keys_as_options(list(sys.argv[1:] if argv is None else argv)))
     if getattr(args, "link_key_option", None):
         args.link_key = args.link_key_option
@@ -154,7 +157,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command in LAKE_COMMANDS:  # before any Spark work: a wrong data root is a setup error
             read_only = (args.command, getattr(args, "action", None)) in READ_ONLY_ACTIONS
             settings_of(args).check_data_root(write=not read_only)
-        return args.func(args)
+        with progress.shown_by(progress.for_stream(sys.stderr)):
+            return args.func(args)
     except (ConfigError, KeyStoreError, FileExistsError, FileNotFoundError, ValueError, LookupError) as exc:
         print(f"mydata {args.command}: {exc}", file=sys.stderr)
         return 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 import time
 from datetime import date
 
+from mydata import progress
 from mydata.airflow_runner import RunProgress, dags_test
 from mydata.config import Settings
 from mydata.keys import KeyStore
@@ -32,7 +33,7 @@ def run_demo(settings: Settings, subjects: int = 2_000, months: int = 6, seed: i
     # the ARI against latent types only where the generator left its truth (not on a user's own landing)
     truth = (lake.truth / "subjects.csv").is_file()
     result = dags_test(settings, DEMO_DAG, logical, conf={"truth": truth}, log=log,
-                       follow=RunProgress(lambda line: print(line, flush=True)))
+                       follow=RunProgress(progress.display()))
     if result.returncode != 0:
         print(f"airflow dags test FAILED (exit {result.returncode}); last lines of {log}:")
         print("\n".join(log.read_text(encoding="utf-8").splitlines()[-40:]))

@@ -24,7 +24,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from mydata import storage
+from mydata import progress, storage
 from mydata.config import Settings
 from mydata.engines import Engine, as_engine, open_engine
 from mydata.lake import Lake
@@ -418,25 +418,29 @@ def append(engine: Engine, lake: Lake, run_id: str) -> dict:
     head = verification.head
     appended: dict[str, int] = {}
     held: dict[str, str] = {}
-    for dt in pending:
-        if held:  # nothing after a broken delivery is trusted
-            held[dt.isoformat()] = "not appended: an earlier delivery broke the chain"
-            continue
-        engine.table("delivery", f"SELECT * FROM consent_bronze WHERE dt = DATE '{dt.isoformat()}'")
-        problem = delivery_in_chain_order(engine, "delivery", head, "ordered")
-        if problem is None:
-            problem = first_break(engine, "ordered", head.hash, head.events)
-        if problem is not None:
-            held[dt.isoformat()] = f"chain breaks at {problem}"
+    with progress.step("consent", "append", unit="deliveries", total=len(pending)) as shown:
+        for dt in pending:
+            if held:  # nothing after a broken delivery is trusted
+                held[dt.isoformat()] = "not appended: an earlier delivery broke the chain"
+                shown.advance()
+                continue
+            engine.table("delivery", f"SELECT * FROM consent_bronze WHERE dt = DATE '{dt.isoformat()}'")
+            problem = delivery_in_chain_order(engine, "delivery", head, "ordered")
+            if problem is None:
+                problem = first_break(engine, "ordered", head.hash, head.events)
+            if problem is not None:
+                held[dt.isoformat()] = f"chain breaks at {problem}"
+                engine.drop("ordered", "chain_positions", "delivery")
+                shown.advance()
+                continue
+            count = engine.rows("SELECT count(*) AS n FROM ordered")[0]["n"]
+            storage.publish([engine.stage("SELECT * FROM ordered", ledger_path(lake), [dt], run_id)])
+            head = ledger_head(engine, "ordered")
+            appended[dt.isoformat()] = count
+            signed = sign_head(keystore, {**head.as_dict(), "dt": dt.isoformat(), "run_id": run_id})
+            write_json_atomic(anchors_path(lake), [*read_anchors(lake), signed])
             engine.drop("ordered", "chain_positions", "delivery")
-            continue
-        count = engine.rows("SELECT count(*) AS n FROM ordered")[0]["n"]
-        storage.publish([engine.stage("SELECT * FROM ordered", ledger_path(lake), [dt], run_id)])
-        head = ledger_head(engine, "ordered")
-        appended[dt.isoformat()] = count
-        signed = sign_head(keystore, {**head.as_dict(), "dt": dt.isoformat(), "run_id": run_id})
-        write_json_atomic(anchors_path(lake), [*read_anchors(lake), signed])
-        engine.drop("ordered", "chain_positions", "delivery")
+            shown.advance(rows=count)
     engine.drop("consent_bronze", "ledger_done")
     return {"appended": appended, "held": held, "head": signed if appended else verification.head.as_dict(),
             "verified_before": verification.events}

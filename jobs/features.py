@@ -11,7 +11,7 @@ from datetime import date
 
 from features.definitions import FEATURES, SOURCES
 from features.sql import features_sql
-from mydata import storage
+from mydata import progress, storage
 from mydata.config import ConfigError, Settings
 from mydata.engines import Engine, open_engine
 from mydata.lake import Lake
@@ -41,9 +41,11 @@ def run(settings: Settings, spark=None) -> dict:
     target = lake.feature_candidates(purpose)
     engine = open_engine(settings, spark)
     try:
-        tables = register_silver(engine, lake, purpose, as_of)
-        query = f"SELECT *, DATE '{as_of.isoformat()}' AS as_of FROM ({features_sql(engine.dialect, tables, as_of)}) c"
-        storage.publish([engine.stage(query, target, [as_of], manifest.run_id, key="as_of")])
+        with progress.step("features", unit="subjects") as shown:
+            tables = register_silver(engine, lake, purpose, as_of)
+            query = f"SELECT *, DATE '{as_of.isoformat()}' AS as_of FROM ({features_sql(engine.dialect, tables, as_of)}) c"
+            storage.publish([engine.stage(query, target, [as_of], manifest.run_id, key="as_of")])
+            shown.advance(storage.rows_in(target / f"as_of={as_of.isoformat()}"))
     finally:
         engine.close()
     partition = target / f"as_of={as_of.isoformat()}"

@@ -14,7 +14,7 @@ from datetime import date
 
 from jobs import consent
 from jobs.pseudonym import pseudonym_sql, register_keys
-from mydata import html, storage
+from mydata import html, progress, storage
 from mydata.config import ConfigError, Settings
 from mydata.engines import Engine, open_engine
 from mydata.keys import KeyStore
@@ -203,14 +203,18 @@ def run(settings: Settings, spark=None) -> dict:
                                                "as_of": consent.as_of_moment(as_of).isoformat(),
                                                "ledger_head": head.as_dict()}
         manifest.notes += storage.roll_forward(lake.publish_journal)
-        sources = _register_bronze(engine, lake)
-        versions = _link(engine, lake, sources, purpose, as_of)
-        counts, missing = _tallies(engine)
+        with progress.step("fuse", "consent and linkage", unit="subjects") as shown:
+            sources = _register_bronze(engine, lake)
+            versions = _link(engine, lake, sources, purpose, as_of)
+            counts, missing = _tallies(engine)
+            shown.advance(sum(counts.values()))
         if not counts.get("fused"):
             _fused_nobody(lake, manifest, counts, missing)
         register_keys(engine, "purpose_keys", keystore.purpose_secret(purpose, purpose_version))
         engine.table("fused", fused_sql(engine.dialect, "linked", "purpose_keys"))
-        tables = _publish_silver(engine, lake, sources, purpose, as_of, manifest.run_id)
+        with progress.step("fuse", "silver", unit="tables", total=len(sources) + 1) as shown:
+            tables = _publish_silver(engine, lake, sources, purpose, as_of, manifest.run_id)
+            shown.advance(len(tables), rows=sum(t["silver_rows"] for t in tables.values()))
     finally:
         engine.close()
     manifest.outputs = {

@@ -28,7 +28,7 @@ from functools import reduce
 from typing import Any
 
 from jobs.landing import Delivery, data_files, find_deliveries, text_bytes
-from mydata import storage
+from mydata import progress, storage
 from mydata.config import Settings
 from mydata.engines import Engine, UnreadableLanding, open_engine
 from mydata.holders import HolderRegistry, unregistered_message
@@ -385,10 +385,15 @@ def ingest_source(engine: Engine, lake: Lake, source: str, deliveries: list[Deli
     delivered = source in MYDATA_SOURCES and engine.parquet(f"{source}_delivered", _per_source(lake, COLLECTIONS, source))
     earlier = None  # this run's ids of the dates read so far
     try:
-        for i, batch in enumerate(batches):
-            earlier = _ingest_dates(engine, lake, source, [x for x in deliveries if x.dt in batch], dts, run_id,
-                                    f"{source}_delivered" if delivered else None, earlier, i + 1 < len(batches),
-                                    result)
+        with progress.step("ingest", source, unit="files",
+                           total=sum(len(data_files(x)) for x in deliveries)) as shown:
+            for i, batch in enumerate(batches):
+                mine = [x for x in deliveries if x.dt in batch]
+                earlier = _ingest_dates(engine, lake, source, mine, dts, run_id,
+                                        f"{source}_delivered" if delivered else None, earlier, i + 1 < len(batches),
+                                        result)
+                shown.advance(sum(len(data_files(x)) for x in mine),
+                              rows=sum(sum(result.lines.get(str(dt), {}).values()) for dt in batch))
     except BaseException as exc:
         storage.discard(result.staged)
         if isinstance(exc, UnreadableLanding):

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+from mydata import progress
 from mydata.config import Settings
 from mydata.engines import open_engine
 from mydata.lake import Lake, is_complete
@@ -90,9 +91,11 @@ def run(settings: Settings, spark=None) -> dict:
     if files:
         engine = open_engine(settings, spark)
         try:
-            engine.lines("landing_lines", files)
-            for row in engine.rows(count_records_sql(engine.dialect, "landing_lines")):  # a row per delivery
-                counts.setdefault(row["source"], {})[row["dt"]] = int(row["records"])
+            with progress.step("landing", "inventory", unit="files", total=len(files)) as shown:
+                engine.lines("landing_lines", files)
+                for row in engine.rows(count_records_sql(engine.dialect, "landing_lines")):  # a row per delivery
+                    counts.setdefault(row["source"], {})[row["dt"]] = int(row["records"])
+                shown.advance(len(files), rows=sum(n for by_dt in counts.values() for n in by_dt.values()))
         finally:
             engine.drop("landing_lines")
             engine.close()

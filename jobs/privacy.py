@@ -17,7 +17,7 @@ from features.definitions import FEATURES, QUASI_IDENTIFIERS
 from features.release import (AREAS, BUCKET_LABELS, LEVELS, RELEASED_QUASI_IDENTIFIERS, SENSITIVE_BANDS,
                               SENSITIVE_FEATURE, SIZE_BUCKETS, SUPPRESSED, Level)
 from features.sql import catalog_stats_sql
-from mydata import html, storage
+from mydata import html, progress, storage
 from mydata.config import ConfigError, Settings
 from mydata.engines import Engine, open_engine
 from mydata.lake import Lake
@@ -134,11 +134,13 @@ def _choose_level(engine: Engine, columns: list[str], k: int, max_suppression: f
                   ) -> tuple[list[LevelOutcome], int | None]:
     """Climb the ladder: the outcome of each level tried, and the first within the allowed share."""
     outcomes: list[LevelOutcome] = []
-    for index, level in enumerate(LEVELS):
-        engine.view("generalised", generalise_sql(engine.dialect, "candidates", columns, level))
-        outcomes.append(assess(engine, "generalised", level, k))
-        if outcomes[-1].share <= max_suppression:
-            return outcomes, index
+    with progress.step("release", f"k={k} gate", unit="levels", total=len(LEVELS)) as shown:
+        for index, level in enumerate(LEVELS):
+            engine.view("generalised", generalise_sql(engine.dialect, "candidates", columns, level))
+            outcomes.append(assess(engine, "generalised", level, k))
+            shown.advance()
+            if outcomes[-1].share <= max_suppression:
+                return outcomes, index
     return outcomes, None
 
 
@@ -172,8 +174,10 @@ def run(settings: Settings, spark=None) -> dict:
                                  f"{outcomes[-1].share:.1%}); nothing published; see {report}")
         released = ["pseudonym", *RELEASED_QUASI_IDENTIFIERS,
                     *[f.name for f in FEATURES if not f.quasi_identifier], "as_of"]
-        storage.publish([engine.stage(suppress_sql("generalised", released, k), target, [as_of],
-                                      manifest.run_id, key="as_of")])
+        with progress.step("release", "publish") as shown:
+            storage.publish([engine.stage(suppress_sql("generalised", released, k), target, [as_of],
+                                          manifest.run_id, key="as_of")])
+            shown.advance(storage.rows_in(snapshot))
         engine.partition("published_rows", target, "as_of", as_of)
         engine.table("published", "SELECT * FROM published_rows")  # the checks and the catalog read it
         after = assess(engine, "published", LEVELS[chosen], k)

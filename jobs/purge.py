@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from jobs import consent
 from jobs.pseudonym import pseudonym_sql, register_keys
-from mydata import storage
+from mydata import progress, storage
 from mydata.config import SESSION_TIME_ZONE, Settings
 from mydata.engines import Engine, open_engine
 from mydata.keys import KeyStore
@@ -128,9 +128,11 @@ def run(settings: Settings, spark=None, moment: datetime | None = None) -> dict:
         if partitions and storage.has_data(lake.ledger):
             withdrawn_count = register_withdrawn(engine, lake, keystore, purpose, moment)
             # tables side by side; each table's partitions one after another (they share its folder)
-            for hits in engine.concurrently([(purge_table, engine, f"derived_{i}", folder, "purged_pseudonyms",
-                                              manifest.run_id) for i, folder in enumerate(tables)]):
-                hits_of.update(hits)
+            with progress.step("purge", purpose, unit="tables", total=len(tables)) as shown:
+                for hits in engine.concurrently([(purge_table, engine, f"derived_{i}", folder, "purged_pseudonyms",
+                                                  manifest.run_id) for i, folder in enumerate(tables)]):
+                    hits_of.update(hits)
+                    shown.advance(rows=sum(n for by_key in hits.values() for n in by_key.values()))
     finally:
         engine.close()
     removed = {f"{table}/{partition.name}": sum(hits_of[partition].values())

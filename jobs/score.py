@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from mydata import storage
+from mydata import progress, storage
 from mydata.config import ConfigError, Settings
 from mydata.engines import open_engine
 from mydata.manifest import RunManifest
@@ -58,12 +58,14 @@ def run(settings: Settings, spark: Any = None, version: str | None = None) -> di
     features = chosen.metadata["features"]
     engine = open_engine(settings, spark)
     try:
-        engine.partition("snapshot", snapshot, "as_of", settings.as_of)
-        columns = ", ".join(["pseudonym", *features])
-        engine.map_batches("segments", f"SELECT {columns} FROM snapshot",
-                           predictor(chosen.load(), features), SCHEMA)
-        query = labelled_sql(engine.dialect, "segments", chosen.metadata, chosen.version, as_of)
-        storage.publish([engine.stage(query, target, [settings.as_of], manifest.run_id, key="as_of")])
+        with progress.step("score", chosen.version, total=storage.rows_in(snapshot / f"as_of={as_of}")) as shown:
+            engine.partition("snapshot", snapshot, "as_of", settings.as_of)
+            columns = ", ".join(["pseudonym", *features])
+            engine.map_batches("segments", f"SELECT {columns} FROM snapshot",
+                               predictor(chosen.load(), features), SCHEMA)
+            query = labelled_sql(engine.dialect, "segments", chosen.metadata, chosen.version, as_of)
+            storage.publish([engine.stage(query, target, [settings.as_of], manifest.run_id, key="as_of")])
+            shown.advance(storage.rows_in(target / f"as_of={as_of}"))
         engine.partition("written", target, "as_of", settings.as_of)
         sizes = {int(r["segment"]): int(r["n"]) for r in engine.rows(
             "SELECT segment, count(*) AS n FROM written GROUP BY segment")}

@@ -21,7 +21,7 @@ from typing import Any, Callable
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from mydata import html, storage
+from mydata import html, progress, storage
 from mydata.config import Settings
 from mydata.engines import open_engine
 from mydata.lake import Lake
@@ -149,9 +149,11 @@ def validate_run(spark: SparkSession, lake: Lake, ingest: dict) -> list[TableVal
         if frame is None:
             frame = spark.sql(empty_table(SPARK, TABLES[table]))
         frame = frame.where(F.col(PARTITION).isin(*[date.fromisoformat(d) for d in dts]))
-        outcomes = validate_frame(frame, table, *contexts.validator)
-        rows = next((o.checked for o in outcomes if o.checked is not None),
-                    sum(v["accepted"] for v in by_dt.values()))
+        with progress.step("validate", table) as shown:
+            outcomes = validate_frame(frame, table, *contexts.validator)
+            rows = next((o.checked for o in outcomes if o.checked is not None),
+                        sum(v["accepted"] for v in by_dt.values()))
+            shown.advance(rows)
         return TableValidation(table, dts, rows, outcomes)
 
     return concurrently([(check, table, by_dt) for table, by_dt in sorted(ingest["outputs"]["tables"].items())])
@@ -206,8 +208,11 @@ def validate_run_embedded(engine, lake: Lake, ingest: dict, rows_at_once: int | 
         return run_suite(table, context, batch.get_batch,
                          lambda: engine.rows(f"SELECT count(*) AS n FROM ({query}) c")[0]["n"])
     for table, by_dt in tables:
-        outcomes = combined([check(table, view, query) for view, query in checked[table]])
-        rows = next((o.checked for o in outcomes if o.checked is not None), sum(v["accepted"] for v in by_dt.values()))
+        with progress.step("validate", table) as shown:
+            outcomes = combined([check(table, view, query) for view, query in checked[table]])
+            rows = next((o.checked for o in outcomes if o.checked is not None),
+                        sum(v["accepted"] for v in by_dt.values()))
+            shown.advance(rows)
         validations.append(TableValidation(table, sorted(by_dt), rows, outcomes))
     # GX keeps its engines (and their DuckDB connections) for the life of the process otherwise
     source.get_execution_engine().engine.dispose()

@@ -16,6 +16,7 @@ from sklearn.base import clone
 from sklearn.metrics import adjusted_rand_score, silhouette_score
 from sklearn.pipeline import Pipeline
 
+from mydata import progress
 from models.pipeline import ModelSpec, build_pipeline, clusterer, model_features, model_matrix, preprocessing
 from models.profile import standardised
 
@@ -57,24 +58,32 @@ def select_k(prepared: np.ndarray, algorithm: str, ks=DEFAULT_KS, seed: int = 0,
     if not ks:
         raise ValueError(f"not enough subjects ({len(prepared)}) for any number of segments")
     selection = Selection(ks, {})
-    for k in ks:
-        model = selection.models[k] = clusterer(ModelSpec(algorithm, k, seed)).fit(prepared)
-        labels = model.predict(prepared)
-        if len(set(labels)) > 1:
-            selection.silhouette[k] = float(silhouette_score(prepared, labels, sample_size=min(sample, len(prepared)),
-                                                             random_state=seed))
-        else:
-            selection.silhouette[k] = -1.0
-        if algorithm == "gmm":
-            selection.bic[k] = float(model.bic(prepared))
-        else:
-            selection.inertia[k] = float(model.inertia_)
+    with progress.step("train", f"{algorithm} k={ks[0]}..{ks[-1]} on {len(prepared):,} subjects", unit="fits",
+                       total=len(ks)) as shown:
+        for k in ks:
+            _fit_k(selection, prepared, algorithm, k, seed, sample)
+            shown.advance()
     if algorithm == "gmm":
         selection.chosen, selection.rule = min(selection.bic, key=selection.bic.get), "lowest BIC"
     else:
         selection.chosen, selection.rule = (max(selection.silhouette, key=selection.silhouette.get),
                                             "highest silhouette")
     return selection
+
+
+def _fit_k(selection: Selection, prepared: np.ndarray, algorithm: str, k: int, seed: int, sample: int) -> None:
+    """Fit ``k`` segments into ``selection``: the model, its silhouette and its BIC or inertia."""
+    model = selection.models[k] = clusterer(ModelSpec(algorithm, k, seed)).fit(prepared)
+    labels = model.predict(prepared)
+    if len(set(labels)) > 1:
+        selection.silhouette[k] = float(silhouette_score(prepared, labels, sample_size=min(sample, len(prepared)),
+                                                         random_state=seed))
+    else:
+        selection.silhouette[k] = -1.0
+    if algorithm == "gmm":
+        selection.bic[k] = float(model.bic(prepared))
+    else:
+        selection.inertia[k] = float(model.inertia_)
 
 
 def stability(frame: pd.DataFrame, spec: ModelSpec, features: list[str], runs: int = 4) -> float:

@@ -13,8 +13,8 @@ import sys
 import time
 from datetime import date, datetime
 from pathlib import Path
-from typing import Callable
 
+from mydata import progress
 from mydata.config import Settings
 from mydata.orchestration import SPARK_CONN_ID, spark_connection, uses_cluster
 
@@ -84,6 +84,7 @@ def _run(settings: Settings, command: list[str], shown: str, log: Path | None,
 
 _TASK = re.compile(r"\[DAG TEST\] (starting|end task) task_id=(\S+)")
 _STATE = re.compile(r"Task instance state updated .*new_state=(\w+)")
+_PROGRESS = re.compile(rf"{progress.MARK} (.+?)\s+\[{re.escape(progress.LOGGER.name)}\]")
 
 
 def _logged_at(line: str) -> datetime | None:
@@ -95,12 +96,13 @@ def _logged_at(line: str) -> datetime | None:
 
 
 class RunProgress:
-    """A DAG run's task starts and ends as its log shows them, and while a task runs a line at
-    least every ``every`` seconds: one plain line per step, fit for a terminal and a log alike."""
+    """A DAG run as its log tells it: each task a step on ``display`` (its state and the log's own
+    times at the end), the stages' progress lines relayed, and on a plain display a line at least
+    every ``every`` seconds while nothing else is said (a live display shows time by itself)."""
 
-    def __init__(self, say: Callable[[str], None], every: float = 10.0) -> None:
-        self.say, self.every = say, every
-        self.task: str | None = None
+    def __init__(self, display: progress.Display, every: float = 10.0) -> None:
+        self.display, self.every = display, every
+        self.task: progress.Step | None = None
         self.state = ""
         self.logged: datetime | None = None  # when the log says the running task started
         self.started = self.said = time.monotonic()
@@ -111,21 +113,28 @@ class RunProgress:
                 self.state = found.group(1)
             elif found := _TASK.search(line):
                 self._task(found.group(1) == "starting", found.group(2), _logged_at(line))
-        if time.monotonic() - self.said >= self.every:  # Airflow's own start, before any task, takes a while too
-            doing = f"{self.task} running" if self.task else "between tasks" if self.state else "starting the run"
+            elif found := _PROGRESS.search(line):
+                self._say(f"  {found.group(1)}")
+        if not self.display.live and time.monotonic() - self.said >= self.every:
+            # Airflow's own start, before any task, takes a while too
+            doing = f"{self.task.label} running" if self.task else "between tasks" if self.state else "starting the run"
             self._say(f"airflow:   {doing}, {time.monotonic() - self.started:.0f}s")
 
     def _task(self, starting: bool, task: str, at: datetime | None) -> None:
         if starting:
-            self.task, self.state, self.started, self.logged = task, "", time.monotonic(), at
-            self._say(f"airflow: {task} started")
-        else:  # the log's own times, when it has them: the log is read every half second
+            self.task, self.state, self.started, self.logged = progress.Step("airflow", task), "", time.monotonic(), at
+            self.display.begin(self.task)
+            if not self.display.live:
+                self._say(f"airflow: {task} started")
+        elif self.task is not None:  # the log's own times, when it has them: the log is read every half second
             took = (at - self.logged).total_seconds() if at and self.logged else time.monotonic() - self.started
-            self._say(f"airflow: {task} {self.state or 'ended'} in {took:.1f}s")
-            self.task = None
+            self.task.ended = self.task.started + took
+            self.task.failed, self.task.outcome = self.state == "failed", "" if self.state == "failed" else self.state or "ended"
+            self.display.end(self.task)
+            self.task, self.said = None, time.monotonic()
 
     def _say(self, text: str) -> None:
-        self.say(text)
+        self.display.note(text)
         self.said = time.monotonic()
 
 

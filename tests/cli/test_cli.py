@@ -1,5 +1,6 @@
 import base64
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,23 @@ def test_generate_prints_a_summary_and_refuses_to_overwrite(tmp_path, capsys):
     assert "generated 40 subjects x 2 months" in out and "planted defects" in out
     assert main(args) == 2
     assert "already holds deliveries" in capsys.readouterr().err
+
+
+def test_stage_commands_say_each_step_with_its_count_time_and_throughput(tmp_path, capsys):
+    """Captured output is not a terminal: one plain line per step, on stderr beside the results."""
+    root = ["--data-root", str(tmp_path)]
+    assert main([*root, "generate", "--subjects", "40", "--months", "2", "--seed", "3", "--workers", "1",
+                 "--defect-rate", "0"]) == 0
+    capsys.readouterr()
+    assert main([*root, "landing"]) == 0
+    assert re.search(r"^landing inventory: (\d+)/\1 files, [\d,]+ rows in [\d.]+s \([\d.]+k? rows/s\)$",
+                     capsys.readouterr().err, re.M)
+    assert main([*root, "ingest"]) == 0
+    shown = capsys.readouterr()
+    for source in ("bank", "card", "consent", "customer", "telecom", "telecom_usage"):
+        assert re.search(rf"^ingest {source}: (\d+)/\1 files, [\d,]+ rows in [\d.]+s \(", shown.err, re.M), source
+    assert re.search(r"^validate card_approvals: [\d,]+ rows in ", shown.err, re.M)
+    assert "ingested: " in shown.out and "validated: " in shown.out
 
 
 def test_bad_flag_values_exit_2_with_one_line(tmp_path, capsys):
@@ -89,8 +107,9 @@ def test_model_commands_for_a_data_scientist(tmp_path, capsys, blobs, publish_sn
     assert main([*model, "show"]) == 2 and "no model promoted for marketing" in capsys.readouterr().err
     assert main(["--data-root", root, "--as-of", "2026-10-01", "model", "train", "--k-min", "2", "--k-max", "5",
                  "--promote"]) == 0
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     assert "registered marketing v0001 (promoted to current): k=3" in out and out.count("  segment ") == 3
+    assert re.search(r"^train kmeans k=2\.\.5 on 180 subjects: 4/4 fits in [\d.]+s \([\d.]+k? fits/s\)$", err, re.M), err
     profile_page = tmp_path / "reports" / "models" / "marketing" / "v0001.html"
     assert f"profile: {profile_page}" in out and profile_page.is_file()
     assert main(["--data-root", root, "--as-of", "2026-10-01", "model", "train", "--k", "4"]) == 0

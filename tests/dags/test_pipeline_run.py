@@ -1,11 +1,13 @@
 """A real Airflow DAG run (`airflow dags test`, SQLite, Spark local mode) over a generated
 10,000-subject sample: every stage, and segments that find the generator's latent types again."""
+import re
 import time
 from datetime import date
 
 import pytest
 
 from jobs import status
+from mydata import progress
 from mydata.airflow_runner import RunProgress, dags_test
 from cli.demo import print_summary
 from mydata.manifest import latest_manifest
@@ -26,16 +28,19 @@ def test_pipeline_dag_runs_end_to_end_through_airflow(sample_10k, tmp_path, caps
     started = time.monotonic()
     result = dags_test(settings, "mydata_pipeline", date.fromisoformat(summary.deliveries[-1]),
                        conf={"dt": "", "truth": True}, log=log,
-                       follow=RunProgress(lambda line: said.append((time.monotonic(), line))))
+                       follow=RunProgress(progress.LineDisplay(lambda line: said.append((time.monotonic(), line)))))
     ended = time.monotonic()
     text = log.read_text(encoding="utf-8")
     assert result.returncode == 0, text[-3000:]
     assert "state=success" in text
     lines = [line for _, line in said]
     assert "airflow: inventory_landing started" in lines and "airflow: ingest started" in lines
-    ended_tasks = [line for line in lines if " in " in line and not line.startswith("airflow:  ")]
-    assert ended_tasks and all(" success in " in line for line in ended_tasks), ended_tasks
-    assert any(line.startswith("airflow: purge success in ") for line in lines)
+    ended_tasks = [line for line in lines if line.startswith("airflow ")]
+    assert ended_tasks and all(": success in " in line for line in ended_tasks), ended_tasks
+    assert any(line.startswith("airflow purge: success in ") for line in lines)
+    # the stages' own steps, relayed from the tasks' log: rows done and throughput
+    assert any(re.match(r"  ingest card: (\d+)/\1 files, [\d,]+ rows in .* rows/s\)$", line) for line in lines), lines
+    assert any(line.startswith("  train kmeans k=") for line in lines), lines
     moments = [started, *(at for at, _ in said), ended]  # a line at least every 10 s (polled each 0.5 s)
     assert max(b - a for a, b in zip(moments, moments[1:])) <= 11, said
     manifest = latest_manifest(settings.lake, "landing")
