@@ -9,7 +9,7 @@ SCALE ?= 10000
 ENGINE ?= duckdb
 DRIVER_MEMORY ?=
 
-.PHONY: venv demo test test-scheduler bench clean-data
+.PHONY: venv demo test browser test-scheduler bench clean-data
 
 venv: $(STAMP)
 
@@ -22,8 +22,15 @@ $(STAMP): setup.cfg pyproject.toml $(CONSTRAINTS)
 demo: venv
 	$(VENV)/bin/mydata demo
 
-test: venv
+test: venv browser
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Debian's Chromium and its driver, for the browser tests (the reports' front page, the Airflow UI)
+browser: /usr/bin/chromedriver
+
+/usr/bin/chromedriver:
+	$(if $(filter 0,$(shell id -u)),,sudo) sh -c 'apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 || \
+	  (apt-get update -q >/dev/null && apt-get install -y -q chromium chromium-driver >/dev/null)'
 
 # Only the system test of the real scheduler on a throwaway Postgres backfilling mydata_ingest
 # (part of `make test`; about a minute here).

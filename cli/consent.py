@@ -12,7 +12,7 @@ from mydata.config import ConfigError, Settings
 
 
 def cmd_consent(args: argparse.Namespace) -> int:
-    from jobs import consent
+    from jobs import consent, consent_review
     from mydata.engines import open_engine
 
     settings = settings_of(args)
@@ -34,6 +34,10 @@ def cmd_consent(args: argparse.Namespace) -> int:
                   "exported before: the lake's anchors were rewritten", file=sys.stderr)
             return 1
         return 0
+    if args.action == "report":
+        result = consent_review.run(settings)
+        print(f"consent report as of {settings.as_of or date.today()}: {result['report']}")
+        return 0 if result["ledger_ok"] else 1
     engine = open_engine(settings)
     try:
         return _consent_review(args, settings, engine)
@@ -74,6 +78,3 @@ def _consent_review(args: argparse.Namespace, settings: Settings, engine) -> int
             print(f"  {s['purpose']:<14} {s['source']:<8} {s['state']:<9} since {s['since']:%Y-%m-%d} "
                   f"({s['event_id']}), until {s['until']}")
         return 0
-    result = consent_review.write_report(settings, engine, as_of)
-    print(f"consent report as of {as_of}: {result['report']}")
-    return 0 if result["ledger_ok"] else 1

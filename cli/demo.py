@@ -117,6 +117,11 @@ def print_summary(settings: Settings) -> None:
     if purged:
         print(f"  purge: {purged['status']}, {purged['outputs']['pseudonyms_purged']:,} withdrawn subject(s) "
               f"removed from {len(purged['outputs']['rows_removed'])} partition(s)")
+    reviewed = latest_manifest(lake, "consent_review")
+    if reviewed:
+        ledger = "verifies" if reviewed["outputs"]["ledger_verifies"] else "DOES NOT VERIFY"
+        print(f"  consent review: ledger {ledger}; report {reviewed['outputs']['report']}")
+    print(f"\nEvery run and report, by role: {lake.reports / 'index.html'}")
     print("\nWhere things are")
     for name, path in lake.zones().items():
         if path.exists():

@@ -70,7 +70,8 @@ def mydata_pipeline():
      >> job_task("segment", "models.lifecycle", as_of=True, spark=False, function="refresh",
                  from_params=("truth", "retrain"))
      >> job_task("score", "jobs.score", as_of=True)
-     >> job_task("purge", "jobs.purge"))
+     >> job_task("purge", "jobs.purge")
+     >> job_task("consent_review", "jobs.consent_review", as_of=True))
 
 
 mydata_pipeline()

@@ -7,18 +7,21 @@ subjects each used, and which purges were done.
 """
 from __future__ import annotations
 
-import json
+import sys
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from jobs import consent, purge
 from mydata.config import PURPOSES, Settings
-from mydata.engines import Engine
+from mydata.engines import Engine, open_engine
 from mydata.lake import Lake
+from mydata.manifest import RunManifest, runs
 from render.consent import EXPIRY_WINDOWS, write_page
 from schemas.codes import CONSENT_SOURCES
 from schemas.sql import Dialect
 
+JOB = "consent_review"
 
 
 @dataclass(frozen=True)
@@ -65,12 +68,6 @@ def expiring_sql(states: str, as_of: date) -> str:
     return f"SELECT purpose, {ends} FROM {states} WHERE state = 'valid' GROUP BY purpose"
 
 
-def _manifests(lake: Lake, job: str) -> list[dict]:
-    folder = lake.manifests / job
-    docs = [json.loads(p.read_text(encoding="utf-8")) for p in folder.glob("*.json")] if folder.is_dir() else []
-    return sorted(docs, key=lambda d: d.get("started_at", ""))
-
-
 def consent_figures(engine: Engine, as_of: date) -> dict:
     """Consent by purpose, source and channel, over time, and ending soon, from the registered ``ledger``."""
     d = engine.dialect
@@ -95,11 +92,32 @@ def write_report(settings: Settings, engine: Engine, as_of: date) -> dict:
     if engine.parquet("ledger", lake.ledger):
         consents = consent_figures(engine, as_of)
         engine.drop("ledger")
-    runs, audits = _manifests(lake, "fuse"), purge.read_audit(lake)
-    path = write_page(lake, as_of, verification, consents, runs, audits)
-    figures = {"ledger_ok": verification.ok, "events": verification.events, "fusion_runs": len(runs),
+    fusions, audits = runs(lake, "fuse")[::-1], purge.read_audit(lake)
+    path = write_page(lake, as_of, verification, consents, fusions, audits)
+    figures = {"ledger_ok": verification.ok, "events": verification.events, "fusion_runs": len(fusions),
                "purges": len(audits)}
     if consents is not None:
         figures["valid"] = {p: {s: consents["by_state"].get((p, s, "valid"), 0) for s in CONSENT_SOURCES}
                             for p in PURPOSES}
     return {"report": str(path), **figures}
+
+
+def run(settings: Settings, spark: Any = None) -> dict:
+    """The consent review as of ``settings.as_of`` (default today) on the configured engine, with
+    its manifest: the review succeeds even when the ledger does not verify, and says so."""
+    lake, as_of = settings.lake, settings.as_of or date.today()
+    manifest = RunManifest.start(JOB, as_of=as_of.isoformat(), engine=settings.engine)
+    engine = open_engine(settings, spark)
+    try:
+        result = write_report(settings, engine, as_of)
+    finally:
+        engine.close()
+    manifest.inputs = {"ledger_events": result["events"], "fusion_runs": result["fusion_runs"],
+                       "purges": result["purges"]}
+    manifest.outputs = {"report": result["report"], "ledger_verifies": result["ledger_ok"],
+                        "valid": result.get("valid", {})}
+    return {"manifest": str(manifest.finish(lake)), **result}
+
+
+if __name__ == "__main__":  # spark-submit entry point
+    print(run(Settings.load()), file=sys.stdout)

@@ -7,6 +7,8 @@ Every value passes through ``escape``; callers hand in data, never markup, excep
 from __future__ import annotations
 
 import html
+import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -15,6 +17,7 @@ _STYLE = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;max-width:72rem;
      color:#1d2330;padding:0 1rem}
 h1{font-size:1.5rem;margin-bottom:.2rem}h2{font-size:1.15rem;margin-top:2rem;border-bottom:1px solid #dde}
+h2.role{font-size:1.3rem;border-bottom:3px solid #4a6fd1}h3{font-size:1.02rem;margin:1.4rem 0 .2rem}
 .facts{color:#556;margin:.2rem 0 1rem}.facts span{margin-right:1.2rem}
 table{border-collapse:collapse;margin:.5rem 0 1rem;font-size:13px}
 th,td{padding:.25rem .6rem;border-bottom:1px solid #e4e6ee;text-align:left;vertical-align:top}
@@ -134,9 +137,14 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
-def section(title: str, *parts: str, note: str | None = None) -> str:
+def link(href: str, text: str) -> Markup:
+    """A link to ``href`` (a relative path or URL)."""
+    return Markup(f'<a href="{html.escape(href)}">{html.escape(text)}</a>')
+
+
+def section(title: str, *parts: str, note: str | None = None, level: int = 2) -> str:
     intro = f'<p class="note">{escape(note)}</p>' if note else ""
-    return f"<h2>{escape(title)}</h2>{intro}{''.join(parts)}"
+    return f"<h{level}>{escape(title)}</h{level}>{intro}{''.join(parts)}"
 
 
 def page(title: str, facts: dict[str, object], sections: Sequence[str]) -> str:
@@ -149,7 +157,7 @@ def page(title: str, facts: dict[str, object], sections: Sequence[str]) -> str:
 def write_page(path: Path, text: str) -> Path:
     """Write aside and rename, so a reader never opens half a report."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")  # writers may race
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
     return path

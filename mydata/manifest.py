@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import logging
 import os
 import subprocess
 import uuid
@@ -64,6 +65,7 @@ class RunManifest:
         self.finished_at = datetime.now(timezone.utc).isoformat()
         document = {k: v for k, v in asdict(self).items() if k != "path"}
         self.path = write_json_atomic(lake.manifest(self.job, self.run_id), document)
+        _refresh_front_page(lake)
         return self.path
 
     @contextlib.contextmanager
@@ -79,6 +81,17 @@ class RunManifest:
         self.finish(lake, "succeeded")
 
 
+def _refresh_front_page(lake: Lake) -> None:
+    """Every finished run shows on ``reports/index.html``; a page that cannot be built is said, and
+    never fails the run (its manifest is written)."""
+    from render import front
+
+    try:
+        front.refresh(lake)
+    except Exception as exc:  # noqa: BLE001: the run's own outcome stands
+        logging.getLogger(__name__).warning("reports/index.html not refreshed: %s: %s", type(exc).__name__, exc)
+
+
 def write_json_atomic(path: Path, document: Any) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -86,6 +99,13 @@ def write_json_atomic(path: Path, document: Any) -> Path:
                    encoding="utf-8")
     os.replace(tmp, path)
     return path
+
+
+def runs(lake: Lake, job: str) -> list[dict]:
+    """Every manifest of ``job``, newest first."""
+    folder = lake.manifests / job
+    found = [json.loads(p.read_text(encoding="utf-8")) for p in folder.glob("*.json")] if folder.is_dir() else []
+    return sorted(found, key=lambda m: m.get("started_at", ""), reverse=True)
 
 
 def latest_manifest(lake: Lake, job: str) -> dict | None:

@@ -12,7 +12,7 @@ from mydata.spark import JAVA_OPTIONS, JVM_CONF
 
 EXPECTED = {
     "mydata_pipeline": ["inventory_landing", "ingest", "validate", "consent", "fuse", "features", "release",
-                        "segment", "score", "purge"],
+                        "segment", "score", "purge", "consent_review"],
     "mydata_ingest": ["wait_for_deliveries", "ingest", "validate", "consent_ledger"],
     "mydata_fusion_features": ["fuse", "features", "release"],
     "mydata_segmentation": ["train_if_due", "score"],

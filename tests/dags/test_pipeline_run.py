@@ -1,8 +1,11 @@
 """A real Airflow DAG run (`airflow dags test`, SQLite, Spark local mode) over a generated
 10,000-subject sample: every stage, and segments that find the generator's latent types again."""
+import json
 import re
 import time
+from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
 import pytest
 
@@ -10,7 +13,10 @@ from jobs import status
 from mydata import progress
 from mydata.airflow_runner import RunProgress, dags_test
 from cli.demo import print_summary
+from mydata.config import Settings
 from mydata.manifest import latest_manifest
+from mydata.synth import GenerationSummary
+from tests.browser import chromium
 
 
 @pytest.fixture(scope="module")
@@ -19,19 +25,37 @@ def sample_10k(make_landing, tmp_path_factory):
     return make_landing(tmp_path_factory.mktemp("sample_10k"), subjects=10_000, months=1, seed=21, workers=2)
 
 
-@pytest.mark.slow
-def test_pipeline_dag_runs_end_to_end_through_airflow(sample_10k, tmp_path, capsys):
+@dataclass
+class DagRun:
+    settings: Settings
+    summary: GenerationSummary
+    log: Path
+    returncode: int
+    said: list[tuple[float, str]]  # what the demo prints while the run goes on, and when
+    started: float
+    ended: float
+
+
+@pytest.fixture(scope="module")
+def dag_run(sample_10k, tmp_path_factory) -> DagRun:
+    """The pipeline DAG's run over the sample, as `make demo` runs it."""
     settings, summary = sample_10k
     settings = settings.replace(shuffle_partitions=2)  # the tasks read it from MYDATA_SHUFFLE_PARTITIONS
-    log = tmp_path / "dags-test.log"
-    said: list[tuple[float, str]] = []  # what the demo prints while the run goes on, and when
+    log = tmp_path_factory.mktemp("dag_run") / "dags-test.log"
+    said: list[tuple[float, str]] = []
     started = time.monotonic()
     result = dags_test(settings, "mydata_pipeline", date.fromisoformat(summary.deliveries[-1]),
                        conf={"dt": "", "truth": True}, log=log,
                        follow=RunProgress(progress.LineDisplay(lambda line: said.append((time.monotonic(), line)))))
-    ended = time.monotonic()
-    text = log.read_text(encoding="utf-8")
-    assert result.returncode == 0, text[-3000:]
+    return DagRun(settings, summary, log, result.returncode, said, started, time.monotonic())
+
+
+@pytest.mark.slow
+def test_pipeline_dag_runs_end_to_end_through_airflow(dag_run, capsys):
+    settings, summary, said, started, ended = (dag_run.settings, dag_run.summary, dag_run.said, dag_run.started,
+                                               dag_run.ended)
+    text = dag_run.log.read_text(encoding="utf-8")
+    assert dag_run.returncode == 0, text[-3000:]
     assert "state=success" in text
     lines = [line for _, line in said]
     assert "airflow: inventory_landing started" in lines and "airflow: ingest started" in lines
@@ -80,13 +104,48 @@ def test_pipeline_dag_runs_end_to_end_through_airflow(sample_10k, tmp_path, caps
     print_summary(settings)  # what `make demo` prints after its DAG run
     summary_text = capsys.readouterr().out
     for line in ("rows accepted", "subjects fused (left out: ", "subjects published", "k=5 reached",
-                 f"segment: model marketing {trained['outputs']['version']}", "profile ", "privacy report "):
+                 f"segment: model marketing {trained['outputs']['version']}", "profile ", "privacy report ",
+                 "consent review: ledger verifies; report ", f"by role: {settings.lake.reports / 'index.html'}"):
         assert line in summary_text, line
     assert all(s["label"] in summary_text for s in trained["outputs"]["segments"])
     # the lake the DAG left is healthy, as `mydata status` tells it
     found = status.run(settings)
     assert found.healthy, found.attention
     assert {r["job"] for r in found.runs} >= {"landing", "ingest", "validate", "consent", "fuse", "features",
-                                              "privacy", "train", "score", "purge"}
+                                              "privacy", "train", "score", "purge", "consent_review"}
     assert found.model["version"] == trained["outputs"]["version"] and found.ledger["verified"]
     assert found.ingest["records_read"] == summary.total_records
+
+
+@pytest.mark.slow
+def test_the_front_page_links_every_report_and_shows_the_runs_figures(dag_run):
+    """reports/index.html in a real browser: the three roles, the run's figures, every link loads."""
+    from selenium.webdriver.common.by import By
+
+    lake = dag_run.settings.lake
+    assert dag_run.returncode == 0
+    ingested, fused, released, trained, reviewed = (latest_manifest(lake, job) for job in (
+        "ingest", "fuse", "privacy", "train", "consent_review"))
+    accepted = sum(v["accepted"] for t in ingested["outputs"]["tables"].values() for v in t.values())
+    with chromium() as browser:
+        browser.get((lake.reports / "index.html").as_uri())
+        assert browser.title == "MyData fusion: reports"
+        assert [e.text for e in browser.find_elements(By.CSS_SELECTOR, "h2.role")] == [
+            "Data engineering", "Data science", "Compliance"]
+        shown = browser.find_element(By.TAG_NAME, "body").text
+        for figure in (f"{accepted:,} rows accepted", f"{fused['outputs']['subjects_fused']:,} subjects fused",
+                       f"{released['outputs']['published']:,} published",
+                       f"{trained['outputs']['version']} (promoted): k={trained['outputs']['metrics']['k']}",
+                       f"ledger verifies ({reviewed['inputs']['ledger_events']:,} events)"):
+            assert figure in shown, figure
+        links = [a.get_attribute("href") for a in browser.find_elements(By.TAG_NAME, "a")]
+        pages = {link for link in links if link.endswith(".html")}
+        for folder in ("ingest", "fusion", "privacy", "features", "models", "consent"):
+            assert any(f"/reports/{folder}/" in link for link in pages), folder
+        for link in sorted(set(links)):
+            browser.get(link)
+            assert "ERR_FILE_NOT_FOUND" not in browser.page_source, link
+            if link.endswith(".html"):
+                assert browser.find_element(By.TAG_NAME, "h1").text, link
+            else:  # a manifest
+                assert json.loads(browser.find_element(By.TAG_NAME, "body").text)["run_id"] in link
