@@ -9,7 +9,7 @@ SCALE ?= 10000
 ENGINE ?= duckdb
 DRIVER_MEMORY ?=
 
-.PHONY: venv demo test browser test-scheduler bench clean-data
+.PHONY: venv demo ui test browser test-scheduler bench clean-data
 
 venv: $(STAMP)
 
@@ -21,6 +21,10 @@ $(STAMP): setup.cfg pyproject.toml $(CONSTRAINTS)
 
 demo: venv
 	$(VENV)/bin/mydata demo
+
+# The Airflow UI on the demo's Airflow home, at http://127.0.0.1:8080 until Ctrl-C (docs/airflow.md)
+ui: venv
+	$(VENV)/bin/mydata airflow ui
 
 test: venv browser
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -137,7 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="the holder's name")
     p.add_argument("--since", help="first delivery date accepted from it, YYYY-MM-DD (default today)")
 
-    p = add("airflow", cmd_airflow, "run the airflow CLI against the project's Airflow home")
+    p = add("airflow", cmd_airflow, "run the airflow CLI against the project's Airflow home; `mydata airflow ui "
+                                    "[--port 8080]` serves its UI at http://127.0.0.1:8080")
     p.add_argument("airflow_args", nargs=argparse.REMAINDER)
     return parser
 

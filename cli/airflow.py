@@ -1,4 +1,4 @@
-"""`mydata airflow` (the airflow CLI on the project's Airflow home) and `mydata demo`."""
+"""`mydata airflow` (the airflow CLI on the project's Airflow home, or `ui`) and `mydata demo`."""
 from __future__ import annotations
 
 import argparse
@@ -10,10 +10,37 @@ from cli.settings import settings_of
 def cmd_airflow(args: argparse.Namespace) -> int:
     from mydata.airflow_runner import run_airflow
 
+    if args.airflow_args[:1] == ["ui"]:
+        return _serve_ui(args, args.airflow_args[1:])
     result = run_airflow(settings_of(args), args.airflow_args)
     sys.stdout.write(result.stdout)
     sys.stderr.write(result.stderr)
     return result.returncode
+
+
+def _serve_ui(args: argparse.Namespace, ui_args: list[str]) -> int:
+    """`mydata airflow ui [--port N]`: the Airflow UI on the embedded home until Ctrl-C."""
+    from mydata.airflow_stack import StackError, start_ui, ui_password_file
+
+    parser = argparse.ArgumentParser(prog="mydata airflow ui", description=_serve_ui.__doc__)
+    parser.add_argument("--port", type=int, default=8080)
+    port = parser.parse_args(ui_args).port
+    settings = settings_of(args)
+    print(f"airflow ui: parsing the DAGs and starting the api-server on {settings.lake.airflow_home} …", flush=True)
+    try:
+        stack = start_ui(settings, port)
+    except StackError as exc:
+        print(f"mydata airflow ui: {exc}", file=sys.stderr)
+        return 1
+    print(f"airflow ui: http://127.0.0.1:{port}  (user admin; its password is in {ui_password_file(settings)}); "
+          f"server log {stack.logs / 'api-server.log'}; Ctrl-C stops it", flush=True)
+    try:
+        stack.processes["api-server"].wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stack.stop()
+    return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

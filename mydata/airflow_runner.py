@@ -155,7 +155,38 @@ def dags_test(settings: Settings, dag_id: str, logical_date: date, conf: dict | 
     args = ["dags", "test", dag_id, logical_date.isoformat()]
     if conf:
         args += ["--conf", json.dumps(conf)]
-    return _run(settings, [airflow_bin(), *args], f"airflow {' '.join(args)}", log, follow=follow)
+    before = log.stat().st_size if log is not None and log.exists() else 0
+    result = _run(settings, [airflow_bin(), *args], f"airflow {' '.join(args)}", log, follow=follow)
+    if log is not None:
+        with open(log, encoding="utf-8", errors="replace") as reading:
+            reading.seek(before)
+            file_task_logs(settings, dag_id, reading.read())
+    return result
+
+
+_RUN_OF_TASK = re.compile(r"\[DAG TEST\] running task <TaskInstance: [^.\s]+\.(\S+) (\S+) \[")
+
+
+def file_task_logs(settings: Settings, dag_id: str, text: str) -> list[Path]:
+    """``dags test`` runs every task in its own process and leaves no task log files: each task's
+    lines of the run's log are filed where the Airflow UI reads a task's log (attempt 1)."""
+    written, lines, task, run_id = [], [], None, None
+    for line in text.splitlines(keepends=True):
+        if found := _TASK.search(line):
+            if found.group(1) == "starting":
+                task, lines = found.group(2), []
+            elif task == found.group(2) and run_id:
+                path = (settings.lake.airflow_home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}"
+                        / f"task_id={task}" / "attempt=1.log")
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text("".join([*lines, line]), encoding="utf-8")
+                written.append(path)
+                task = None
+        elif found := _RUN_OF_TASK.search(line):
+            run_id = found.group(2)
+        if task is not None:
+            lines.append(line)
+    return written
 
 
 def dags_test_each(settings: Settings, dag_id: str, logical_dates: list[date],

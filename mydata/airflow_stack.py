@@ -15,9 +15,11 @@ api-server share is generated per stack and lives only in their environment. Log
 """
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -223,11 +225,17 @@ def start_stack(settings: Settings, sql_alchemy_conn: str, work_dir: Path, sched
     (logs / "db-migrate.log").write_text(migrated.stdout + migrated.stderr, encoding="utf-8")
     if migrated.returncode != 0:
         raise StackError(f"airflow db migrate failed (exit {migrated.returncode}); see {logs / 'db-migrate.log'}")
-    commands = {"api-server": ["api-server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-                "dag-processor": ["dag-processor"], "scheduler": ["scheduler"]}
+    _start(stack, {"api-server": ["api-server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+                   "dag-processor": ["dag-processor"], "scheduler": ["scheduler"]}, timeout)
+    return stack
+
+
+def _start(stack: AirflowStack, commands: dict[str, list[str]], timeout: float) -> None:
+    """Start each ``airflow <command>`` in its own session, logging to ``<logs>/<name>.log``, and
+    wait until the api-server answers."""
     try:
         for name, args in commands.items():
-            handle = open(logs / f"{name}.log", "wb")  # noqa: SIM115 - the process owns it
+            handle = open(stack.logs / f"{name}.log", "wb")  # noqa: SIM115 - the process owns it
             stack.processes[name] = subprocess.Popen([airflow_bin(), *args], env=stack.env, stdout=handle,
                                                      stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout
@@ -238,12 +246,12 @@ def start_stack(settings: Settings, sql_alchemy_conn: str, work_dir: Path, sched
             except OSError:
                 stack.check_alive()
                 if time.monotonic() > deadline:
-                    raise StackError(f"the api-server did not answer in {timeout:.0f}s; see {logs / 'api-server.log'}")
+                    raise StackError(f"the api-server did not answer in {timeout:.0f}s; "
+                                     f"see {stack.logs / 'api-server.log'}")
                 time.sleep(1)
     except BaseException:
         stack.stop()
         raise
-    return stack
 
 
 @contextmanager
@@ -254,3 +262,51 @@ def airflow_stack(settings: Settings, sql_alchemy_conn: str, work_dir: Path,
         yield stack
     finally:
         stack.stop()
+
+
+# -- the UI on the embedded home -------------------------------------------------------------------
+
+UI_USER = "admin"
+
+
+def ui_password_file(settings: Settings) -> Path:
+    return settings.lake.airflow_home / "simple_auth_manager_passwords.json.generated"
+
+
+def ui_login(settings: Settings) -> tuple[str, str]:
+    """The UI's user and password. The password is made here once, into a file only its owner
+    reads, so Airflow never generates one (it would print it into its log)."""
+    path = ui_password_file(settings)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="utf-8") as out:
+            json.dump({UI_USER: secrets.token_urlsafe(12)}, out)
+    return UI_USER, json.loads(path.read_text(encoding="utf-8"))[UI_USER]
+
+
+def start_ui(settings: Settings, port: int = 8080, timeout: float = 180) -> AirflowStack:
+    """Airflow's api-server (the UI and the REST API) on the embedded home (the demo's SQLite DB and
+    task logs) at 127.0.0.1:``port``, every DAG file parsed first so all of them are listed."""
+    from mydata.airflow_runner import ensure_db
+
+    with socket.socket() as probe:  # a clear word now, not a traceback in the server's log later
+        if probe.connect_ex(("127.0.0.1", port)) == 0:
+            raise StackError(f"127.0.0.1:{port} is already in use (another Airflow UI?); choose another with --port")
+    logs = settings.lake.airflow_home / "logs" / "ui"
+    logs.mkdir(parents=True, exist_ok=True)
+    ensure_db(settings, logs / "db-migrate.log")
+    ui_login(settings)
+    env = airflow_env(settings)
+    env.update({"AIRFLOW__API__HOST": "127.0.0.1", "AIRFLOW__API__PORT": str(port),
+                "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{UI_USER}:admin",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(ui_password_file(settings))})
+    stack = AirflowStack(env, env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"], f"http://127.0.0.1:{port}", logs)
+    parsed = stack.airflow(["dags", "reserialize"], timeout=timeout)
+    (logs / "dags-reserialize.log").write_text(parsed.stdout + parsed.stderr, encoding="utf-8")
+    if parsed.returncode != 0:
+        raise StackError(f"airflow dags reserialize failed (exit {parsed.returncode}); "
+                         f"see {logs / 'dags-reserialize.log'}")
+    _start(stack, {"api-server": ["api-server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]},
+           timeout)
+    return stack

@@ -1,11 +1,16 @@
 import base64
 import json
 import re
+import signal
+import subprocess
+import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
 
 from cli import main
+from mydata.cluster import free_port
 from mydata.config import Settings
 from mydata.keys import KeyStore
 
@@ -220,3 +225,23 @@ def test_holders_are_listed_added_and_removed(tmp_path, capsys):
     assert "0 registered holder(s)" in capsys.readouterr().out
     assert main([*root, "holders", "remove", "--source", "card", "--org-code", "D900000009"]) == 2
     assert "no card holder D900000009 is registered" in _one_line(capsys)
+
+
+@pytest.mark.slow
+def test_airflow_ui_serves_until_interrupted_and_refuses_a_busy_port(tmp_path):
+    """`mydata airflow ui` as a person runs it: the URL and where the login is, then Ctrl-C."""
+    port = free_port()
+    command = [sys.executable, "-m", "cli", "--data-root", str(tmp_path), "airflow", "ui", "--port", str(port)]
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        said = ""
+        while "Ctrl-C" not in said and server.poll() is None:
+            said += server.stdout.readline()
+        assert f"http://127.0.0.1:{port}" in said and "simple_auth_manager_passwords.json.generated" in said, said
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/monitor/health", timeout=30) as health:  # noqa: S310
+            assert json.loads(health.read())["metadatabase"]["status"] == "healthy"
+        busy = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        assert busy.returncode == 1 and f"127.0.0.1:{port} is already in use" in busy.stderr
+    finally:
+        server.send_signal(signal.SIGINT)
+        assert server.wait(timeout=60) == 0

@@ -3,6 +3,8 @@
 import json
 import re
 import time
+import urllib.parse
+import urllib.request
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -12,6 +14,8 @@ import pytest
 from jobs import status
 from mydata import progress
 from mydata.airflow_runner import RunProgress, dags_test
+from mydata.airflow_stack import start_ui, ui_login
+from mydata.cluster import free_port
 from cli.demo import print_summary
 from mydata.config import Settings
 from mydata.manifest import latest_manifest
@@ -149,3 +153,47 @@ def test_the_front_page_links_every_report_and_shows_the_runs_figures(dag_run):
                 assert browser.find_element(By.TAG_NAME, "h1").text, link
             else:  # a manifest
                 assert json.loads(browser.find_element(By.TAG_NAME, "body").text)["run_id"] in link
+
+
+@pytest.mark.slow
+def test_the_airflow_ui_shows_the_dags_the_run_its_task_logs_and_the_assets(dag_run):
+    """`mydata airflow ui` on the demo's Airflow home: the REST API and the page in a real browser."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    settings = dag_run.settings
+    stack = start_ui(settings, free_port())
+    try:
+        user, password = ui_login(settings)
+        assert password not in (stack.logs / "api-server.log").read_text(encoding="utf-8")
+
+        def get(path: str) -> dict:
+            request = urllib.request.Request(f"{stack.api_url}{path}", headers={"Authorization": f"Bearer {token}"})
+            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - loopback
+                return json.loads(response.read())
+
+        login = urllib.request.Request(f"{stack.api_url}/auth/token", method="POST",
+                                       data=json.dumps({"username": user, "password": password}).encode(),
+                                       headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(login, timeout=30) as response:  # noqa: S310 - loopback
+            token = json.loads(response.read())["access_token"]
+        assert {d["dag_id"] for d in get("/api/v2/dags")["dags"]} == {
+            "mydata_pipeline", "mydata_ingest", "mydata_fusion_features", "mydata_segmentation", "mydata_consent_purge"}
+        runs = get("/api/v2/dags/mydata_pipeline/dagRuns")["dag_runs"]
+        assert [r["state"] for r in runs] == ["success"]
+        run_id = urllib.parse.quote(runs[0]["dag_run_id"], safe="")
+        logged = get(f"/api/v2/dags/mydata_pipeline/dagRuns/{run_id}/taskInstances/ingest/logs/1")
+        assert any("progress: ingest card: " in str(line.get("event")) for line in logged["content"]), logged
+        assert {"mydata://lake/bronze", "mydata://lake/gold/features"} <= {a["uri"] for a in get("/api/v2/assets")["assets"]}
+
+        with chromium() as browser:
+            browser.get(f"{stack.api_url}/")
+            WebDriverWait(browser, 60).until(lambda b: b.find_elements(By.NAME, "username"))
+            browser.find_element(By.NAME, "username").send_keys(user)
+            browser.find_element(By.NAME, "password").send_keys(password)
+            browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+            browser.get(f"{stack.api_url}/dags")
+            WebDriverWait(browser, 60).until(lambda b: "mydata_pipeline" in b.find_element(By.TAG_NAME, "body").text)
+            assert "mydata_consent_purge" in browser.find_element(By.TAG_NAME, "body").text
+    finally:
+        stack.stop()
