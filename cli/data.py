@@ -69,8 +69,11 @@ def cmd_holders(args: argparse.Namespace) -> int:
     if args.action == "add":
         if not (args.source and args.org_code and args.name):
             raise ConfigError("holders add needs --source, --org-code and --name")
-        holder = registry.add(Holder(args.source, args.org_code, args.name, args.since or date.today()))
-        print(f"registered {holder.source} holder {holder.org_code} ({holder.name}) since {holder.since}")
+        known = registry.get(args.source, args.org_code)  # renamed, it keeps its date unless --since says
+        since = args.since or (known.since if known else date.today())
+        holder = registry.add(Holder(args.source, args.org_code, args.name, since))
+        print(f"{'updated' if known else 'registered'} {holder.source} holder {holder.org_code} ({holder.name}) "
+              f"since {holder.since}")
     elif args.action == "remove":
         if not (args.source and args.org_code):
             raise ConfigError("holders remove needs --source and --org-code")

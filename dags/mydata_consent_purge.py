@@ -10,12 +10,8 @@ from mydata.orchestration import CONSENT_LEDGER, DEFAULT_ARGS, job_task
 
 DOC = """
 ### mydata_consent_purge (hourly)
-
-For each purpose, **purge_<purpose>** reads the verified consent ledger, finds subjects whose
-latest event withdraws consent, and removes their pseudonyms from every `silver|gold/*/purpose=<p>/`
-partition that holds them (rewritten atomically). The audit (`consent/purge_audit.jsonl`) records
-pseudonyms and row counts, never link keys. A second run removes nothing; catchup is off because
-every run covers all withdrawals so far.
+Removes subjects who withdrew consent from every derived table of each purpose and records the
+purge in `consent/purge_audit.jsonl`. More: `docs/stages/purge.md`.
 """
 
 

@@ -9,20 +9,10 @@ from airflow.timetables.trigger import CronTriggerTimetable
 from mydata.orchestration import CONSENT_LEDGER, DEFAULT_ARGS, GOLD_FEATURES, job_task
 
 DOC = """
-### mydata_fusion_features (monthly, and when ingest produced new data)
-
-As of the run's logical date (00:00 KST of the 1st for the monthly run; param `as_of` overrides;
-a run triggered by the ingest assets is as of its trigger time), for param `purpose`:
-
-1. **fuse**: verifies the consent ledger, takes the consent snapshot at the as-of moment and
-   joins bank, card and telecom only for subjects whose consent for the purpose covers every
-   source; silver re-keyed to purpose pseudonyms; linkage report under `reports/fusion/`.
-2. **features**: the declared features, point in time, one aggregation per silver table.
-3. **release**: the k-anonymity gate publishes `gold/features/` with the privacy report and
-   catalog, or publishes nothing and fails when k cannot be reached.
-
-Every output is a partition replaced atomically, so reruns and backfills are clean. Produces
-`mydata://lake/gold/features`, which schedules `mydata_segmentation`.
+### mydata_fusion_features (monthly, and when the consent ledger is updated)
+Fuses bank, card and telecom only for subjects whose consent for param `purpose` covers every
+source, computes the features point in time and publishes them through the k-anonymity gate.
+More: `docs/orchestration.md`, `docs/stages/fuse.md`, `docs/stages/features.md`.
 """
 
 

@@ -11,22 +11,9 @@ from mydata.orchestration import BRONZE, CONSENT_LEDGER, DEFAULT_ARGS, job_task
 
 DOC = """
 ### mydata_ingest (daily)
-
-One run per delivery date (the run's logical date, or param `dt`):
-
-1. **wait_for_deliveries**: pokes until every source (bank, card, telecom, telecom_usage,
-   customer, consent) has a complete delivery for the date (`_SUCCESS` marker). Reschedules
-   between pokes (no worker slot held); after 12 hours the run is skipped, not failed.
-2. **ingest**: landing -> typed bronze, bad rows to quarantine with a reason; the manifest
-   reconciles every record. Reruns replace the date's partitions (idempotent).
-3. **validate**: the Great Expectations suites over the partitions just written; a failed
-   expectation fails the run. Report under `reports/ingest/`.
-4. **consent_ledger**: new consent events appended to the hash-chained ledger after verifying
-   it; a broken chain fails the run and names the first bad event.
-
-Produces the assets `mydata://lake/bronze` and `mydata://lake/consent/ledger`, which schedule
-`mydata_fusion_features`. Backfill: `mydata airflow -- backfill create --dag-id mydata_ingest
---from-date 2026-06-01 --to-date 2026-08-01`; one run at a time, because the ledger is a chain.
+Waits for every source's complete delivery of the date (`_SUCCESS`), ingests it into bronze with
+quarantine, validates it with Great Expectations and appends consent events to the verified ledger.
+Param `dt`: the delivery date. More: `docs/orchestration.md`, `docs/stages/ingest.md`.
 """
 
 

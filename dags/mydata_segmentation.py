@@ -8,17 +8,9 @@ from airflow.sdk import Asset, dag
 from mydata.orchestration import DEFAULT_ARGS, GOLD_FEATURES, GOLD_SEGMENTS, job_task
 
 DOC = """
-### mydata_segmentation (when a feature snapshot is published, or on request)
-
-1. **train_if_due**: compares the newest snapshot (as of param `as_of`, else the newest) with the
-   current model's by PSI (`MYDATA_DRIFT_THRESHOLD`); trains, evaluates (silhouette, bootstrap
-   stability), registers and promotes a new version when no model is current, when drift passes
-   the threshold, or when param `retrain` is true. Otherwise keeps the current model; the drift
-   report under `reports/drift/` says why. Profiles under `reports/models/`.
-2. **score**: the current model assigns every published subject a segment on the engine:
-   `gold/segments/purpose=<p>/as_of=<d>/`.
-
-Trigger by hand with `{"retrain": true}` to train regardless of drift.
+### mydata_segmentation (when features are published, or by hand)
+Trains, registers and promotes a model when none is current, drift passed the threshold or param
+`retrain` is true, then scores every published subject. More: `docs/stages/models.md`.
 """
 
 

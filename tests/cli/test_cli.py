@@ -5,7 +5,6 @@ import signal
 import subprocess
 import sys
 import urllib.request
-from pathlib import Path
 
 import pytest
 
@@ -221,6 +220,8 @@ def test_holders_are_listed_added_and_removed(tmp_path, capsys):
     assert "registered card holder D900000009 (새카드) since 2026-11-01" in capsys.readouterr().out
     assert main([*root, "holders"]) == 0
     assert "card     D900000009  since 2026-11-01  새카드" in capsys.readouterr().out
+    assert main([*root, "holders", "add", "--source", "card", "--org-code", "D900000009", "--name", "New Card"]) == 0
+    assert "updated card holder D900000009 (New Card) since 2026-11-01" in capsys.readouterr().out  # date kept
     assert main([*root, "holders", "remove", "--source", "card", "--org-code", "D900000009"]) == 0
     assert "0 registered holder(s)" in capsys.readouterr().out
     assert main([*root, "holders", "remove", "--source", "card", "--org-code", "D900000009"]) == 2
