@@ -17,6 +17,7 @@ from cli.data import cmd_generate, cmd_holders, cmd_keys, cmd_tokenize
 from cli.model import cmd_model
 from cli.settings import settings_of
 from cli.status import cmd_status
+from cli.subject import cmd_subject
 from cli.stages import (cmd_features, cmd_fuse, cmd_ingest, cmd_landing, cmd_purge, cmd_release, cmd_score,
                         cmd_validate)
 from mydata import progress
@@ -34,7 +35,7 @@ class _Parser(argparse.ArgumentParser):
 
 #: commands that work on an existing lake, and their actions that only read it
 LAKE_COMMANDS = ("landing", "ingest", "validate", "consent", "fuse", "features", "release", "purge", "model",
-                 "score", "holders", "status")
+                 "score", "holders", "status", "subject")
 READ_ONLY_ACTIONS = {("consent", "verify"), ("consent", "status"), ("consent", "export"), ("holders", "list"),
                      ("model", "list"), ("status", None)}
 
@@ -99,6 +100,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to", help="for export: append the signed heads to this JSON-lines file")
     p.add_argument("--postgres", help="for export: insert them into table consent_anchors of this Postgres DSN "
                                       "(default MYDATA_ANCHOR_DSN)")
+    p = add("subject", cmd_subject, "a data subject's full trace (right of access): consent events and validity "
+                                    "over time, rows held per table (counts only), the fusion runs that used them "
+                                    "under which consent snapshot, derived tables, segments, models and purges; "
+                                    "every purpose, or --purpose; consent as of --as-of (default now)")
+    p.add_argument("action", choices=("trace",))
+    p.add_argument("link_key", nargs="?", help="the subject's link key (one starting with '-' is taken as it is)")
+    p.add_argument("--link-key", dest="link_key_option", help=argparse.SUPPRESS)
     add("fuse", cmd_fuse, "bronze -> silver for --purpose as of --as-of, only subjects with valid consent "
                           "for every source; writes the linkage report")
     add("features", cmd_features, "silver -> feature release candidate for --purpose as of --as-of")

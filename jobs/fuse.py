@@ -181,6 +181,9 @@ def _publish_silver(engine: Engine, lake: Lake, sources: dict[str, str], purpose
     bronze[SUBJECTS] = bronze.pop(CUSTOMERS.name)
     staged = engine.concurrently([(engine.stage, sql, lake.silver_table(name, purpose), [as_of], run_id, None, "as_of")
                                   for name, sql in queries.items()])
+    # the record of use, published with the silver it describes
+    staged.append(engine.stage(f"SELECT pseudonym, DATE '{as_of.isoformat()}' AS as_of FROM fused",
+                               lake.fusion_members(purpose) / f"run={run_id}", [as_of], run_id, key="as_of"))
     storage.publish(staged, journal=lake.publish_journal)
     dropped = {name: dropped_columns(fused_tables()[name], purpose) for name in names} | {SUBJECTS: list(IDENTITY)}
     return {name: {"bronze_rows": bronze[name],

@@ -120,6 +120,25 @@ class Lake:
         """Segment assignments of published subjects: ``gold/segments``."""
         return self.gold_table("segments", purpose)
 
+    def fusion_members(self, purpose: str) -> Path:
+        """Who each fusion run of ``purpose`` used: its subjects' pseudonyms under ``run=<run_id>/``,
+        kept as the record of use (never a link key), so a withdrawal can be checked against every run."""
+        return self.consent / "fusion_members" / f"purpose={purpose}"
+
+    def segment_stats(self, purpose: str) -> Path:
+        """Per-segment statistics released under differential privacy: ``gold/segment_stats``."""
+        return self.gold_table("segment_stats", purpose)
+
+    @property
+    def privacy_budget(self) -> Path:
+        """Every differentially private release's ε, per purpose and snapshot, one JSON line each."""
+        return self.root / "privacy" / "budget.jsonl"
+
+    @property
+    def subject_traces(self) -> Path:
+        """Subject traces (a data subject's access request): HTML and JSON, no link key in either."""
+        return self.report("subjects")
+
     @property
     def purge_audit(self) -> Path:
         """What every purge removed (pseudonyms and row counts, never link keys), one JSON line each."""

@@ -123,6 +123,10 @@ SHELVES = (
           lambda m: f"{m['outputs'].get('rows', 0):,} subjects scored with {m['parameters'].get('model')}",
           lambda lake, m: None),
     Shelf("Compliance", "Consent review", "consent_review", _review),
+    Shelf("Compliance", "Subject traces (right of access)", "subject_trace",
+          lambda m: f"{'in derived tables' if m['outputs'].get('in_derived_tables') else 'in no derived table'}: "
+                    f"{m['outputs'].get('why')}; {m['outputs'].get('fusion_runs', 0)} fusion runs, "
+                    f"{m['outputs'].get('purges', 0)} purges", report_name="trace"),
     Shelf("Compliance", "Linkage (consent-gated fusion)", "fuse", _fuse),
     Shelf("Compliance", "Privacy (k-anonymity release gate)", "privacy", _release),
     Shelf("Compliance", "Purge audit (withdrawals)", "purge", _purge,

@@ -5,6 +5,7 @@ import json
 import os
 import shutil
 import tempfile
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ import pytest
 os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="mydata-test-airflow-")
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 
+from mydata import storage  # noqa: E402
 from mydata.config import Settings  # noqa: E402
 from mydata.keys import KeyStore  # noqa: E402
 from mydata.synth import GenerationSummary, GeneratorOptions, generate  # noqa: E402
@@ -195,3 +197,33 @@ def _same_rows(spark, left: Path, right: Path, roots: tuple[Path, Path] | None =
 @pytest.fixture(name="same_rows")
 def same_rows_fixture():
     return _same_rows
+
+
+def _deliver_withdrawal(spark, settings, link_key: str, head_hash: str, moment: datetime, sources: list[str]):
+    """A consent delivery holding one withdrawal for marketing that continues the chain (straight into bronze)."""
+    from schemas.bronze import CONSENT_EVENTS
+    from schemas.consent import chain
+
+    event = next(chain([{"event_id": "c-withdraw-1", "link_key": link_key, "key_version": 1,
+                         "event_type": "withdraw", "event_time": moment.strftime("%Y%m%d%H%M%S"),
+                         "purpose": "marketing", "sources": sources, "end_date": moment.strftime("%Y%m%d"),
+                         "channel": "app", "notice_version": "mkt-2026.2"}], head_hash))
+    dt = (moment + timedelta(days=1)).date()
+    row = (event["event_id"], link_key, 1, "withdraw", moment, "marketing", sources, moment.date(), "app",
+           "mkt-2026.2", event["prev_hash"], event["hash"], dt)
+    schema = ", ".join(f"{c.name} {c.spark_type}" for c in CONSENT_EVENTS.columns) + ", dt date"
+    storage.replace_partitions(spark.createDataFrame([row], schema),
+                               settings.lake.bronze_table("consent_events"), [dt], "test-withdrawal")
+
+
+@pytest.fixture(name="deliver_withdrawal")
+def deliver_withdrawal_fixture():
+    return _deliver_withdrawal
+
+
+@pytest.fixture
+def lake_copy(fused, tmp_path):
+    """A copy of the fused lake, for a test that changes it."""
+    settings, results = fused
+    shutil.copytree(settings.data_root, tmp_path / "lake")
+    return settings.replace(data_root=tmp_path / "lake", purpose="marketing"), results

@@ -2,46 +2,20 @@
 from __future__ import annotations
 
 import json
-import shutil
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 from pyspark.sql import functions as F
 
-from jobs import consent, fuse, purge, status
+from jobs import consent, purge, status
 from mydata import storage
 from mydata.engines import open_engine
 from mydata.keys import KeyStore, purpose_pseudonym
-from schemas.bronze import CONSENT_EVENTS
-from schemas.consent import chain
 
 KST = ZoneInfo("Asia/Seoul")
-BRONZE_SCHEMA = ", ".join(f"{c.name} {c.spark_type}" for c in CONSENT_EVENTS.columns) + ", dt date"
-
-
-def deliver_withdrawal(spark, settings, link_key: str, head_hash: str, moment: datetime, sources: list[str]):
-    """A consent delivery holding one withdrawal that continues the chain (straight into bronze)."""
-    event = next(chain([{"event_id": "c-withdraw-1", "link_key": link_key, "key_version": 1,
-                         "event_type": "withdraw", "event_time": moment.strftime("%Y%m%d%H%M%S"),
-                         "purpose": "marketing", "sources": sources, "end_date": moment.strftime("%Y%m%d"),
-                         "channel": "app", "notice_version": "mkt-2026.2"}], head_hash))
-    dt = (moment + timedelta(days=1)).date()
-    row = (event["event_id"], link_key, 1, "withdraw", moment, "marketing", sources, moment.date(), "app",
-           "mkt-2026.2", event["prev_hash"], event["hash"], dt)
-    storage.replace_partitions(spark.createDataFrame([row], BRONZE_SCHEMA),
-                               settings.lake.bronze_table("consent_events"), [dt], "test-withdrawal")
-
-
-@pytest.fixture
-def lake_copy(fused, tmp_path):
-    settings, results = fused
-    shutil.copytree(settings.data_root, tmp_path / "lake")
-    return settings.replace(data_root=tmp_path / "lake", purpose="marketing"), results
-
-
 @pytest.mark.slow
-def test_a_withdrawn_subject_is_purged_from_every_derived_table(lake_copy, spark):
+def test_a_withdrawn_subject_is_purged_from_every_derived_table(lake_copy, spark, deliver_withdrawal):
     settings, results = lake_copy
     lake = settings.lake
     as_of = results["marketing"]["as_of"]

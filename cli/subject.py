@@ -1,0 +1,22 @@
+"""`mydata subject trace LINK_KEY`: everything held and derived about one subject, and under which consent."""
+from __future__ import annotations
+
+import argparse
+
+from cli.settings import settings_of
+from mydata.config import ConfigError
+
+
+def cmd_subject(args: argparse.Namespace) -> int:
+    from jobs import subject_trace
+
+    if not args.link_key:
+        raise ConfigError("subject trace needs the subject's link key")
+    result = subject_trace.run(settings_of(args), args.link_key, [args.purpose] if args.purpose else None)
+    print(f"{'IN DERIVED TABLES' if result['in_derived_tables'] else 'in no derived table'}: {result['why']}")
+    print(f"held: {result['held']} bronze/quarantine table(s); used by {result['fusion_runs']} fusion run(s); "
+          f"{result['derived']} derived partition(s); {result['segments']} segment assignment(s); "
+          f"{result['purges']} purge(s)")
+    print(f"report: {result['report']}")
+    print(f"json: {result['json']}")
+    return 0
