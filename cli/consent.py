@@ -35,7 +35,13 @@ def cmd_consent(args: argparse.Namespace) -> int:
             return 1
         return 0
     if args.action == "report":
+        from cli.status import sla_line
+
         result = consent_review.run(settings)
+        for purpose, honoured in result["withdrawals"].items():
+            used = honoured["uses_after_withdrawal"]
+            print(f"{purpose}: {sla_line(honoured['sla'])}; "
+                  + (f"{used} USE(S) AFTER WITHDRAWAL" if used else "no use after withdrawal"))
         print(f"consent report as of {settings.as_of or date.today()}: {result['report']}")
         return 0 if result["ledger_ok"] else 1
     engine = open_engine(settings)

@@ -15,6 +15,15 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0 if found.healthy else 1
 
 
+def sla_line(sla: dict) -> str:
+    """The withdrawal SLA in one line: hours to purge, and who is still waiting."""
+    took = (f"purges took median {sla['median_hours']:.1f}h, p95 {sla['p95_hours']:.1f}h, max {sla['max_hours']:.1f}h "
+            f"over {sla['purged']:,} subject(s)" if sla["purged"] else "no subject has needed a purge yet")
+    waiting = (f"; {sla['pending']:,} waiting, the longest {sla['longest_pending_hours']:.1f}h" if sla["pending"]
+               else "; none waiting")
+    return took + waiting
+
+
 def describe(found) -> str:
     """``jobs.status.LakeStatus`` as lines a person reads."""
     lines = [f"lake {found.root}, purpose {found.purpose}", "", "latest runs"]
@@ -36,6 +45,10 @@ def describe(found) -> str:
                                   "retrain" if model["drift"]["retrain"] else "within threshold"))]
     w = found.withdrawals
     lines += [f"withdrawn  {w['withdrawn_subjects']:,} subject(s), {w['not_purged']:,} not yet purged"]
+    lines += [f"           {sla_line(w['sla'])}"]
+    used = w["used_after_withdrawal"]
+    lines += ["           " + (f"{len(used)} use(s) after withdrawal (see below)" if used
+                               else "no fusion run used a subject after their withdrawal")]
     lines += ["", "needs attention:" if found.attention else "healthy: nothing needs attention"]
     lines += [f"  - {said}" for said in found.attention]
     return "\n".join(lines)

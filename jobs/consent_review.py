@@ -11,10 +11,12 @@ import sys
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from jobs import consent, purge
-from mydata.config import PURPOSES, Settings
+from jobs import consent, purge, withdrawals
+from mydata.config import PURPOSES, SESSION_TIME_ZONE, Settings
 from mydata.engines import Engine, open_engine
+from mydata.keys import KeyStore
 from mydata.lake import Lake
 from mydata.manifest import RunManifest, runs
 from render.consent import EXPIRY_WINDOWS, write_page
@@ -84,6 +86,19 @@ def consent_figures(engine: Engine, as_of: date) -> dict:
     return figures
 
 
+def withdrawal_figures(engine: Engine, settings: Settings, audits: list[dict]) -> dict[str, dict]:
+    """Per purpose: withdrawn subjects, the SLA of their purges, and any fusion run that used one after withdrawing."""
+    keystore, moment = KeyStore.open(settings), datetime.now(ZoneInfo(SESSION_TIME_ZONE))
+    figures = {}
+    for purpose in PURPOSES:
+        pending = withdrawals.pending_withdrawals(engine, settings.lake, keystore, purpose, moment)
+        used = withdrawals.uses_after_withdrawal(engine, settings.lake, keystore, purpose)
+        figures[purpose] = {"withdrawn_subjects": pending["withdrawn_subjects"],
+                            "sla": withdrawals.sla(audits, purpose, pending["since"], moment),
+                            "violations": withdrawals.violations_said(used)}
+    return figures
+
+
 def write_report(settings: Settings, engine: Engine, as_of: date) -> dict:
     """Write the consent report for ``as_of``; returns its path and the headline figures."""
     lake = settings.lake
@@ -93,9 +108,11 @@ def write_report(settings: Settings, engine: Engine, as_of: date) -> dict:
         consents = consent_figures(engine, as_of)
         engine.drop("ledger")
     fusions, audits = runs(lake, "fuse")[::-1], purge.read_audit(lake)
-    path = write_page(lake, as_of, verification, consents, fusions, audits)
+    honoured = withdrawal_figures(engine, settings, audits)
+    path = write_page(lake, as_of, verification, consents, fusions, audits, honoured)
     figures = {"ledger_ok": verification.ok, "events": verification.events, "fusion_runs": len(fusions),
-               "purges": len(audits)}
+               "purges": len(audits), "withdrawals": {p: {"sla": w["sla"], "uses_after_withdrawal": len(w["violations"])}
+                                                      for p, w in honoured.items()}}
     if consents is not None:
         figures["valid"] = {p: {s: consents["by_state"].get((p, s, "valid"), 0) for s in CONSENT_SOURCES}
                             for p in PURPOSES}
@@ -115,7 +132,7 @@ def run(settings: Settings, spark: Any = None) -> dict:
     manifest.inputs = {"ledger_events": result["events"], "fusion_runs": result["fusion_runs"],
                        "purges": result["purges"]}
     manifest.outputs = {"report": result["report"], "ledger_verifies": result["ledger_ok"],
-                        "valid": result.get("valid", {})}
+                        "valid": result.get("valid", {}), "withdrawals": result["withdrawals"]}
     return {"manifest": str(manifest.finish(lake)), **result}
 
 

@@ -15,6 +15,8 @@ from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pyarrow as pa
+
 from jobs import consent
 from jobs.pseudonym import pseudonym_sql, register_keys
 from mydata import progress, storage
@@ -30,16 +32,29 @@ JOB = "purge"
 
 
 def withdrawn_sql(d: Dialect, states: str) -> str:
-    """(link_key, key_version) whose latest event for some fused source is a withdrawal."""
+    """(link_key, key_version) whose latest event for some fused source is a withdrawal, and since
+    when (the earliest such withdrawal still in force)."""
     fused = ", ".join(d.lit(s) for s in FUSED_SOURCES)
-    return f"SELECT DISTINCT link_key, key_version FROM {states} WHERE state = 'withdrawn' AND source IN ({fused})"
+    return (f"SELECT link_key, key_version, min(event_time) AS withdrawn_at FROM {states} "
+            f"WHERE state = 'withdrawn' AND source IN ({fused}) GROUP BY link_key, key_version")
 
 
 def pseudonyms_sql(d: Dialect, withdrawn: str, keys: list[str]) -> str:
     """The pseudonyms of ``withdrawn`` under every purpose key in ``keys`` (a table may still be keyed
-    with an older purpose secret: every version's pseudonyms go)."""
-    return " UNION ".join(f"SELECT {pseudonym_sql(d, 'w.link_key', 'k')} AS pseudonym FROM {withdrawn} w "
-                          f"CROSS JOIN {name} k" for name in keys)
+    with an older purpose secret: every version's pseudonyms go), with their ``withdrawn_at``."""
+    return " UNION ".join(f"SELECT {pseudonym_sql(d, 'w.link_key', 'k')} AS pseudonym, w.withdrawn_at "
+                          f"FROM {withdrawn} w CROSS JOIN {name} k" for name in keys)
+
+
+def withdrawn_since(engine: Engine, pseudonyms: list[str]) -> dict[str, str]:
+    """When each of ``pseudonyms`` (of the registered ``purged_pseudonyms``) withdrew, ISO 8601."""
+    if not pseudonyms:
+        return {}
+    engine.arrow("found_pseudonyms", pa.table({"pseudonym": pseudonyms}))
+    rows = engine.rows("SELECT p.pseudonym, min(p.withdrawn_at) AS withdrawn_at FROM purged_pseudonyms p "
+                       "JOIN found_pseudonyms f ON f.pseudonym = p.pseudonym GROUP BY p.pseudonym")
+    engine.drop("found_pseudonyms")
+    return {r["pseudonym"]: r["withdrawn_at"].isoformat() for r in rows}
 
 
 def hits_sql(table: str, key: str, pseudonyms: str) -> str:
@@ -122,7 +137,7 @@ def run(settings: Settings, spark=None, moment: datetime | None = None) -> dict:
     partitions = derived_partitions(lake, purpose)
     tables = sorted({partition.parent for _, partition in partitions})
     hits_of: dict[Path, dict[str, int]] = {}
-    withdrawn_count = 0
+    withdrawn_count, found, since = 0, [], {}
     engine = open_engine(settings, spark)
     try:
         if partitions and storage.has_data(lake.ledger):
@@ -133,14 +148,15 @@ def run(settings: Settings, spark=None, moment: datetime | None = None) -> dict:
                                                   manifest.run_id) for i, folder in enumerate(tables)]):
                     hits_of.update(hits)
                     shown.advance(rows=sum(n for by_key in hits.values() for n in by_key.values()))
+            found = sorted({p for hits in hits_of.values() for p in hits})
+            since = withdrawn_since(engine, found)  # the withdrawal SLA's start, per subject removed
     finally:
         engine.close()
     removed = {f"{table}/{partition.name}": sum(hits_of[partition].values())
                for table, partition in partitions if hits_of.get(partition)}
-    found = sorted({p for hits in hits_of.values() for p in hits})
     entry = {"run_id": manifest.run_id, "at": moment.isoformat(), "purpose": purpose,
              "purpose_key_versions": versions, "withdrawn_subjects": withdrawn_count,
-             "rows_removed": removed, "pseudonyms": found}
+             "rows_removed": removed, "pseudonyms": found, "withdrawn_at": since}
     if removed:
         audit = lake.purge_audit
         audit.parent.mkdir(parents=True, exist_ok=True)

@@ -14,8 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pyarrow.parquet as pq
 
-from jobs import consent, purge
-from mydata import storage
+from jobs import consent, purge, withdrawals
 from mydata.config import SESSION_TIME_ZONE, Settings
 from mydata.engines import Engine, open_engine
 from mydata.keys import KeyStore
@@ -93,18 +92,13 @@ def model_figures(lake: Lake, purpose: str) -> dict | None:
 
 
 def withdrawal_figures(engine: Engine, settings: Settings, moment: datetime) -> dict:
-    """Withdrawn subjects of the purpose, and those whose rows a purge has still to remove."""
-    lake, purpose = settings.lake, settings.purpose
-    partitions = purge.derived_partitions(lake, purpose)
-    if not partitions or not storage.has_data(lake.ledger):
-        return {"withdrawn_subjects": 0, "not_purged": 0, "rows": 0, "tables": []}
-    withdrawn = purge.register_withdrawn(engine, lake, KeyStore.open(settings), purpose, moment)
-    names = {partition.parent: name for name, partition in partitions}  # table folder -> zone/table
-    found = {names[folder]: hits for i, folder in enumerate(sorted(names))
-             if (hits := purge.table_hits(engine, f"status_{i}", folder, "purged_pseudonyms"))}
-    by_pseudonym = [counts for hits in found.values() for counts in hits.values()]
-    return {"withdrawn_subjects": withdrawn, "not_purged": len({p for counts in by_pseudonym for p in counts}),
-            "rows": sum(n for counts in by_pseudonym for n in counts.values()), "tables": sorted(found)}
+    """Withdrawn subjects of the purpose, those a purge has still to remove, the time purges took,
+    and any fusion run that used a subject after their withdrawal."""
+    lake, purpose, keystore = settings.lake, settings.purpose, KeyStore.open(settings)
+    pending = withdrawals.pending_withdrawals(engine, lake, keystore, purpose, moment)
+    return {**{k: v for k, v in pending.items() if k != "since"},
+            "sla": withdrawals.sla(purge.read_audit(lake), purpose, pending["since"], moment),
+            "used_after_withdrawal": withdrawals.uses_after_withdrawal(engine, lake, keystore, purpose)}
 
 
 def needing_attention(status: dict) -> list[str]:
@@ -118,6 +112,7 @@ def needing_attention(status: dict) -> list[str]:
     if (pending := status["withdrawals"])["not_purged"]:
         said.append(f"{pending['not_purged']} withdrawn subject(s) still in {', '.join(pending['tables'])} "
                     f"({pending['rows']} rows): run `mydata --purpose {status['purpose']} purge`")
+    said += withdrawals.violations_said([f for f in pending.get("used_after_withdrawal", []) if f["in_snapshot"]])
     return said
 
 

@@ -42,8 +42,28 @@ def _consent_sections(figures: dict) -> list[str]:
     ]
 
 
+def _hours(value: float | None) -> str:
+    return "–" if value is None else f"{value:,.1f} h"
+
+
+def _withdrawal_section(by_purpose: dict[str, dict]) -> str:
+    rows = [(html.code(p), w["withdrawn_subjects"], w["sla"]["purged"], _hours(w["sla"]["median_hours"]),
+             _hours(w["sla"]["p95_hours"]), _hours(w["sla"]["max_hours"]), w["sla"]["pending"],
+             _hours(w["sla"]["longest_pending_hours"]),
+             html.status(not w["violations"], "none", f"{len(w['violations'])} USE(S)"))
+            for p, w in by_purpose.items()]
+    said = [line for w in by_purpose.values() for line in w["violations"]]
+    return html.section("Withdrawals honoured", html.table(
+        ("purpose", "withdrawn now", "purged", "median to purge", "p95", "max", "waiting now", "longest waiting",
+         "fusion runs that used a withdrawn subject"), rows),
+        html.table(("use after withdrawal",), [(line,) for line in said]) if said else "",
+        note="Hours from each withdrawal (its event time) to the purge that removed the subject from every "
+             "derived table; subjects whose rows are still in a derived table now are waiting. The check reads "
+             "every fusion run's record of use against the consent ledger at the run's as-of moment.")
+
+
 def write_page(lake: Lake, as_of: date, verification: Any, consents: dict | None, runs: list[dict],
-               audits: list[dict]) -> Path:
+               audits: list[dict], withdrawals: dict[str, dict]) -> Path:
     """The page of ``jobs.consent_review.write_report``'s figures."""
     facts = {"as of": as_of.isoformat(), "ledger events": f"{verification.events:,}",
              "ledger": html.status(verification.ok, "verifies", "BROKEN")}
@@ -61,6 +81,7 @@ def write_page(lake: Lake, as_of: date, verification: Any, consents: dict | None
           m["inputs"].get("consent_snapshot", {}).get("ledger_head", {}).get("events", ""),
           html.code(m["inputs"].get("consent_snapshot", {}).get("ledger_head", {}).get("hash", "")[:16] + "…"),
           m["outputs"].get("subjects_fused", "")) for m in runs])))
+    sections.append(_withdrawal_section(withdrawals))
     sections.append(html.section("Purges", html.table(
         ("run", "at", "purpose", "withdrawn subjects", "pseudonyms purged", "rows removed", "tables"),
         [(html.code(a["run_id"]), a["at"], a["purpose"], a["withdrawn_subjects"], len(a["pseudonyms"]),

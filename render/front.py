@@ -75,8 +75,12 @@ def _release(m: dict) -> str:
 def _review(m: dict) -> str:
     out = m["outputs"]
     ledger = "ledger verifies" if out.get("ledger_verifies") else "LEDGER DOES NOT VERIFY"
-    return f"{ledger} ({m['inputs'].get('ledger_events', 0):,} events), {m['inputs'].get('fusion_runs', 0)} " \
-           f"fusion runs, {m['inputs'].get('purges', 0)} purges reviewed"
+    honoured = out.get("withdrawals", {}).values()
+    used = sum(w["uses_after_withdrawal"] for w in honoured)
+    waiting = sum(w["sla"]["pending"] for w in honoured)
+    return (f"{ledger} ({m['inputs'].get('ledger_events', 0):,} events), {m['inputs'].get('fusion_runs', 0)} "
+            f"fusion runs, {m['inputs'].get('purges', 0)} purges; {waiting} withdrawal(s) waiting, "
+            + (f"{used} USE(S) AFTER WITHDRAWAL" if used else "no use after withdrawal"))
 
 
 def _purge(m: dict) -> str:

@@ -47,7 +47,7 @@ def test_a_subject_is_traced_used_withdrawn_and_purged(lake_copy, spark, deliver
     pseudonym = spark.read.parquet(str(lake.silver_table("subjects", "marketing"))).orderBy("pseudonym").first()[0]
     link_key = by_pseudonym[pseudonym]
 
-    used = subject_trace.run(settings, link_key, ["marketing"])
+    used = subject_trace.run(settings.replace(as_of=as_of), link_key, ["marketing"])  # consent as fusion saw it
     assert used["in_derived_tables"] and used["why"] == "marketing: valid consent for bank, card, telecom"
     document = json.loads(Path(used["json"]).read_text(encoding="utf-8"))
     held = {(h["zone"], h["tbl"]): h["n"] for h in document["held"]}
