@@ -110,8 +110,14 @@ def build_parser() -> argparse.ArgumentParser:
     add("fuse", cmd_fuse, "bronze -> silver for --purpose as of --as-of, only subjects with valid consent "
                           "for every source; writes the linkage report")
     add("features", cmd_features, "silver -> feature release candidate for --purpose as of --as-of")
-    add("release", cmd_release, "k-anonymity gate (MYDATA_K_ANONYMITY, MYDATA_MAX_SUPPRESSION), then publish the "
-                                "feature snapshot to gold with its privacy report and catalog")
+    p = add("release", cmd_release, "features: the k-anonymity gate (MYDATA_K_ANONYMITY, MYDATA_MAX_SUPPRESSION), "
+                                    "then publish the feature snapshot to gold with its privacy report and catalog; "
+                                    "stats: per-segment counts and means of the shareable features for partners, "
+                                    "under differential privacy, within the snapshot's budget (MYDATA_DP_BUDGET)")
+    p.add_argument("action", nargs="?", default="features", choices=("features", "stats"))
+    p.add_argument("--epsilon", type=float, help="stats: the ε this release spends")
+    p.add_argument("--delta", type=float, default=0.0,
+                   help="stats: δ of an (ε, δ) release with Gaussian noise (default 0: pure ε-DP, Laplace noise)")
     add("purge", cmd_purge, "remove subjects who withdrew consent for --purpose from every derived table")
     p = add("status", cmd_status, "the lake at a glance: every job's latest run, quarantine share, the consent "
                                   "ledger's head and check, the current model and its drift, withdrawals not yet "

@@ -78,6 +78,8 @@ def cmd_features(args: argparse.Namespace) -> int:
 def cmd_release(args: argparse.Namespace) -> int:
     from jobs import privacy
 
+    if args.action == "stats":
+        return _release_stats(args)
     try:
         result = privacy.run(settings_of(args))
     except privacy.ReleaseBlocked as exc:
@@ -107,4 +109,21 @@ def cmd_score(args: argparse.Namespace) -> int:
     sizes = ", ".join(f"{k}: {v:,}" for k, v in result["sizes"].items())
     print(f"scored {result['rows']:,} subjects with {result['model']} -> {result['segments']}")
     print(f"segment sizes: {sizes}")
+    return 0
+
+
+def _release_stats(args: argparse.Namespace) -> int:
+    from jobs import dp_stats
+
+    if args.epsilon is None:
+        raise ValueError("release stats needs --epsilon (the ε this release spends)")
+    try:
+        result = dp_stats.run(settings_of(args), args.epsilon, args.delta)
+    except dp_stats.BudgetExceeded as exc:
+        print(f"mydata release stats: {exc}", file=sys.stderr)
+        return 1
+    print(f"released noisy statistics of {result['segments']} segment(s) at ε {result['epsilon']:g} "
+          f"(budget spent {result['budget_spent']:g} of {result['budget']:g})")
+    print(f"release: {result['release']}")
+    print(f"report: {result['report']}")
     return 0

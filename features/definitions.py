@@ -56,11 +56,22 @@ class Feature:
     quasi_identifier: bool = False
     #: value for a subject without records in the window (sums and counts: 0); None leaves it null
     fill: float | str | None = 0.0
+    #: shareable with partners as a differentially private mean per segment, clamped to these
+    #: bounds (declared, never read from the data: bounds taken from the data would leak it)
+    share_bounds: tuple[float, float] | None = None
+
+    def __post_init__(self) -> None:
+        if self.share_bounds is not None:
+            low, high = self.share_bounds
+            if not low < high or self.dtype == "string" or self.quasi_identifier:
+                raise ValueError(f"feature {self.name}: share_bounds must be (low, high) with low < high, on a "
+                                 "numeric feature that is not a quasi-identifier")
 
 
 def _f(name, description, source, agg, expr="1", window=None, where=None, dtype="double", unit="KRW",
-       quasi_identifier=False, fill=0.0) -> Feature:
-    return Feature(name, description, source, agg, expr, window, where, dtype, unit, quasi_identifier, fill)
+       quasi_identifier=False, fill=0.0, share_bounds=None) -> Feature:
+    return Feature(name, description, source, agg, expr, window, where, dtype, unit, quasi_identifier, fill,
+                   share_bounds)
 
 
 _PAID = "status = '01'"  # a card approval that was not cancelled
@@ -81,12 +92,12 @@ FEATURES: tuple[Feature, ...] = (
     _f("region_code", "시도 code of residence; released as a wider area when needed", "subjects", "expr",
        "region_code", dtype="string", unit="", quasi_identifier=True, fill=None),
     _f("customer_tenure_months", "months since the subject became a bank customer", "subjects", "expr",
-       _WHOLE_MONTHS, dtype="int", unit="months", fill=None),
+       _WHOLE_MONTHS, dtype="int", unit="months", fill=None, share_bounds=(0, 600)),
     # -- bank: flows -----------------------------------------------------------------------------
     _f("bank_inflow_1m", "deposits into bank accounts in the last month", "bank_transactions", "sum",
        "trans_amt", 1, _INFLOW),
     _f("bank_inflow_3m_avg", "monthly average of deposits over 3 months (income-like inflows)",
-       "bank_transactions", "monthly", "trans_amt", 3, _INFLOW),
+       "bank_transactions", "monthly", "trans_amt", 3, _INFLOW, share_bounds=(0, 20_000_000)),
     _f("bank_large_inflow_3m_avg", "monthly average of single deposits of 1,000,000 KRW or more over 3 "
        "months (salary- and pension-like credits)", "bank_transactions", "monthly", "trans_amt", 3,
        f"{_INFLOW} AND trans_amt >= 1000000"),
@@ -97,7 +108,7 @@ FEATURES: tuple[Feature, ...] = (
     _f("bank_txn_count_3m", "bank transactions over 3 months", "bank_transactions", "count", window=3,
        dtype="int", unit="count"),
     _f("bank_balance_mean_3m", "mean running balance after transactions over 3 months", "bank_transactions",
-       "mean", "balance_amt", 3, fill=None),
+       "mean", "balance_amt", 3, fill=None, share_bounds=(-5_000_000, 100_000_000)),
     _f("bank_balance_volatility_3m", "standard deviation of the running balance over 3 months",
        "bank_transactions", "stddev", "balance_amt", 3, fill=None),
     _f("bank_balance_level", "total deposit balance at the latest collection", "bank_balances", "sum",
@@ -121,7 +132,7 @@ FEATURES: tuple[Feature, ...] = (
     _f("card_spend_1m", "card spending (approvals not cancelled) in the last month", "card_approvals", "sum",
        "approved_amt", 1, _PAID),
     _f("card_spend_3m_avg", "monthly average card spending over 3 months", "card_approvals", "monthly",
-       "approved_amt", 3, _PAID),
+       "approved_amt", 3, _PAID, share_bounds=(0, 5_000_000)),
     _f("card_spend_6m_avg", "monthly average card spending over 6 months", "card_approvals", "monthly",
        "approved_amt", 6, _PAID),
     _f("card_txn_count_3m", "card approvals not cancelled over 3 months", "card_approvals", "count", window=3,
@@ -144,11 +155,11 @@ FEATURES: tuple[Feature, ...] = (
        fill=None),
     # -- telecom -----------------------------------------------------------------------------------
     _f("telecom_arpu_3m", "monthly average telecom bill over 3 months (ARPU)", "telecom_bills", "monthly",
-       "charge_amt", 3),
+       "charge_amt", 3, share_bounds=(0, 400_000)),
     _f("telecom_lines", "active telecom lines at the latest collection", "telecom_contracts", "count",
        window=1, where="status = '01'", dtype="int", unit="count"),
     _f("telecom_data_mb_3m_avg", "monthly mobile data over 3 months", "telecom_usage", "monthly", "data_mb", 3,
-       unit="MB"),
+       unit="MB", share_bounds=(0, 100_000)),
     _f("telecom_voice_min_3m_avg", "monthly voice minutes over 3 months", "telecom_usage", "monthly",
        "voice_min", 3, unit="minutes"),
     _f("telecom_sms_3m_avg", "monthly text messages over 3 months", "telecom_usage", "monthly", "sms_cnt", 3,
@@ -156,9 +167,9 @@ FEATURES: tuple[Feature, ...] = (
     _f("telecom_night_ratio_3m", "share of mobile data used at night, mean over 3 months", "telecom_usage",
        "mean", "night_data_ratio", 3, unit="ratio", fill=None),
     _f("telecom_roaming_days_6m", "days roaming abroad over 6 months", "telecom_usage", "sum", "roaming_days",
-       6, unit="days"),
+       6, unit="days", share_bounds=(0, 60)),
     _f("telecom_finance_app_3m_avg", "monthly sessions in finance apps over 3 months", "telecom_usage",
-       "monthly", "finance_app_sessions", 3, unit="sessions"),
+       "monthly", "finance_app_sessions", 3, unit="sessions", share_bounds=(0, 300)),
     _f("telecom_device_tier", "device tier of the newest usage record (1 budget, 2 mid, 3 premium)",
        "telecom_usage", "latest", _TIER, 3, unit="tier", fill=None),
     _f("telecom_plan_fee", "monthly plan fee of the newest usage record", "telecom_usage", "latest",

@@ -36,6 +36,7 @@ ENV_VARS: dict[str, str] = {
     "MYDATA_MAX_SUPPRESSION": "max_suppression",
     "MYDATA_DRIFT_THRESHOLD": "drift_threshold",
     "MYDATA_MAX_QUARANTINE_RATE": "max_quarantine_rate",
+    "MYDATA_DP_BUDGET": "dp_budget",
 }
 
 ENGINES = ("duckdb", "spark")
@@ -119,6 +120,8 @@ class Settings:
     drift_threshold: float = 0.25
     #: ingest fails when a table quarantines more than this share of a delivery's rows
     max_quarantine_rate: float = 0.02
+    #: the privacy budget (total ε) of the differentially private releases of one purpose's snapshot
+    dp_budget: float = 3.0
 
     @property
     def duckdb_memory_bytes(self) -> int:
@@ -139,7 +142,7 @@ class Settings:
             raise ConfigError(f"duckdb_memory must be a size such as 4GB or 512MB, got {self.duckdb_memory!r}")
         if self.duckdb_threads < 0:
             raise ConfigError(f"duckdb_threads must be 0 (all cores) or more, got {self.duckdb_threads}")
-        for name in ("max_suppression", "drift_threshold", "max_quarantine_rate"):
+        for name in ("max_suppression", "drift_threshold", "max_quarantine_rate", "dp_budget"):
             object.__setattr__(self, name, _number(name, getattr(self, name)))
         if self.k_anonymity < 2 or not 0 <= self.max_suppression < 1:
             raise ConfigError(f"k_anonymity must be at least 2 and max_suppression in [0, 1), got "
@@ -148,6 +151,8 @@ class Settings:
             raise ConfigError(f"drift_threshold must be above 0, got {self.drift_threshold}")
         if not 0 <= self.max_quarantine_rate <= 1:
             raise ConfigError(f"max_quarantine_rate must be a share in [0, 1], got {self.max_quarantine_rate}")
+        if self.dp_budget <= 0:
+            raise ConfigError(f"dp_budget must be above 0, got {self.dp_budget}")
         if self.shuffle_partitions < 1:
             raise ConfigError(f"shuffle_partitions must be at least 1, got {self.shuffle_partitions}")
         if self.purpose not in PURPOSES:

@@ -133,6 +133,9 @@ SHELVES = (
                     f"{m['outputs'].get('purges', 0)} purges", report_name="trace"),
     Shelf("Compliance", "Linkage (consent-gated fusion)", "fuse", _fuse),
     Shelf("Compliance", "Privacy (k-anonymity release gate)", "privacy", _release),
+    Shelf("Compliance", "Partner statistics under differential privacy", "dp_stats",
+          lambda m: f"{m['outputs'].get('segments', 0)} segments at ε {m['outputs'].get('epsilon', 0):g}; budget spent "
+                    f"{m['outputs'].get('budget_spent', 0):g} of {m['outputs'].get('budget', 0):g}"),
     Shelf("Compliance", "Purge audit (withdrawals)", "purge", _purge,
           lambda lake, m: m["outputs"].get("audit"), "audit log"),
 )
