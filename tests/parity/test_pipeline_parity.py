@@ -19,7 +19,6 @@ from models import registry
 from models.lifecycle import train_and_register
 from mydata.config import Settings
 from mydata.keys import KeyStore, purpose_pseudonym
-from tests.jobs.test_purge import deliver_withdrawal
 from tests.parity.test_ingest_parity import differences
 
 DOWNSTREAM = ("silver", "gold")
@@ -33,7 +32,7 @@ def counts(result: dict, *keys: str) -> dict:
     return {k: outputs[k] for k in keys}
 
 
-def downstream(settings: Settings, spark, model_from: Path | None = None) -> dict[str, dict]:
+def downstream(settings: Settings, spark, deliver_withdrawal, model_from: Path | None = None) -> dict[str, dict]:
     """Consent, fusion, features, release, scoring (with the model trained on ``model_from``'s
     snapshot, or trained here) and the purge, on ``settings.engine``: what each manifest counted."""
     consent.run(settings, spark)
@@ -63,15 +62,15 @@ def downstream(settings: Settings, spark, model_from: Path | None = None) -> dic
 
 
 @pytest.mark.slow
-def test_every_stage_after_ingest_is_the_same_on_both_engines(ingested, tmp_path, spark):
+def test_every_stage_after_ingest_is_the_same_on_both_engines(ingested, tmp_path, spark, deliver_withdrawal):
     settings, summary, _, _ = ingested
     as_of = date.fromisoformat(summary.deliveries[-1])
     lakes = {}
     for engine in ("duckdb", "spark"):
         shutil.copytree(settings.data_root, tmp_path / engine)
         lakes[engine] = settings.replace(data_root=tmp_path / engine, engine=engine, purpose="marketing", as_of=as_of)
-    on_duckdb = downstream(lakes["duckdb"], spark)
-    on_spark = downstream(lakes["spark"], spark, model_from=tmp_path / "duckdb")
+    on_duckdb = downstream(lakes["duckdb"], spark, deliver_withdrawal)
+    on_spark = downstream(lakes["spark"], spark, deliver_withdrawal, model_from=tmp_path / "duckdb")
     assert on_duckdb == on_spark
     # the Spark session outlives the jobs: each dropped what it registered and cached
     assert not {t.name for t in spark.catalog.listTables()} & {"fused", "linked", "consent_states", "candidates",
