@@ -48,7 +48,9 @@ def describe(found) -> str:
     lines += [f"           {sla_line(w['sla'])}"]
     used = w["used_after_withdrawal"]
     lines += ["           " + (f"{len(used)} use(s) after withdrawal (see below)" if used
-                               else "no fusion run used a subject after their withdrawal")]
+                               else "no fusion run used a subject after their withdrawal")
+              + (f" ({w['unrecorded_fusion_runs']} older run(s) kept no record of use and are not checked)"
+                 if w["unrecorded_fusion_runs"] else "")]
     lines += ["", "needs attention:" if found.attention else "healthy: nothing needs attention"]
     lines += [f"  - {said}" for said in found.attention]
     return "\n".join(lines)

@@ -95,7 +95,8 @@ def withdrawal_figures(engine: Engine, settings: Settings, audits: list[dict]) -
         used = withdrawals.uses_after_withdrawal(engine, settings.lake, keystore, purpose)
         figures[purpose] = {"withdrawn_subjects": pending["withdrawn_subjects"],
                             "sla": withdrawals.sla(audits, purpose, pending["since"], moment),
-                            "violations": withdrawals.violations_said(used)}
+                            "violations": withdrawals.violations_said(used),
+                            "unrecorded_runs": len(withdrawals.unrecorded_runs(settings.lake, purpose))}
     return figures
 
 

@@ -98,7 +98,8 @@ def withdrawal_figures(engine: Engine, settings: Settings, moment: datetime) -> 
     pending = withdrawals.pending_withdrawals(engine, lake, keystore, purpose, moment)
     return {**{k: v for k, v in pending.items() if k != "since"},
             "sla": withdrawals.sla(purge.read_audit(lake), purpose, pending["since"], moment),
-            "used_after_withdrawal": withdrawals.uses_after_withdrawal(engine, lake, keystore, purpose)}
+            "used_after_withdrawal": withdrawals.uses_after_withdrawal(engine, lake, keystore, purpose),
+            "unrecorded_fusion_runs": len(withdrawals.unrecorded_runs(lake, purpose))}
 
 
 def needing_attention(status: dict) -> list[str]:

@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from jobs import purge
 from jobs.consent_review import subject_status
+from jobs.withdrawals import unrecorded_runs
 from mydata.config import PURPOSES, SESSION_TIME_ZONE, Settings
 from mydata.engines import Engine, open_engine
 from mydata.keys import KeyStore, purpose_pseudonym
@@ -185,6 +186,7 @@ def trace(engine: Engine, lake: Lake, keystore: KeyStore, link_key: str, purpose
         document["models"] += models_trained(lake, purpose, derived)
         engine.drop("subject_pseudonyms")
     document["purges"] = purges(lake, pseudonyms)
+    document["unrecorded_fusion_runs"] = sum(len(unrecorded_runs(lake, p)) for p in purposes)
     document["verdict"] = verdict(status.states, document["derived"], document["fusion_runs"], document["purges"])
     return document
 

@@ -49,6 +49,14 @@ def sla(audit: list[dict], purpose: str, pending_since: list[str], moment: datet
             "pending": len(waiting), "longest_pending_hours": waiting[-1] if waiting else None}
 
 
+def unrecorded_runs(lake: Lake, purpose: str) -> list[str]:
+    """Succeeded fusion runs of ``purpose`` with no record of use (made before records were kept):
+    neither the check nor a subject trace can see whom they used."""
+    return [run["run_id"] for run in runs(lake, "fuse")
+            if run["status"] == "succeeded" and run["parameters"].get("purpose") == purpose
+            and not (lake.fusion_members(purpose) / f"run={run['run_id']}").is_dir()]
+
+
 def uses_after_withdrawal(engine: Engine, lake: Lake, keystore: KeyStore, purpose: str) -> list[dict]:
     """Every fusion run of ``purpose`` that used a subject whose withdrawal (for a fused source) was
     in force at the run's as-of moment: the run, the withdrawal event, and whether the run's ledger

@@ -50,12 +50,13 @@ def _withdrawal_section(by_purpose: dict[str, dict]) -> str:
     rows = [(html.code(p), w["withdrawn_subjects"], w["sla"]["purged"], _hours(w["sla"]["median_hours"]),
              _hours(w["sla"]["p95_hours"]), _hours(w["sla"]["max_hours"]), w["sla"]["pending"],
              _hours(w["sla"]["longest_pending_hours"]),
-             html.status(not w["violations"], "none", f"{len(w['violations'])} USE(S)"))
+             html.status(not w["violations"], "none", f"{len(w['violations'])} USE(S)"),
+             w["unrecorded_runs"] or "")
             for p, w in by_purpose.items()]
     said = [line for w in by_purpose.values() for line in w["violations"]]
     return html.section("Withdrawals honoured", html.table(
         ("purpose", "withdrawn now", "purged", "median to purge", "p95", "max", "waiting now", "longest waiting",
-         "fusion runs that used a withdrawn subject"), rows),
+         "fusion runs that used a withdrawn subject", "runs without a record of use (not checked)"), rows),
         html.table(("use after withdrawal",), [(line,) for line in said]) if said else "",
         note="Hours from each withdrawal (its event time) to the purge that removed the subject from every "
              "derived table; subjects whose rows are still in a derived table now are waiting. The check reads "

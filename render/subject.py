@@ -38,7 +38,9 @@ def write_page(path: Path, trace: dict) -> Path:
         html.section("Fusion runs that used the subject", html.table(
             ("run", "purpose", "as of", "consent snapshot", "ledger events"),
             [(r["run_id"], r["purpose"], r["as_of"], r["consent_snapshot"], r["ledger_events"])
-             for r in trace["fusion_runs"]])),
+             for r in trace["fusion_runs"]]),
+            note=(f"{trace['unrecorded_fusion_runs']} older fusion run(s) kept no record of use: whether they used "
+                  "the subject cannot be told." if trace.get("unrecorded_fusion_runs") else None)),
         html.section("Derived tables holding the subject now", html.table(
             ("purpose", "zone", "table", "partition", "rows"),
             [(d["purpose"], d["zone"], d["table"], d["partition"], d["rows"]) for d in trace["derived"]])),

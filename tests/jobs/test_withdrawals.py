@@ -1,6 +1,7 @@
 """Withdrawals honoured, measured: hours to purge, who waits, and no use after a withdrawal."""
 from __future__ import annotations
 
+import shutil
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -76,3 +77,8 @@ def test_purges_are_timed_and_no_fusion_run_uses_a_withdrawn_subject(lake_copy, 
     page = Path(reviewed["report"]).read_text(encoding="utf-8")
     assert "Withdrawals honoured" in page and f"fusion run {run['run_id']} (as of {later}) used a subject" in page
     assert reviewed["withdrawals"]["marketing"]["uses_after_withdrawal"] == 1
+    # a run that kept no record of use (fused before records were kept) is said to be unchecked
+    assert withdrawals.unrecorded_runs(lake, "marketing") == []
+    shutil.rmtree(lake.fusion_members("marketing") / f"run={run['run_id']}")
+    assert withdrawals.unrecorded_runs(lake, "marketing") == [run["run_id"]]
+    assert status.run(settings, moment=moment + timedelta(days=4)).withdrawals["unrecorded_fusion_runs"] == 1
