@@ -150,19 +150,21 @@ def verdict(states: list[dict], derived: list[dict], used: list[dict], purged: l
     if not held:
         why = ("purged: " + ", ".join(f"{p['purpose']} on {p['at'][:10]}" for p in purged) if purged
                else "used by fusion runs whose outputs were since replaced" if used else "never fused")
-        return {"in_derived_tables": False, "why": f"in no derived table ({why})"}
-    reasons = []
+        return {"in_derived_tables": False, "why": f"in no derived table ({why})", "attention": False}
+    reasons, attention = [], False
     for purpose in held:
         mine = {s["source"]: s for s in states if s["purpose"] == purpose and s["source"] in FUSED_SOURCES}
         withdrawn = sorted(s["source"] for s in mine.values() if s["state"] == "withdrawn")
         if withdrawn:
+            attention = True
             reasons.append(f"{purpose}: a purge is pending (consent withdrawn for {', '.join(withdrawn)})")
         elif len(mine) == len(FUSED_SOURCES) and all(s["state"] == "valid" for s in mine.values()):
             reasons.append(f"{purpose}: valid consent for {', '.join(FUSED_SOURCES)}")
         else:
+            attention = True
             reasons.append(f"{purpose}: consent no longer valid (expired or missing), kept in the snapshots made "
                            "while it was; the purge removes withdrawals only")
-    return {"in_derived_tables": True, "why": "; ".join(reasons)}
+    return {"in_derived_tables": True, "why": "; ".join(reasons), "attention": attention}
 
 
 def trace(engine: Engine, lake: Lake, keystore: KeyStore, link_key: str, purposes: list[str],

@@ -13,7 +13,8 @@ def _when(value: object) -> str:
 
 def write_page(path: Path, trace: dict) -> Path:
     consent, verdict = trace["consent"], trace["verdict"]
-    held_now = html.status(not verdict["in_derived_tables"], "in no derived table", "IN DERIVED TABLES")
+    held_now = html.status(not verdict["attention"], "in derived tables" if verdict["in_derived_tables"]
+                           else "in no derived table", "IN DERIVED TABLES")
     sections = [
         html.section("Verdict", html.table(("now", "why"), [(held_now, verdict["why"])])),
         html.section("Consent events, in chain order", html.table(
