@@ -9,27 +9,13 @@ holder of the source's latest delivery is served. Prints one line of figures (fo
 from __future__ import annotations
 
 import argparse
-import collections
-import json
 import tempfile
 import time
 from datetime import date
 from pathlib import Path
 
 from mydata.collect.collector import HolderConnection, Limits, collect
-from mydata.collect.simulator import Faults, HolderSimulator
-
-
-def busiest_holder(delivery: Path) -> str:
-    """The org code with the most lines in a delivery (a planted defect's line is skipped)."""
-    orgs: collections.Counter = collections.Counter()
-    for path in delivery.glob("*.jsonl"):
-        for line in open(path, encoding="utf-8", errors="replace"):
-            try:
-                orgs[json.loads(line).get("org_code")] += 1
-            except (ValueError, AttributeError):
-                continue
-    return orgs.most_common(1)[0][0]
+from mydata.collect.simulator import Faults, HolderSimulator, busiest_holder
 
 
 def main() -> None:
@@ -49,7 +35,6 @@ def main() -> None:
         done = collect(Path(target), connection, date.fromisoformat(dt), [(s, 1) for s in holder.subjects],
                        Limits(concurrency=args.concurrency, calls_per_second=1e6))
         seconds = time.monotonic() - started
-    calls = done["calls"] + done["token_refreshes"]
     print(f"{args.source} holder {org}, {len(holder.subjects):,} subjects: {done['calls']:,} data calls in "
           f"{seconds:.1f}s = {done['calls'] / seconds:,.0f} data calls/s at {args.latency * 1000:.0f} ms latency and "
           f"concurrency {args.concurrency} (ceiling {args.concurrency / args.latency:,.0f}/s), plus "

@@ -8,11 +8,14 @@ from cli.settings import settings_of
 
 
 def cmd_airflow(args: argparse.Namespace) -> int:
-    from mydata.airflow_runner import run_airflow
+    from mydata.airflow_runner import ensure_db, run_airflow
 
-    if args.airflow_args[:1] == ["ui"]:
-        return _serve_ui(args, args.airflow_args[1:])
-    result = run_airflow(settings_of(args), args.airflow_args)
+    airflow_args = args.airflow_args[1:] if args.airflow_args[:1] == ["--"] else args.airflow_args  # `airflow -- …`
+    if airflow_args[:1] == ["ui"]:
+        return _serve_ui(args, airflow_args[1:])
+    settings = settings_of(args)
+    ensure_db(settings)  # a fresh home gets its metadata DB first, as the demo's does
+    result = run_airflow(settings, airflow_args)
     sys.stdout.write(result.stdout)
     sys.stderr.write(result.stderr)
     return result.returncode

@@ -61,11 +61,12 @@ def run_settings(params: dict | None = None, logical_date: Any = None, *, as_of:
 
 def call_job(module: str, params: dict | None = None, logical_date: Any = None, *, as_of: bool = False,
              dt: bool | str = False, purpose: str | None = None, function: str = "run",
-             from_params: tuple[str, ...] = ()) -> dict:
-    """``<module>.<function>(settings, **{name: params[name] for name in from_params})`` in this process."""
+             from_params: tuple[str, ...] = (), arguments: dict[str, Any] | None = None) -> dict:
+    """``<module>.<function>(settings, **arguments, **{name: params[name] for name in from_params})``
+    in this process."""
     job = importlib.import_module(module)
     params = params or {}
-    kwargs = {name: params[name] for name in from_params if name in params}
+    kwargs = {**(arguments or {}), **{name: params[name] for name in from_params if name in params}}
     settings = run_settings(params, logical_date, as_of=as_of, dt=dt, purpose=purpose)
     if "truth" in kwargs:  # the run asks for the generator's ground truth: read here, handed to the job
         from mydata.synth import generated_truth
@@ -91,7 +92,8 @@ def spark_connection(master: str) -> str:
 
 
 def job_task(task_id: str, module: str, *, as_of: bool = False, dt: bool | str = False, purpose: str | None = None,
-             spark: bool = True, function: str = "run", from_params: tuple[str, ...] = (), **task_kwargs: Any):
+             spark: bool = True, function: str = "run", from_params: tuple[str, ...] = (),
+             arguments: dict[str, Any] | None = None, **task_kwargs: Any):
     """One pipeline stage as a task: in-process, or spark-submit when the settings name a cluster
     and the stage is a Spark job (``spark``; training is scikit-learn and always runs in-process)."""
     settings = Settings.load()
@@ -118,6 +120,6 @@ def job_task(task_id: str, module: str, *, as_of: bool = False, dt: bool | str =
     def in_process(params=None, logical_date=None, dag_run=None) -> dict:
         when = logical_date or (dag_run.run_after if dag_run is not None else None)
         return call_job(module, params, when, as_of=as_of, dt=dt, purpose=purpose, function=function,
-                        from_params=from_params)
+                        from_params=from_params, arguments=arguments)
 
     return in_process()

@@ -108,6 +108,12 @@ SHELVES = (
           lambda m: f"{m['inputs'].get('deliveries_complete', 0)} complete deliveries, "
                     f"{m['inputs'].get('deliveries_waiting', 0)} waiting, "
                     f"{m['outputs'].get('total_records', 0):,} records", lambda lake, m: None),
+    Shelf("Data engineering", "Collections from the holders' APIs", "collect",
+          lambda m: f"{m['parameters'].get('source')} on {m['parameters'].get('dt')}: "
+                    f"{len(m['outputs'].get('holders', {}))} holder(s), "
+                    f"{sum(h.get('calls', 0) for h in m['outputs'].get('holders', {}).values()):,} calls, "
+                    f"{sum(sum(h.get('failures', {}).values()) for h in m['outputs'].get('holders', {}).values()):,} "
+                    f"failed collections" + ("" if m["outputs"].get("complete") else ", NOT complete")),
     Shelf("Data engineering", "Ingest runs", "ingest", _ingest,
           lambda lake, m: str(lake.report("ingest") / f"{m['run_id']}.html")),
     Shelf("Data engineering", "Quarantine, by ingest run (top rules)", "ingest", _quarantine,

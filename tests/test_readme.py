@@ -37,7 +37,8 @@ def test_every_quick_start_command_runs_in_order(make_landing, tmp_path, monkeyp
     make_landing(lake, subjects=2_000, months=6, seed=7)  # what `make demo` generates: the holders' deliveries
     monkeypatch.chdir(tmp_path)
     ran = []
-    for line in (line.strip() for block in code_blocks("sh") for line in block.splitlines()):
+    lines = [line.strip() for block in code_blocks("sh") for line in block.replace("\\\n", " ").splitlines()]
+    for line in lines:
         command = shlex.split(line, comments=True)
         if not command or any(line.startswith(known) for known in ELSEWHERE):
             continue

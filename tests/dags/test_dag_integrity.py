@@ -18,6 +18,7 @@ EXPECTED = {
     "mydata_fusion_features": ["fuse", "features", "release"],
     "mydata_segmentation": ["train_if_due", "score"],
     "mydata_consent_purge": ["purge_marketing", "purge_credit_scoring", "purge_analytics"],
+    "mydata_collect": ["collect_bank", "collect_card", "collect_telecom"],
 }
 
 

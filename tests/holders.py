@@ -1,0 +1,16 @@
+"""Shared by the collection tests: every fault on, and what a landed or served call is."""
+from __future__ import annotations
+
+import json
+from typing import Iterable
+
+from mydata.collect.simulator import Faults
+
+#: every fault on, at rates a few thousand calls meet many times
+FAULTS = Faults(expired_token_every=13, throttle_every=17, server_error_every=19, server_error_burst=2,
+                malformed_every=23, wrong_count_every=29, mid_page_failure_every=7, latency=0.001)
+
+
+def kept(records: Iterable[dict]) -> list[str]:
+    """Calls as comparable text: subject, API, request and response (not the tran id or the time)."""
+    return sorted(json.dumps([r["link_key"], r["api"], r["request"], r["response"]], sort_keys=True) for r in records)
