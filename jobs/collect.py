@@ -36,8 +36,9 @@ def airflow_connection(source: str, org_code: str) -> HolderConnection:
     found = BaseHook.get_connection(connection_id(org_code))
     scheme = found.schema or "http"
     base = found.host if "://" in (found.host or "") else f"{scheme}://{found.host}"
+    allowed = {k: v for k, v in (found.extra_dejson or {}).items() if k in ("concurrency", "calls_per_second")}
     return HolderConnection(source, org_code, base.rstrip("/") + (f":{found.port}" if found.port else ""),
-                            found.login or "", found.password or "")
+                            found.login or "", found.password or "", Limits(**allowed))
 
 
 def consented_subjects(engine: Engine, lake: Lake, source: str, dt: date) -> list[tuple[str, int]]:
@@ -69,7 +70,7 @@ def write_report(lake: Lake, manifest: RunManifest) -> str:
 
 
 def run(settings: Settings, source: str, connections: Callable[[str, str], HolderConnection] = airflow_connection,
-        limits: Limits = Limits(), refetch: bool = False) -> dict:
+        limits: Limits | None = None, refetch: bool = False) -> dict:
     """Collect ``source``'s delivery of ``settings.delivery_date`` from every registered holder."""
     if source not in SOURCES:
         raise ConfigError(f"collect: source must be one of {', '.join(SOURCES)}, got {source!r}")

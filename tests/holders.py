@@ -4,11 +4,16 @@ from __future__ import annotations
 import json
 from typing import Iterable
 
-from mydata.collect.simulator import Faults
+from mydata.collect.collector import GAVE_UP
+from mydata.collect.simulator import MID_PAGE_RSP_CODE, REFUSED_RSP_CODE, SERVER_ERROR_RSP_CODE, Faults
 
 #: every fault on, at rates a few thousand calls meet many times
 FAULTS = Faults(expired_token_every=13, throttle_every=17, server_error_every=19, server_error_burst=2,
                 malformed_every=23, wrong_count_every=29, mid_page_failure_every=7, latency=0.001)
+
+#: the rsp_codes a failed collection may land with: a refusal, or a call whose every attempt met a
+#: fault (the holder's last code, or the collector's own)
+FAILED_CODES = {REFUSED_RSP_CODE, SERVER_ERROR_RSP_CODE, MID_PAGE_RSP_CODE, *GAVE_UP.values()}
 
 
 def kept(records: Iterable[dict]) -> list[str]:

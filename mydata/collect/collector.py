@@ -40,6 +40,19 @@ GAVE_UP = {429: "C0429", 500: "C0500", "malformed": "C0400", "count": "C0409", "
 
 
 @dataclass(frozen=True)
+class Limits:
+    """What one holder allows, and how patiently it is asked."""
+
+    concurrency: int = 8
+    calls_per_second: float = 100.0
+    attempts: int = 6
+    backoff: float = 0.05  # seconds before the second attempt; doubling after, with jitter
+    page_size: int = 100
+    token_margin: float = 10.0  # refresh a token this many seconds before it expires
+    timeout: float = 30.0
+
+
+@dataclass(frozen=True)
 class HolderConnection:
     """Where and how to reach one holder: from an Airflow connection, never from a file."""
 
@@ -48,17 +61,7 @@ class HolderConnection:
     base_url: str
     client_id: str
     client_secret: str = field(repr=False)
-
-
-@dataclass(frozen=True)
-class Limits:
-    concurrency: int = 8
-    calls_per_second: float = 100.0
-    attempts: int = 6
-    backoff: float = 0.05  # seconds before the second attempt; doubling after, with jitter
-    page_size: int = 100
-    token_margin: float = 10.0  # refresh a token this many seconds before it expires
-    timeout: float = 30.0
+    limits: Limits = Limits()
 
 
 @dataclass
@@ -247,10 +250,12 @@ def subject_calls(client: Client, source: str, subject: str, window: dict[str, s
 
 
 def collect(landing: Path, holder: HolderConnection, dt: date, subjects: list[tuple[str, int]],
-            limits: Limits = Limits(), operator_code: str = "MYDATAOP01", refetch: bool = False) -> dict:
+            limits: Limits | None = None, operator_code: str = "MYDATAOP01", refetch: bool = False) -> dict:
     """Collect ``subjects`` (link key, key version) from ``holder`` for the delivery of ``dt`` into
     ``landing/<source>/dt=<dt>/<org_code>.jsonl``, written aside and renamed when complete; a file
-    already there is kept unless ``refetch``. Returns what the collection did."""
+    already there is kept unless ``refetch``. ``limits``: the holder's own unless given. Returns
+    what the collection did."""
+    limits = limits or holder.limits
     target = landing / holder.source / f"dt={dt.isoformat()}" / f"{holder.org_code}.jsonl"
     if target.exists() and not refetch:
         return {"file": str(target), "skipped": True}

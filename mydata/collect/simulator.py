@@ -27,6 +27,8 @@ from schemas.landing import APIS
 
 #: the rsp_code of a subject whose collection the holder refuses (a switch of ``Faults``)
 REFUSED_RSP_CODE = "40301"
+#: the rsp_codes of a 5xx burst and of a failure in the middle of a list
+SERVER_ERROR_RSP_CODE, MID_PAGE_RSP_CODE = "50001", "50002"
 
 
 @dataclass(frozen=True)
@@ -144,7 +146,7 @@ class HolderSimulator:
         if f.throttle_every and n % f.throttle_every == 0:
             return 429, {"rsp_code": "42901", "rsp_msg": "too many requests"}, {"Retry-After": f"{f.retry_after:g}"}
         if f.server_error_every and n % f.server_error_every < f.server_error_burst:
-            return 503, {"rsp_code": "50001", "rsp_msg": "holder unavailable"}, {}
+            return 503, {"rsp_code": SERVER_ERROR_RSP_CODE, "rsp_msg": "holder unavailable"}, {}
         api = next((a for a, p in PATHS.items() if p == path), None)
         if api is None:
             return 404, {"rsp_code": "40400", "rsp_msg": "no such API"}, {}
@@ -173,7 +175,7 @@ class HolderSimulator:
             return 200, full
         start, limit = int(query.get("next_page") or 0), int(query.get("limit") or 500)
         if start and self.faults.mid_page_failure_every and n % self.faults.mid_page_failure_every == 0:
-            return 500, {"rsp_code": "50002", "rsp_msg": "failed in the middle of a list"}
+            return 500, {"rsp_code": MID_PAGE_RSP_CODE, "rsp_msg": "failed in the middle of a list"}
         items = full[spec.list_field][start:start + limit]
         page = {**full, spec.count_field: len(items), spec.list_field: items}
         if start + limit < len(full[spec.list_field]):

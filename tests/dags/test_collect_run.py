@@ -12,9 +12,8 @@ import pytest
 from jobs import consent, ingest
 from jobs.collect import connection_id
 from mydata.airflow_runner import dags_test
-from mydata.collect.collector import GAVE_UP
 from mydata.collect.simulator import REFUSED_RSP_CODE, Faults, HolderSimulator, busiest_holder
-from tests.holders import FAULTS, kept
+from tests.holders import FAILED_CODES, FAULTS, kept
 from mydata.config import Settings
 from mydata.holders import Holder, HolderRegistry
 from mydata.manifest import latest_manifest
@@ -57,7 +56,7 @@ def test_the_collect_dag_lands_what_the_holders_served(make_landing, tmp_path, m
         assert kept(r for r in landed if r["response"]["rsp_code"] == "00000") == kept(simulator.served), source
         failed = [r for r in landed if r["response"]["rsp_code"] != "00000"]
         # the refused subjects, and any call whose every attempt hit a fault (the collector's C0 codes)
-        assert {r["response"]["rsp_code"] for r in failed} <= {REFUSED_RSP_CODE, *GAVE_UP.values()}
+        assert {r["response"]["rsp_code"] for r in failed} <= FAILED_CODES
         assert {r["link_key"] for r in failed if r["response"]["rsp_code"] == REFUSED_RSP_CODE} \
             == set(simulator.subjects[:2]) & {r["link_key"] for r in landed}
         refused += len(failed)

@@ -8,9 +8,9 @@ from datetime import date
 import pytest
 
 from jobs import ingest
-from mydata.collect.collector import GAVE_UP, HolderConnection, Limits, collect, mark_complete, period
+from mydata.collect.collector import HolderConnection, Limits, collect, mark_complete, period
 from mydata.collect.simulator import REFUSED_RSP_CODE, Faults, HolderSimulator, busiest_holder
-from tests.holders import FAULTS, kept
+from tests.holders import FAILED_CODES, FAULTS, kept
 from mydata.config import Settings
 from mydata.holders import Holder, HolderRegistry
 from mydata.manifest import latest_manifest
@@ -35,7 +35,6 @@ def test_every_fault_on_what_lands_is_what_was_served_and_ingest_reconciles_it(h
     holders, dt = holders_landing
     lake = Settings(data_root=tmp_path / "lake", max_quarantine_rate=0.2)
     registry = HolderRegistry.open(lake)
-    refused_total = 0
     for source in ("bank", "card", "telecom"):
         org = busiest_holder(holders.lake.landing / source / f"dt={dt}")
         registry.add(Holder(source, org, f"{source} holder", date(2026, 1, 1)))
@@ -48,18 +47,25 @@ def test_every_fault_on_what_lands_is_what_was_served_and_ingest_reconciles_it(h
             assert kept(r for r in landed if r["response"]["rsp_code"] == "00000") == kept(holder.served), source
             failed = [r for r in landed if r["response"]["rsp_code"] != "00000"]
             # the refused subjects, and any call whose every attempt hit a fault (the collector's C0 codes)
-            assert {r["response"]["rsp_code"] for r in failed} <= {REFUSED_RSP_CODE, *GAVE_UP.values()}
+            assert {r["response"]["rsp_code"] for r in failed} <= FAILED_CODES
             assert {r["link_key"] for r in failed if r["response"]["rsp_code"] == REFUSED_RSP_CODE} \
                 == set(holder.subjects[:2]), source
             assert done["retries"] > 0 and done["throttles"] > 0 and done["token_refreshes"] > len(holder.subjects)
             assert len({r["x_api_tran_id"] for r in landed}) == len(landed)
             assert all(len(r["x_api_tran_id"]) == 25 for r in landed)
-            refused_total += len(failed)
             again = collect(lake.lake.landing, connection, date.fromisoformat(dt), [], Limits())
             assert again["skipped"]  # a rerun of the day does not fetch what landed
+            stale = lake.lake.landing / source / "_collecting" / f"dt={dt}" / f"{org}.dead.jsonl"
+            stale.write_text('{"half": ', encoding="utf-8")  # a killed run's file, never in the delivery
+            asked = collect(lake.lake.landing, connection, date.fromisoformat(dt), [(holder.subjects[-1], 1)],
+                            Limits(), refetch=True)  # asked: the day is collected again
+            assert not asked["skipped"] and asked["subjects"] == 1 and not stale.exists()
+
         mark_complete(lake.lake.landing, source, date.fromisoformat(dt))
     assert not list(lake.lake.landing.glob("*/_collecting/*/*"))  # nothing partial left aside
 
+    refused_total = sum(json.loads(line)["response"]["rsp_code"] != "00000"
+                        for path in lake.lake.landing.glob("*/dt=*/*.jsonl") for line in open(path, encoding="utf-8"))
     ingested = ingest.run(lake)
     manifest = latest_manifest(lake.lake, "ingest")
     assert ingested["failed_collections"] == refused_total and ingested["rows_quarantined"] == 0
