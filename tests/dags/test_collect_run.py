@@ -63,6 +63,9 @@ def test_the_collect_dag_lands_what_the_holders_served(make_landing, tmp_path, m
         collected = latest_manifest(lake.lake, "collect")
         assert collected["status"] == "succeeded"
     assert refused > 0 and all(s.client_secret not in text for s in simulators.values())  # none in the log
+    landed_text = "".join(p.read_text(encoding="utf-8") for p in lake.lake.landing.glob("*/dt=*/*.jsonl"))
+    tokens = [token for s in simulators.values() for token in s.tokens]
+    assert tokens and not any(token in text or token in landed_text for token in tokens)  # nor any token
     ingested = ingest.run(lake)
     assert ingested["failed_collections"] == refused and ingested["rows_quarantined"] == 0
     manifest = latest_manifest(lake.lake, "ingest")
