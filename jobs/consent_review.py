@@ -91,12 +91,8 @@ def withdrawal_figures(engine: Engine, settings: Settings, audits: list[dict]) -
     keystore, moment = KeyStore.open(settings), datetime.now(ZoneInfo(SESSION_TIME_ZONE))
     figures = {}
     for purpose in PURPOSES:
-        pending = withdrawals.pending_withdrawals(engine, settings.lake, keystore, purpose, moment)
-        used = withdrawals.uses_after_withdrawal(engine, settings.lake, keystore, purpose)
-        figures[purpose] = {"withdrawn_subjects": pending["withdrawn_subjects"],
-                            "sla": withdrawals.sla(audits, purpose, pending["since"], moment),
-                            "violations": withdrawals.violations_said(used),
-                            "unrecorded_runs": len(withdrawals.unrecorded_runs(settings.lake, purpose))}
+        found = withdrawals.honoured(engine, settings.lake, keystore, purpose, audits, moment)
+        figures[purpose] = {**found, "violations": withdrawals.violations_said(found["used_after_withdrawal"])}
     return figures
 
 

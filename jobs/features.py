@@ -39,19 +39,20 @@ def run(settings: Settings, spark=None) -> dict:
     lake, purpose, as_of = settings.lake, settings.purpose, settings.as_of
     manifest = RunManifest.start(JOB, purpose=purpose, as_of=as_of.isoformat(), engine=settings.engine)
     target = lake.feature_candidates(purpose)
+    partition = target / f"as_of={as_of.isoformat()}"
     engine = open_engine(settings, spark)
     try:
         with progress.step("features", unit="subjects") as shown:
             tables = register_silver(engine, lake, purpose, as_of)
             query = f"SELECT *, DATE '{as_of.isoformat()}' AS as_of FROM ({features_sql(engine.dialect, tables, as_of)}) c"
             storage.publish([engine.stage(query, target, [as_of], manifest.run_id, key="as_of")])
-            shown.advance(storage.rows_in(target / f"as_of={as_of.isoformat()}"))
+            subjects = storage.rows_in(partition)
+            shown.advance(subjects)
     finally:
         engine.close()
-    partition = target / f"as_of={as_of.isoformat()}"
     manifest.inputs = {"silver": {name: storage.rows_in(lake.silver_table(name, purpose) / partition.name)
                                   for name in tables}}
-    manifest.outputs = {"candidate": str(partition), "subjects": storage.rows_in(partition), "features": len(FEATURES)}
+    manifest.outputs = {"candidate": str(partition), "subjects": subjects, "features": len(FEATURES)}
     path = manifest.finish(lake)
     return {"manifest": str(path), **manifest.outputs}
 

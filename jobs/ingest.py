@@ -33,7 +33,7 @@ from mydata.config import Settings
 from mydata.engines import Engine, UnreadableLanding, open_engine
 from mydata.holders import HolderRegistry, unregistered_message
 from mydata.lake import Lake
-from mydata.manifest import RunManifest
+from mydata.manifest import RunManifest, ingest_rows
 from render.ingest import write_report
 from schemas import codes
 from schemas.bronze import TABLES, TableSpec, tables_of
@@ -609,10 +609,9 @@ def run(settings: Settings, spark: Any = None) -> dict:
             storage.publish(staged, journal=lake.publish_journal)
         finally:
             storage.discard(staged)  # a failed run's staging; nothing left after a publish
-    recon, tables = manifest.outputs["reconciliation"], manifest.outputs["tables"]
-    return {"manifest": str(manifest.path),
-            "rows_accepted": sum(v["accepted"] for t in tables.values() for v in t.values()),
-            "rows_quarantined": sum(v["quarantined"] for t in tables.values() for v in t.values()),
+    recon = manifest.outputs["reconciliation"]
+    accepted, quarantined = ingest_rows({"outputs": manifest.outputs})
+    return {"manifest": str(manifest.path), "rows_accepted": accepted, "rows_quarantined": quarantined,
             "failed_collections": sum(e.get("failed_collections", 0) for s in recon.values() for e in s.values()),
             "duplicates": sum(e.get("duplicates", 0) for s in recon.values() for e in s.values())}
 

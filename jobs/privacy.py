@@ -177,10 +177,10 @@ def run(settings: Settings, spark=None) -> dict:
         with progress.step("release", "publish") as shown:
             storage.publish([engine.stage(suppress_sql("generalised", released, k), target, [as_of],
                                           manifest.run_id, key="as_of")])
-            shown.advance(storage.rows_in(snapshot))
-        engine.partition("published_rows", target, "as_of", as_of)
-        engine.table("published", "SELECT * FROM published_rows")  # the checks and the catalog read it
-        after = assess(engine, "published", LEVELS[chosen], k)
+            engine.partition("published_rows", target, "as_of", as_of)
+            engine.table("published", "SELECT * FROM published_rows")  # the checks and the catalog read it
+            after = assess(engine, "published", LEVELS[chosen], k)
+            shown.advance(after.subjects)
         manifest.outputs.update({
             "snapshot": str(snapshot), "level": LEVELS[chosen].description, "published": after.subjects,
             "suppressed": outcomes[chosen].suppressed, "suppressed_share": round(outcomes[chosen].share, 6),

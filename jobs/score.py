@@ -50,7 +50,8 @@ def run(settings: Settings, spark: Any = None, version: str | None = None) -> di
     lake, purpose, as_of = settings.lake, settings.purpose, settings.as_of.isoformat()
     chosen = registry.get(lake, purpose, version)
     snapshot = lake.published_features(purpose)
-    if not storage.rows_in(snapshot / f"as_of={as_of}"):
+    subjects = storage.rows_in(snapshot / f"as_of={as_of}")
+    if not subjects:
         raise FileNotFoundError(f"no published feature snapshot {snapshot / f'as_of={as_of}'}: "
                                 "run features and release first")
     manifest = RunManifest.start(JOB, purpose=purpose, as_of=as_of, model=chosen.version, engine=settings.engine)
@@ -58,17 +59,17 @@ def run(settings: Settings, spark: Any = None, version: str | None = None) -> di
     features = chosen.metadata["features"]
     engine = open_engine(settings, spark)
     try:
-        with progress.step("score", chosen.version, total=storage.rows_in(snapshot / f"as_of={as_of}")) as shown:
+        with progress.step("score", chosen.version, total=subjects) as shown:
             engine.partition("snapshot", snapshot, "as_of", settings.as_of)
             columns = ", ".join(["pseudonym", *features])
             engine.map_batches("segments", f"SELECT {columns} FROM snapshot",
                                predictor(chosen.load(), features), SCHEMA)
             query = labelled_sql(engine.dialect, "segments", chosen.metadata, chosen.version, as_of)
             storage.publish([engine.stage(query, target, [settings.as_of], manifest.run_id, key="as_of")])
-            shown.advance(storage.rows_in(target / f"as_of={as_of}"))
-        engine.partition("written", target, "as_of", settings.as_of)
-        sizes = {int(r["segment"]): int(r["n"]) for r in engine.rows(
-            "SELECT segment, count(*) AS n FROM written GROUP BY segment")}
+            engine.partition("written", target, "as_of", settings.as_of)
+            sizes = {int(r["segment"]): int(r["n"]) for r in engine.rows(
+                "SELECT segment, count(*) AS n FROM written GROUP BY segment")}
+            shown.advance(sum(sizes.values()))
     finally:
         engine.close()
     manifest.inputs = {"snapshot": str(snapshot / f"as_of={as_of}"), "model": chosen.version,

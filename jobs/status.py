@@ -19,7 +19,7 @@ from mydata.config import SESSION_TIME_ZONE, Settings
 from mydata.engines import Engine, open_engine
 from mydata.keys import KeyStore
 from mydata.lake import Lake
-from mydata.manifest import latest_manifest, latest_matching
+from mydata.manifest import ingest_rows, latest_manifest, latest_matching
 from models import registry
 
 
@@ -57,9 +57,7 @@ def ingest_figures(lake: Lake) -> dict | None:
     m = latest_matching(lake, "ingest")
     if m is None:
         return None
-    tables = m["outputs"]["tables"].values()
-    accepted = sum(c["accepted"] for by_dt in tables for c in by_dt.values())
-    quarantined = sum(c["quarantined"] for by_dt in tables for c in by_dt.values())
+    accepted, quarantined = ingest_rows(m)
     return {"run_id": m["run_id"], "records_read": sum(m["inputs"]["records_read"].values()),
             "rows_accepted": accepted, "rows_quarantined": quarantined,
             "quarantine_share": quarantined / (accepted + quarantined) if accepted + quarantined else 0.0}
@@ -94,12 +92,8 @@ def model_figures(lake: Lake, purpose: str) -> dict | None:
 def withdrawal_figures(engine: Engine, settings: Settings, moment: datetime) -> dict:
     """Withdrawn subjects of the purpose, those a purge has still to remove, the time purges took,
     and any fusion run that used a subject after their withdrawal."""
-    lake, purpose, keystore = settings.lake, settings.purpose, KeyStore.open(settings)
-    pending = withdrawals.pending_withdrawals(engine, lake, keystore, purpose, moment)
-    return {**{k: v for k, v in pending.items() if k != "since"},
-            "sla": withdrawals.sla(purge.read_audit(lake), purpose, pending["since"], moment),
-            "used_after_withdrawal": withdrawals.uses_after_withdrawal(engine, lake, keystore, purpose),
-            "unrecorded_fusion_runs": len(withdrawals.unrecorded_runs(lake, purpose))}
+    lake = settings.lake
+    return withdrawals.honoured(engine, lake, KeyStore.open(settings), settings.purpose, purge.read_audit(lake), moment)
 
 
 def needing_attention(status: dict) -> list[str]:

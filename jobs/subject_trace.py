@@ -86,14 +86,13 @@ def _columns(engine: Engine, scan: str) -> list[str]:
         engine.drop("_probe")
 
 
-def register_pseudonyms(engine: Engine, keystore: KeyStore, purpose: str, link_key: str) -> list[int]:
+def register_pseudonyms(engine: Engine, keystore: KeyStore, purpose: str, link_key: str) -> dict[int, str]:
     """Register ``subject_pseudonyms``: the subject's pseudonym under every key version of
-    ``purpose`` (computed here, kept by no one); returns those versions."""
-    versions = keystore.purpose_versions(purpose)
-    engine.arrow("subject_pseudonyms", pa.table({
-        "pseudonym": [purpose_pseudonym(keystore.purpose_secret(purpose, v), link_key) for v in versions],
-        "key_version": versions}))
-    return versions
+    ``purpose`` (computed here, kept by no one); returns them by version."""
+    made = {v: purpose_pseudonym(keystore.purpose_secret(purpose, v), link_key)
+            for v in keystore.purpose_versions(purpose)}
+    engine.arrow("subject_pseudonyms", pa.table({"pseudonym": list(made.values()), "key_version": list(made)}))
+    return made
 
 
 def fusion_runs(engine: Engine, lake: Lake, purpose: str) -> list[dict]:
@@ -178,10 +177,10 @@ def trace(engine: Engine, lake: Lake, keystore: KeyStore, link_key: str, purpose
         "pseudonyms": [], "fusion_runs": [], "derived": [], "segments": [], "models": []}
     pseudonyms: set[str] = set()
     for purpose in purposes:
-        versions = register_pseudonyms(engine, keystore, purpose, link_key)
-        pseudonyms |= {r["pseudonym"] for r in engine.rows("SELECT pseudonym FROM subject_pseudonyms")}
+        made = register_pseudonyms(engine, keystore, purpose, link_key)
+        pseudonyms |= set(made.values())
         derived = derived_rows(engine, lake, purpose)
-        document["pseudonyms"].append({"purpose": purpose, "key_versions": versions})
+        document["pseudonyms"].append({"purpose": purpose, "key_versions": list(made)})
         document["fusion_runs"] += fusion_runs(engine, lake, purpose)
         document["derived"] += derived
         document["segments"] += segment_assignments(engine, lake, purpose)

@@ -90,6 +90,17 @@ def violations_said(found: list[dict]) -> list[str]:
             for f in found]
 
 
+def honoured(engine: Engine, lake: Lake, keystore: KeyStore, purpose: str, audit: list[dict],
+             moment: datetime) -> dict:
+    """Withdrawals of ``purpose`` as of ``moment``: how many, those still to purge, the SLA of the
+    purges in ``audit``, every use after a withdrawal, and the fusion runs that cannot be checked."""
+    pending = pending_withdrawals(engine, lake, keystore, purpose, moment)
+    return {**{k: v for k, v in pending.items() if k != "since"},
+            "sla": sla(audit, purpose, pending["since"], moment),
+            "used_after_withdrawal": uses_after_withdrawal(engine, lake, keystore, purpose),
+            "unrecorded_fusion_runs": len(unrecorded_runs(lake, purpose))}
+
+
 def pending_withdrawals(engine: Engine, lake: Lake, keystore: KeyStore, purpose: str, moment: datetime) -> dict:
     """Withdrawn subjects of ``purpose`` and those a purge has still to remove: how many, where, since when."""
     partitions = purge.derived_partitions(lake, purpose)

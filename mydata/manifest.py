@@ -108,6 +108,12 @@ def runs(lake: Lake, job: str) -> list[dict]:
     return sorted(found, key=lambda m: m.get("started_at", ""), reverse=True)
 
 
+def ingest_rows(manifest: dict) -> tuple[int, int]:
+    """Rows accepted and quarantined over every table and delivery date of an ingest manifest."""
+    counts = [c for by_dt in manifest["outputs"].get("tables", {}).values() for c in by_dt.values()]
+    return sum(c["accepted"] for c in counts), sum(c["quarantined"] for c in counts)
+
+
 def latest_manifest(lake: Lake, job: str) -> dict | None:
     folder = lake.manifests / job
     if not folder.is_dir():

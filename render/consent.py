@@ -51,7 +51,7 @@ def _withdrawal_section(by_purpose: dict[str, dict]) -> str:
              _hours(w["sla"]["p95_hours"]), _hours(w["sla"]["max_hours"]), w["sla"]["pending"],
              _hours(w["sla"]["longest_pending_hours"]),
              html.status(not w["violations"], "none", f"{len(w['violations'])} USE(S)"),
-             w["unrecorded_runs"] or "")
+             w["unrecorded_fusion_runs"] or "")
             for p, w in by_purpose.items()]
     said = [line for w in by_purpose.values() for line in w["violations"]]
     return html.section("Withdrawals honoured", html.table(

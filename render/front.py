@@ -15,7 +15,7 @@ from typing import Callable
 
 from mydata import html
 from mydata.lake import Lake
-from mydata.manifest import runs
+from mydata.manifest import ingest_rows, runs
 
 #: runs shown per shelf; older ones stay in their manifests
 SHOWN = 10
@@ -26,9 +26,7 @@ def _share(part: int, whole: int) -> str:
 
 
 def _ingest(m: dict) -> str:
-    tables = m["outputs"].get("tables", {})
-    accepted = sum(v["accepted"] for t in tables.values() for v in t.values())
-    quarantined = sum(v["quarantined"] for t in tables.values() for v in t.values())
+    accepted, quarantined = ingest_rows(m)
     return (f"{accepted:,} rows accepted, {quarantined:,} quarantined ({_share(quarantined, accepted + quarantined)}) "
             f"from {len(m['inputs'].get('deliveries', []))} deliveries")
 
@@ -159,13 +157,19 @@ def _parameters(m: dict) -> str:
     return ", ".join(f"{k} {v}" for k, v in m.get("parameters", {}).items() if k in shown and v)
 
 
+def _outcome(shelf: Shelf, m: dict) -> tuple:
+    """A run's status, start and key figures (its error when it failed)."""
+    return (html.status(m["status"] == "succeeded", m["status"], m["status"].upper()),
+            m.get("started_at", "")[:16].replace("T", " "),
+            shelf.figures(m) if m["status"] == "succeeded" else (m.get("error") or "no error recorded"))
+
+
 def _shelf(lake: Lake, shelf: Shelf, found: list[dict]) -> str:
-    rows = [(html.status(m["status"] == "succeeded", m["status"], m["status"].upper()),
-             m.get("started_at", "")[:16].replace("T", " "), _parameters(m),
-             shelf.figures(m) if m["status"] == "succeeded" else (m.get("error") or "no error recorded"),
-             _link(lake, shelf.report(lake, m), shelf.report_name),
-             _link(lake, str(lake.manifest(shelf.job, m["run_id"])), "manifest"))
-            for m in found[:SHOWN]]
+    rows = []
+    for m in found[:SHOWN]:
+        status, started, figures = _outcome(shelf, m)
+        rows.append((status, started, _parameters(m), figures, _link(lake, shelf.report(lake, m), shelf.report_name),
+                     _link(lake, str(lake.manifest(shelf.job, m["run_id"])), "manifest")))
     older = len(found) - SHOWN
     note = f"{older} older runs are in manifests/{shelf.job}/." if older > 0 else None
     return html.section(shelf.title, html.table(("status", "started (UTC)", "for", "key figures", "", ""), rows),
@@ -174,10 +178,7 @@ def _shelf(lake: Lake, shelf: Shelf, found: list[dict]) -> str:
 
 def _glance(lake: Lake, found: dict[str, list[dict]]) -> str:
     """The latest run of every shelf, one row each: what a person looks at first."""
-    rows = [(shelf.role, shelf.title, html.status(m["status"] == "succeeded", m["status"], m["status"].upper()),
-             m.get("started_at", "")[:16].replace("T", " "),
-             shelf.figures(m) if m["status"] == "succeeded" else (m.get("error") or "no error recorded"),
-             _link(lake, shelf.report(lake, m), shelf.report_name))
+    rows = [(shelf.role, shelf.title, *_outcome(shelf, m), _link(lake, shelf.report(lake, m), shelf.report_name))
             for shelf in SHELVES if (m := next(iter(found[shelf.job]), None)) is not None]
     return html.section("At a glance: the latest run of each", html.table(
         ("for", "what", "status", "started (UTC)", "key figures", ""), rows),
@@ -186,7 +187,7 @@ def _glance(lake: Lake, found: dict[str, list[dict]]) -> str:
 
 
 def page(lake: Lake) -> str:
-    found = {shelf.job: runs(lake, shelf.job) for shelf in SHELVES}
+    found = {job: runs(lake, job) for job in {shelf.job for shelf in SHELVES}}  # a job on two shelves is read once
     latest = [by_job[0] for by_job in found.values() if by_job]
     failed = sorted({m["job"] for m in latest if m["status"] != "succeeded"})
     facts = {"lake": lake.root, "updated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
