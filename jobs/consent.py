@@ -25,6 +25,7 @@ from typing import Any
 import pyarrow as pa
 
 from mydata import progress, storage
+from schemas.asof import as_of_moment
 from mydata.config import Settings
 from mydata.engines import Engine, as_engine, open_engine
 from mydata.lake import Lake
@@ -140,11 +141,6 @@ def chain_order(links: Iterable[tuple[str, str | None, str | None]], head: str
 
 
 # -- the snapshot ----------------------------------------------------------------------------------
-
-def as_of_moment(as_of: date | datetime) -> datetime:
-    """An as-of date means its first moment (KST): consents and records strictly before it count."""
-    return as_of if isinstance(as_of, datetime) else datetime.combine(as_of, time.min)
-
 
 def consent_states_sql(d: Dialect, ledger: str, purpose: str, as_of: date | datetime) -> str:
     """SQL: per (link_key, key_version, source) the latest event of ``ledger`` at or before

@@ -21,8 +21,9 @@ from mydata.keys import KeyStore
 from mydata.lake import Lake
 from mydata.manifest import RunManifest
 from render.fusion import page as fusion_page
-from schemas.bronze import CUSTOMERS
-from schemas.silver import (FUSED_SOURCES, SUBJECTS, consent_source, dropped_columns, fused_tables,
+from schemas import asof
+from schemas.bronze import CUSTOMERS, STATE, TableSpec
+from schemas.silver import (FUSED_SOURCES, ITEM, SUBJECTS, consent_source, dropped_columns, fused_tables,
                             silver_columns)
 from schemas.sql import Dialect, empty_table
 
@@ -36,8 +37,8 @@ OUTCOMES = ("fused", "no_consent", "withdrawn", "expired", "source_missing", "ke
 # -- pure transforms (SQL for the engine's dialect) --------------------------------------------------
 
 def as_of_filter(as_of: date) -> str:
-    """The deliveries made by the as-of date (their records all predate it)."""
-    return f"dt <= DATE '{as_of.isoformat()}'"
+    """The deliveries known as of the date (schemas/asof.py): those dated on or before it."""
+    return asof.known("dt", asof.AsOf(as_of))
 
 
 def presence_sql(d: Dialect, tables: dict[str, str], as_of: date) -> str:
@@ -97,11 +98,20 @@ def fused_sql(d: Dialect, linked: str, keys: str) -> str:
             f"FROM {linked} l CROSS JOIN {keys} k WHERE l.outcome = 'fused'")
 
 
-def silver_sql(d: Dialect, records: str, fused: str, columns: list[str], as_of: date) -> str:
-    """Records of fused subjects only, re-keyed: ``pseudonym`` first, the purpose's columns, the
-    delivery date as ``delivered``, and the ``as_of`` partition column."""
+def item_sql(d: Dialect, spec: TableSpec) -> str:
+    """A state row's item (account, loan, line) under the purpose: a digest of the pseudonym and the
+    holder's reference, so states can be told apart without carrying the reference past bronze."""
+    return d.hex_digest(f"concat_ws('|', f.pseudonym, {', '.join(f'r.{d.ident(c)}' for c in spec.item)})")
+
+
+def silver_sql(d: Dialect, records: str, fused: str, columns: list[str], as_of: date,
+               spec: TableSpec | None = None) -> str:
+    """Records of fused subjects only, re-keyed: ``pseudonym`` first, the purpose's columns, a state
+    table's ``item``, the delivery date as ``delivered``, and the ``as_of`` partition column."""
     shown = "".join(f", r.{d.ident(c)}" for c in columns)
-    return (f"SELECT f.pseudonym{shown}, r.dt AS delivered, DATE '{as_of.isoformat()}' AS as_of "
+    if spec is not None and spec.timing == STATE:
+        shown += f", {item_sql(d, spec)} AS {ITEM}"
+    return (f"SELECT f.pseudonym{shown}, r.dt AS {asof.DELIVERED}, DATE '{as_of.isoformat()}' AS as_of "
             f"FROM {records} r JOIN {fused} f ON r.link_key = f.link_key AND r.key_version = f.key_version "
             f"WHERE r.{as_of_filter(as_of)}")
 
@@ -172,8 +182,8 @@ def _publish_silver(engine: Engine, lake: Lake, sources: dict[str, str], purpose
                     run_id: str) -> dict[str, dict]:
     """Every silver table of the run staged, then published together; rows in and out per table."""
     d, names = engine.dialect, [view.removeprefix("bronze_") for view in sources]
-    queries = {name: silver_sql(d, f"bronze_{name}", "fused", silver_columns(fused_tables()[name], purpose), as_of)
-               for name in names}
+    queries = {name: silver_sql(d, f"bronze_{name}", "fused", silver_columns(fused_tables()[name], purpose), as_of,
+                                fused_tables()[name]) for name in names}
     queries[SUBJECTS] = subjects_sql(d, "fused", f"bronze_{CUSTOMERS.name}", as_of)
     bronze = {row["t"]: int(row["n"]) for row in engine.rows(" UNION ALL ".join(
         f"SELECT {d.lit(name)} AS t, count(*) AS n FROM bronze_{name} WHERE {as_of_filter(as_of)}"
@@ -203,7 +213,7 @@ def run(settings: Settings, spark=None) -> dict:
         purpose_version = keystore.current_purpose_version(purpose)
         manifest = RunManifest.start(JOB, purpose=purpose, as_of=as_of.isoformat(), engine=engine.name)
         manifest.inputs["consent_snapshot"] = {"id": snapshot_id(purpose, as_of, head), "purpose": purpose,
-                                               "as_of": consent.as_of_moment(as_of).isoformat(),
+                                               "as_of": asof.as_of_moment(as_of).isoformat(),
                                                "ledger_head": head.as_dict()}
         manifest.notes += storage.roll_forward(lake.publish_journal)
         with progress.step("fuse", "consent and linkage", unit="subjects") as shown:

@@ -61,8 +61,20 @@ class Column:
         return SPARK_TYPES[self.kind]
 
 
+#: how a table's rows stand in time (docs/stages/features.md): an event counts by its own time,
+#: a state row is what a holder reported about an item when it was collected
+EVENT, STATE = "event", "state"
+
+
 @dataclass(frozen=True)
 class TableSpec:
+    """A bronze table: its columns and keys, and how its rows stand in time.
+
+    ``timing``: ``event`` (``time_column`` is when it happened) or ``state`` (``item`` names the
+    account, loan or line a row describes; its time is ``collected_at``); None for tables that
+    are neither (the customer master, consent events).
+    """
+
     name: str
     source: str
     columns: tuple[Column, ...]
@@ -71,6 +83,18 @@ class TableSpec:
     description: str = ""
     #: columns never written to bronze for any purpose (none so far; memos are dropped at fusion)
     dropped: tuple[str, ...] = field(default=())
+    timing: str | None = None
+    time_column: str | None = None
+    item: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        names = {c.name for c in self.columns}
+        if self.timing == EVENT and self.time_column not in names:
+            raise ValueError(f"table {self.name}: an event table names its time column")
+        if self.timing == STATE and (not self.item or not set(self.item) <= names or "collected_at" not in names):
+            raise ValueError(f"table {self.name}: a state table names its item columns and has collected_at")
+        if self.timing not in (None, EVENT, STATE):
+            raise ValueError(f"table {self.name}: timing is {EVENT!r}, {STATE!r} or None")
 
     @property
     def column_names(self) -> list[str]:
@@ -107,7 +131,8 @@ def _mydata_column(api: str, name: str, origin: str) -> Column:
                   low=low, high=high, required_when=REQUIRED_WHEN.get((api, name)))
 
 
-def _mydata_table(name: str, api: str, key: tuple[str, ...], description: str) -> TableSpec:
+def _mydata_table(name: str, api: str, key: tuple[str, ...], description: str, *, time: str | None = None,
+                  item: tuple[str, ...] = ()) -> TableSpec:
     spec = APIS[api]
     envelope = _ENVELOPE
     request = tuple(_mydata_column(api, f, "request") for f in spec.request_fields)
@@ -115,33 +140,34 @@ def _mydata_table(name: str, api: str, key: tuple[str, ...], description: str) -
     origin = "item" if spec.is_list else "response"
     position = (Column("item_no", "count", "position", low=0),) if spec.is_list else ()
     columns = envelope + request + position + tuple(_mydata_column(api, f, origin) for f in body)
-    return TableSpec(name, spec.source, columns, key, api=api, description=description)
+    return TableSpec(name, spec.source, columns, key, api=api, description=description,
+                     timing=STATE if item else EVENT, time_column=time, item=item)
 
 
 MYDATA_TABLES: tuple[TableSpec, ...] = (
     _mydata_table("bank_accounts", "bank.accounts", ("link_key", "org_code", "account_num"),
-                  "accounts held, as listed in each monthly delivery"),
+                  "accounts held, as listed at each collection", item=("org_code", "account_num")),
     _mydata_table("bank_balances", "bank.deposit.detail", ("link_key", "org_code", "account_num"),
-                  "deposit account balance and rate at collection"),
+                  "deposit account balance and rate at collection", item=("org_code", "account_num")),
     _mydata_table("bank_transactions", "bank.deposit.transactions",
                   ("link_key", "org_code", "account_num", "trans_no"),
-                  "deposit account transactions"),
+                  "deposit account transactions", time="trans_dtime"),
     _mydata_table("loans", "bank.loan.detail", ("link_key", "org_code", "account_num"),
-                  "loan balance, principal and repayment at collection"),
+                  "loan balance, principal and repayment at collection", item=("org_code", "account_num")),
     _mydata_table("card_approvals", "card.approvals",
                   ("link_key", "org_code", "card_id", "approved_num", "approved_dtime"),
-                  "domestic card approvals"),
+                  "domestic card approvals", time="approved_dtime"),
     _mydata_table("card_bills", "card.bills", ("link_key", "org_code", "charge_month", "seqno"),
-                  "monthly card bills"),
+                  "monthly card bills", time="charge_month"),
     _mydata_table("telecom_contracts", "telecom.contracts", ("link_key", "mgmt_id"),
-                  "telecom lines (contracts) as listed in each delivery"),
+                  "telecom lines (contracts) as listed at each collection", item=("org_code", "mgmt_id")),
     _mydata_table("telecom_bills", "telecom.bills", ("link_key", "mgmt_id", "charge_date"),
-                  "monthly telecom bills per line"),
+                  "monthly telecom bills per line", time="charge_month"),
     _mydata_table("telecom_payments", "telecom.payments", ("link_key", "mgmt_id", "trans_month"),
-                  "telecom bill payments per line and month"),
+                  "telecom bill payments per line and month", time="trans_month"),
     _mydata_table("telecom_micropayments", "telecom.micropayments",
                   ("x_api_tran_id", "item_no"),
-                  "micropayments charged to the phone bill"),
+                  "micropayments charged to the phone bill", time="trans_date"),
 )
 
 def _usage_columns(*columns: Column) -> tuple[Column, ...]:
@@ -165,7 +191,8 @@ TELECOM_USAGE = TableSpec(
         Column("membership_grade", "code", "csv", allowed=codes.MEMBERSHIP_GRADES),
         Column("tenure_months", "count", "csv", low=0),
     ),
-    ("link_key", "mgmt_id", "usage_month"), description="monthly usage per line (operator extract)")
+    ("link_key", "mgmt_id", "usage_month"), description="monthly usage per line (operator extract)",
+    timing=EVENT, time_column="usage_month")
 
 CUSTOMERS = TableSpec(
     "customers", "customer",

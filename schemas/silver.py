@@ -13,6 +13,8 @@ from schemas.codes import CONSENT_SOURCES
 
 FUSED_SOURCES: tuple[str, ...] = CONSENT_SOURCES
 SUBJECTS = "subjects"
+#: a state table's item in silver: which account, loan or line a row describes (jobs/fuse.item_sql)
+ITEM = "item"
 
 #: never past bronze, whatever the purpose: the key itself and handles back to the holders' records
 ALWAYS_DROPPED = frozenset({"link_key", "key_version", "x_api_tran_id"})

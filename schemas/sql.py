@@ -144,7 +144,24 @@ class Dialect:
     def last_path_part(self, path: str) -> str:
         return f"regexp_extract({path}, '[^/]*$', 0)"
 
+    def add_months(self, day: str, months: int) -> str:
+        """A date moved by whole months; a day past the month's end is its last day."""
+        if self.spark:
+            return f"add_months({day}, {months})"
+        return f"CAST({day} + INTERVAL ({months}) MONTH AS DATE)"
+
+    def hours_before(self, moment: str, hours: int) -> str:
+        return f"{moment} - INTERVAL {hours} HOURS" if self.spark else f"{moment} - INTERVAL ({hours}) HOUR"
+
+    def day_of(self, moment: str) -> str:
+        """A timestamp's (or a date's) calendar day in the session's time zone (KST)."""
+        return f"CAST({moment} AS DATE)"
+
     # -- hashing and aggregates ------------------------------------------------------------------
+    def hex_digest(self, text: str) -> str:
+        """The lowercase hex SHA-256 of a string's UTF-8 bytes (null stays null)."""
+        return f"sha2({self.utf8(text)}, 256)" if self.spark else f"sha256({text})"
+
     def sha256(self, data: str) -> str:
         """The 32-byte SHA-256 digest of binary ``data``."""
         return f"unhex(sha2({data}, 256))" if self.spark else f"unhex(sha256({data}))"
