@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from features.definitions import FEATURES, SOURCES, Feature
+from features.definitions import FEATURES, SOURCES, Feature, inputs_of
 from jobs.pseudonym import padded_keys
 from mydata.config import Settings
 from mydata.keys import KeyStore
-from schemas.bronze import CUSTOMERS
+from schemas.bronze import CUSTOMERS, STATE
 from schemas.codes import CONSENT_SOURCES
 from schemas.silver import SUBJECTS, consent_source, fused_tables, silver_columns
 
@@ -41,18 +41,18 @@ class Dialect:
     def months_before(self, as_of: date, months: int) -> str:
         if self.name == "spark":
             return f"add_months(DATE'{as_of}', -{months})"
-        return f"(DATE '{as_of}' - INTERVAL {months} MONTH)"
+        return f"CAST(DATE '{as_of}' - INTERVAL {months} MONTH AS DATE)"
 
     def expression(self, sql: str, as_of: date) -> str:
-        """A feature's Spark SQL in this dialect (the declarations are written in Spark SQL)."""
-        sql = sql.replace("{as_of}", as_of.isoformat())
-        if self.name == "duckdb":  # Spark's months_between: whole months, plus the day difference
-            a, c = f"DATE '{as_of}'", "customer_since"  # over 31 unless both are a month's last day
-            sql = sql.replace(
-                f"floor(months_between(DATE'{as_of}', customer_since))",
-                f"floor((year({a}) - year({c})) * 12 + month({a}) - month({c}) + CASE WHEN last_day({a}) = {a} "
-                f"AND last_day({c}) = {c} THEN 0 ELSE (day({a}) - day({c})) / 31.0 END)")
-        return sql
+        """A feature's SQL with its as-of date (the declarations are written in words both engines read)."""
+        return sql.replace("{as_of}", f"DATE '{as_of}'")
+
+    def digest(self, text: str) -> str:
+        return f"sha2(cast({text} as binary), 256)" if self.name == "spark" else f"sha256({text})"
+
+    @property
+    def day(self) -> str:
+        return "INTERVAL 24 HOURS" if self.name == "spark" else "INTERVAL 24 HOUR"
 
 
 SPARK = Dialect("spark", "unhex(sha2(concat({k}, {m}), 256))", "cast({c} as binary)", "base64",
@@ -101,8 +101,11 @@ FROM consented c
   CROSS JOIN hmac_keys h"""
 
 
-def silver_sql(table: str, purpose: str, as_of: date) -> str:
-    columns = ", ".join(f"r.{c}" for c in silver_columns(fused_tables()[table], purpose))
+def silver_sql(d: Dialect, table: str, purpose: str, as_of: date) -> str:
+    spec = fused_tables()[table]
+    columns = ", ".join(f"r.{c}" for c in silver_columns(spec, purpose))
+    if spec.timing == STATE:  # which account, loan or line: the pseudonym and the holder's reference, digested
+        columns += f", {d.digest(f"concat_ws('|', f.pseudonym, {', '.join(f'r.{c}' for c in spec.item)})")} AS item"
     return (f"SELECT f.pseudonym, {columns}, r.dt AS delivered, DATE '{as_of}' AS as_of "
             f"FROM {table} r JOIN fused f USING (link_key, key_version) WHERE r.dt <= DATE '{as_of}'")
 
@@ -119,47 +122,96 @@ FROM fused f LEFT JOIN (
 
 
 def _aggregate(d: Dialect, f: Feature, as_of: date) -> str:
-    condition = f"_t < DATE '{as_of}'"
+    condition = "true"
     if f.window:
-        condition += f" AND _t >= {d.months_before(as_of, f.window)}"
+        condition = f"_t < DATE '{as_of}' AND _t >= {d.months_before(as_of, f.window)}"
     if f.where:
         condition += f" AND coalesce(({d.expression(f.where, as_of)}), false)"
     value = f"CASE WHEN {condition} THEN ({d.expression(f.expr, as_of)}) END"
     if f.agg == "latest":
         ordering = d.ordering.format(t="_t", v=value)
         return d.latest.format(v=value, o=f"CASE WHEN {condition} AND ({value}) IS NOT NULL THEN {ordering} END")
-    return {"sum": f"sum({value})", "monthly": f"sum({value}) / {f.window}", "mean": f"avg({value})",
+    return {"sum": f"sum({value})", "monthly": f"sum({value})", "mean": f"avg({value})",
             "count": f"count({value})", "max": f"max({value})", "min": f"min({value})",
             "stddev": f"stddev_samp({value})"}[f.agg]
 
 
+def _records(name: str, as_of: date) -> str:
+    """A silver table's records as of the date: a state table's newest collection per subject and
+    holder (calls within a day of the newest), one row per item; an event table as it is."""
+    table = f"silver_{name}"
+    if SOURCES[name].timing != STATE:
+        return f"SELECT *, {SOURCES[name].time_column} AS _t FROM {table}"
+    return f"""SELECT *, collected_at AS _t FROM (
+  SELECT *, row_number() OVER (PARTITION BY pseudonym, item ORDER BY collected_at DESC, delivered DESC) AS n,
+         max(collected_at) OVER (PARTITION BY pseudonym, org_code) AS newest FROM {table}) s
+WHERE n = 1 AND collected_at > newest - {{day}}"""
+
+
+def _coverage(d: Dialect, name: str, tables: set[str], windows: list[int], as_of: date) -> str:
+    """Months of each window in which one of the subject's holders of the source delivered the table."""
+    family = "bank" if name == "loans" else name.split("_")[0]
+    if SOURCES[name].holder_column is None:  # the operator's extract: one holder for everyone
+        holders, on = f"SELECT pseudonym, '*' AS h FROM silver_{SUBJECTS}", "'*'"
+    else:
+        holders = " UNION ".join(f"SELECT pseudonym, org_code AS h FROM silver_{t}" for t in sorted(tables)
+                                 if t != SUBJECTS and SOURCES[t].holder_column
+                                 and ("bank" if t == "loans" else t.split("_")[0]) == family)
+        on = "org_code"
+    if SOURCES[name].timing == STATE:
+        return (f"SELECT s.pseudonym, 1 AS cover FROM ({holders}) s JOIN (SELECT DISTINCT {on} AS h FROM "
+                f"silver_{name}) k ON k.h = s.h GROUP BY s.pseudonym")
+    time = SOURCES[name].time_column
+    widest = max(windows)
+    slot = "CASE " + " ".join(f"WHEN k.day >= {d.months_before(as_of, n)} THEN {n}" for n in range(1, widest + 1)) + " END"
+    counts = ", ".join(f"count(DISTINCT CASE WHEN k.day >= {d.months_before(as_of, n)} THEN {slot} END) AS cover_{n}"
+                       for n in windows)
+    return (f"SELECT s.pseudonym, {counts} FROM ({holders}) s JOIN (SELECT DISTINCT {on} AS h, CAST({time} AS DATE) "
+            f"AS day FROM silver_{name}) k ON k.h = s.h AND k.day < DATE '{as_of}' AND k.day >= "
+            f"{d.months_before(as_of, widest)} GROUP BY s.pseudonym")
+
+
 def features_sql(d: Dialect, as_of: date, tables: set[str]) -> str:
-    """One aggregation per silver table, joined on the pseudonym; fills, derived features, types."""
+    """One aggregation and one coverage count per silver table, joined on the pseudonym; then
+    null where nothing was delivered, fills, monthly averages over the months delivered, derived
+    features (null when a part is), types."""
     parts, joins = [], []
     for name, source in SOURCES.items():
         mine = [f for f in FEATURES if f.source == name]
         if name == SUBJECTS or not mine:
             continue
         if name not in tables:
-            parts += [f"CAST(NULL AS {f.dtype}) AS {f.name}" for f in mine]
+            parts += [f"CAST(NULL AS double) AS {f.name}" for f in mine]
             continue
-        widest = max((f.window for f in mine if f.window), default=None)
-        extra = "".join(f", {d.expression(sql, as_of)} AS {col}" for col, sql in source.columns)
-        where = f"_t < DATE '{as_of}'" + (f" AND _t >= {d.months_before(as_of, widest)}" if widest else "")
+        windows = sorted({f.window for f in mine if f.window})
+        widest = max(windows, default=None)
+        where = f"_t < DATE '{as_of}' AND _t >= {d.months_before(as_of, widest)}" if widest else "true"
         aggregates = ", ".join(f"{_aggregate(d, f, as_of)} AS {f.name}" for f in mine)
-        joins.append(f"LEFT JOIN (SELECT pseudonym, {aggregates} FROM (SELECT *, {source.time_column} AS _t{extra} "
-                     f"FROM silver_{name}) x WHERE {where} GROUP BY pseudonym) a_{name} USING (pseudonym)")
-        parts += [f"a_{name}.{f.name}" for f in mine]
+        counted = ", ".join(f"count(CASE WHEN {_aggregate_condition(d, f, as_of)} THEN 1 END) AS n_{f.name}" for f in mine)
+        joins.append(f"LEFT JOIN (SELECT pseudonym, {aggregates}, {counted} FROM ("
+                     f"{_records(name, as_of).replace('{day}', d.day)}) x WHERE {where} GROUP BY pseudonym) a_{name} "
+                     f"USING (pseudonym)")
+        joins.append(f"LEFT JOIN ({_coverage(d, name, tables, windows, as_of)}) c_{name} USING (pseudonym)")
+        for f in mine:
+            cover = f"c_{name}.cover" if source.timing == STATE else f"c_{name}.cover_{f.window}"
+            value = f"CAST(a_{name}.{f.name} AS double) / {cover}" if f.agg == "monthly" else f"a_{name}.{f.name}"
+            empty = f"coalesce(a_{name}.n_{f.name}, 0) = 0"
+            filled = f"WHEN {empty} THEN {f.fill} " if f.fill is not None else ""
+            parts.append(f"CASE WHEN coalesce({cover}, 0) < {f.min_months} THEN NULL {filled}ELSE {value} END AS {f.name}")
     subject = [f"{d.expression(f.expr, as_of)} AS {f.name}" for f in FEATURES if f.source == SUBJECTS]
-    filled = [f"coalesce({f.name}, {f.fill}) AS {f.name}" if f.fill is not None else f.name
-              for f in FEATURES if f.source not in (SUBJECTS, "derived")]
     inner = (f"SELECT s.pseudonym, {', '.join(subject)}, {', '.join(parts)} FROM silver_{SUBJECTS} s\n"
              + "\n".join(joins))
-    base = [f.name for f in FEATURES if f.source == SUBJECTS] + filled
-    derived = [f"{d.expression(f.expr, as_of)} AS {f.name}" for f in FEATURES if f.source == "derived"]
-    with_derived = f"SELECT *, {', '.join(derived)} FROM (SELECT pseudonym, {', '.join(base)} FROM ({inner}) i) b"
+    query = f"SELECT * FROM ({inner}) i"
+    for f in (f for f in FEATURES if f.source == "derived"):
+        missing = " OR ".join(f"{name} IS NULL" for name in inputs_of(f)) or "false"
+        query = f"SELECT *, CASE WHEN {missing} THEN NULL ELSE {f.expr} END AS {f.name} FROM ({query}) q_{f.name}"
     typed = ", ".join(f"CAST({f.name} AS {f.dtype}) AS {f.name}" for f in FEATURES)
-    return f"SELECT pseudonym, {typed} FROM ({with_derived}) w"
+    return f"SELECT pseudonym, {typed} FROM ({query}) w"
+
+
+def _aggregate_condition(d: Dialect, f: Feature, as_of: date) -> str:
+    condition = f"_t < DATE '{as_of}' AND _t >= {d.months_before(as_of, f.window)}" if f.window else "true"
+    return condition + (f" AND coalesce(({d.expression(f.where, as_of)}), false)" if f.where else "")
 
 
 def _bronze_tables(lake) -> dict[str, Path]:
@@ -186,7 +238,7 @@ def run_spark(spark, settings: Settings, out: Path) -> Path:
     spark.sql(f"CACHE TABLE fused AS {fused_sql(SPARK, purpose, as_of)}")
     tables = {name for name in _bronze_tables(lake) if name in fused_tables()} | {SUBJECTS}
     for name in sorted(tables):
-        query = subjects_sql(as_of) if name == SUBJECTS else silver_sql(name, purpose, as_of)
+        query = subjects_sql(as_of) if name == SUBJECTS else silver_sql(SPARK, name, purpose, as_of)
         spark.sql(query).write.parquet(str(out / "silver" / name))
         spark.sql(f"CREATE OR REPLACE TEMPORARY VIEW silver_{name} USING parquet "
                   f"OPTIONS (path '{out / 'silver' / name}')")
@@ -226,7 +278,7 @@ def run_duckdb(settings: Settings, out: Path, threads: int = 2, memory: str = "8
     con.execute(f"CREATE TEMPORARY TABLE fused AS {fused_sql(DUCKDB, purpose, as_of)}")
     tables = {name for name in _bronze_tables(lake) if name in fused_tables()} | {SUBJECTS}
     for name in sorted(tables):
-        query = subjects_sql(as_of) if name == SUBJECTS else silver_sql(name, purpose, as_of)
+        query = subjects_sql(as_of) if name == SUBJECTS else silver_sql(DUCKDB, name, purpose, as_of)
         target = out / "silver" / f"{name}.parquet"
         con.execute(f"COPY ({query}) TO '{target}' (FORMAT parquet, COMPRESSION zstd)")
         con.execute(f"CREATE OR REPLACE VIEW silver_{name} AS SELECT * FROM read_parquet('{target}')")

@@ -109,7 +109,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--link-key", dest="link_key_option", help=argparse.SUPPRESS)
     add("fuse", cmd_fuse, "bronze -> silver for --purpose as of --as-of, only subjects with valid consent "
                           "for every source; writes the linkage report")
-    add("features", cmd_features, "silver -> feature release candidate for --purpose as of --as-of")
+    p = add("features", cmd_features, "silver -> feature release candidate for --purpose as of --as-of; "
+                                      "historical: the point-in-time training frame of a spine")
+    p.add_argument("action", nargs="?", default="build", choices=("build", "historical"),
+                   help="build (default): the release candidate; historical: every feature for each --spine row "
+                        "as of its own date, from the silver snapshot as of --as-of (default the newest)")
+    p.add_argument("--spine", help="for historical: CSV or Parquet with columns pseudonym and as_of (a date, or a "
+                                   "timestamp whose day counts)")
+    p.add_argument("--out", help="for historical: the Parquet file to write (default <spine>-features.parquet)")
     p = add("release", cmd_release, "features: the k-anonymity gate (MYDATA_K_ANONYMITY, MYDATA_MAX_SUPPRESSION), "
                                     "then publish the feature snapshot to gold with its privacy report and catalog; "
                                     "stats: per-segment counts and means of the shareable features for partners, "

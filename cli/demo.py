@@ -97,9 +97,14 @@ def print_summary(settings: Settings) -> None:
             print(f"  release: k={released['parameters']['k']} reached at {out['level']}: {out['published']:,} "
                   f"subjects published, {out['suppressed']:,} suppressed; smallest group {out['smallest_group']}")
             print(f"    snapshot {out['snapshot']}")
+            blank = out.get("blank_features", {})
+            print("    feature health: " + (f"{len(blank)} blank for every subject: "
+                                              + ", ".join(f"{n} ({why})" for n, why in blank.items())
+                                              if blank else f"all {len(out.get('feature_health', {}))} features vary"))
             print(f"    privacy report {out['report']}; feature catalog {out['catalog']}")
         else:
-            print(f"  release: BLOCKED, nothing published; privacy report {out['report']}")
+            print(f"  release: BLOCKED, nothing published ({released.get('error') or 'k not reached'}); "
+                  f"privacy report {out['report']}")
     trained = latest_manifest(lake, "train")
     if trained:
         out = trained["outputs"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from cli.settings import settings_of
 
@@ -69,9 +70,36 @@ def cmd_fuse(args: argparse.Namespace) -> int:
 def cmd_features(args: argparse.Namespace) -> int:
     from jobs import features
 
+    if args.action == "historical":
+        return _historical(args)
     result = features.run(settings_of(args))
     print(f"features: {result['features']} features for {result['subjects']:,} subjects -> {result['candidate']} "
           "(release candidate; `mydata release` publishes it)")
+    return 0
+
+
+def _historical(args: argparse.Namespace) -> int:
+    """The point-in-time training frame of a spine file, written as Parquet."""
+    import pyarrow.parquet as pq
+
+    from jobs import features
+
+    if not args.spine:
+        print("mydata features historical needs --spine FILE (CSV or Parquet with pseudonym and as_of)", file=sys.stderr)
+        return 2
+    settings = settings_of(args)
+    try:
+        built = features.historical(settings, args.spine)
+    except features.BadSpine as bad:
+        print(f"features historical: {bad}", file=sys.stderr)
+        return 1
+    out = Path(args.out) if args.out else Path(args.spine).with_name(Path(args.spine).stem + "-features.parquet")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(built.frame, out)
+    print(f"features historical: {built.rows:,} rows x {built.frame.num_columns - 2} features as of each row's date, "
+          f"from the {settings.purpose} snapshot as of {built.snapshot} -> {out}"
+          + (f"; {built.not_in_snapshot:,} row(s) name a pseudonym the snapshot does not hold (features null)"
+             if built.not_in_snapshot else ""))
     return 0
 
 

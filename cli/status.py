@@ -38,6 +38,11 @@ def describe(found) -> str:
     ledger = found.ledger
     lines += ["", f"consent    {ledger['events']:,} events, head {ledger['head'][:16]}…, "
                   + ("verifies" if ledger["verified"] else f"DOES NOT VERIFY: {ledger['problem']}")]
+    release = found.release
+    if release is not None:
+        blank = release["blank_features"]
+        lines.append(f"release    as of {release['as_of']}: {release['published'] or 0:,} published; "
+                     + (f"{len(blank)} BLANK feature(s): {', '.join(blank)}" if blank else "no blank feature"))
     model = found.model
     lines += ["model      " + ("none promoted" if model is None else
                                f"{model['version']} (k={model['k']}, {(model['created_at'] or '')[:10]}), drift: "

@@ -124,9 +124,10 @@ def _holders_sql(d: Dialect, frame: Frame, tables: dict[str, str], source: Sourc
     """(frame keys, ``_holder``): the holders that delivered anything of the table's data source for
     the subject, as known at each frame row's date."""
     keys = ", ".join(frame.keys)
-    if source.holder_column is None:  # every subject is the one operator's
+    if source.holder_column is None:  # every fused subject is the one operator's
         rows = (f"SELECT pseudonym FROM {tables[SUBJECTS]}" if frame.spine is None
-                else f"SELECT pseudonym, {SPINE_AS_OF} AS {_ROW_AS_OF} FROM {frame.spine}")
+                else f"SELECT sp.pseudonym, sp.{SPINE_AS_OF} AS {_ROW_AS_OF} FROM {frame.spine} sp "
+                     f"JOIN {tables[SUBJECTS]} u ON u.pseudonym = sp.pseudonym")
         return f"SELECT DISTINCT {keys}, {_ANY_HOLDER} AS _holder FROM ({rows}) h"
     parts = [frame.records(registered, f"pseudonym, {SOURCES[name].holder_column}")
              for name, registered in tables.items()
@@ -192,7 +193,7 @@ def _compile(d: Dialect, tables: dict[str, str], frame: Frame) -> str:
     if frame.spine is None:
         rows, on, as_of = f"{tables[SUBJECTS]} s", lambda alias: f"{alias}.pseudonym = s.pseudonym", AsOf(frame.as_of)
     else:  # each spine row, with its subject's attributes from the snapshot
-        rows = f"{frame.spine} s JOIN {tables[SUBJECTS]} u ON u.pseudonym = s.pseudonym"
+        rows = f"{frame.spine} s LEFT JOIN {tables[SUBJECTS]} u ON u.pseudonym = s.pseudonym"
         on = lambda alias: f"{alias}.pseudonym = s.pseudonym AND {alias}.{_ROW_AS_OF} = s.{SPINE_AS_OF}"  # noqa: E731
         as_of = AsOf(column=f"s.{SPINE_AS_OF}")
     columns, joins = [], []

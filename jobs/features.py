@@ -3,14 +3,21 @@
 Reads the fused silver tables of a purpose and as-of date; writes the release candidate, one row
 per fused subject, to ``silver/features/purpose=<p>/as_of=<date>/``: internal until the release
 gate (jobs/privacy.py) generalises its quasi-identifiers and publishes it to gold.
+
+``historical`` is the point-in-time training frame: for rows of (pseudonym, as_of) it gives
+every feature as of each row's own date, from one silver snapshot's records delivered by then.
 """
 from __future__ import annotations
 
 import sys
-from datetime import date
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+
+import pyarrow as pa
 
 from features.definitions import FEATURES, SOURCES
-from features.sql import features_sql
+from features.sql import SPINE_AS_OF, features_sql, historical_sql
 from mydata import progress, storage
 from mydata.config import ConfigError, Settings
 from mydata.engines import Engine, open_engine
@@ -55,6 +62,87 @@ def run(settings: Settings, spark=None) -> dict:
     manifest.outputs = {"candidate": str(partition), "subjects": subjects, "features": len(FEATURES)}
     path = manifest.finish(lake)
     return {"manifest": str(path), **manifest.outputs}
+
+
+class BadSpine(ValueError):
+    """A training-frame spine the frame cannot be built for (missing columns, dates after the snapshot)."""
+
+
+@dataclass(frozen=True)
+class TrainingFrame:
+    frame: pa.Table  # pseudonym, as_of, then every feature in declaration order; one row per spine row
+    snapshot: date  # the silver snapshot the records came from
+    rows: int
+    not_in_snapshot: int  # spine rows whose pseudonym the snapshot does not hold: every feature null
+
+
+def latest_silver_snapshot(lake: Lake, purpose: str) -> date:
+    subjects = lake.silver_table("subjects", purpose)
+    dates = sorted(p.name[len("as_of="):] for p in subjects.glob("as_of=*") if storage.rows_in(p))
+    if not dates:
+        raise FileNotFoundError(missing_input(lake, "fused subjects", "fuse", "mydata fuse --as-of DATE", purpose=purpose))
+    return date.fromisoformat(dates[-1])
+
+
+def spine_table(spine: "pa.Table | Path | str") -> pa.Table:
+    """A spine as (pseudonym string, as_of date): a table, or a Parquet or CSV file; a timestamp's
+    day is its date (deliveries are dated by day)."""
+    if not isinstance(spine, pa.Table):
+        path = Path(spine)
+        if not path.is_file():
+            raise BadSpine(f"spine {path}: no such file")
+        if path.suffix == ".parquet":
+            import pyarrow.parquet as pq
+            spine = pq.read_table(path)
+        else:
+            import pyarrow.csv as pcsv
+            spine = pcsv.read_csv(path, convert_options=pcsv.ConvertOptions(
+                column_types={"pseudonym": pa.string()}))
+    missing = {"pseudonym", SPINE_AS_OF} - set(spine.column_names)
+    if missing:
+        raise BadSpine(f"the spine needs the columns pseudonym and {SPINE_AS_OF}; missing {', '.join(sorted(missing))}")
+    when = spine.column(SPINE_AS_OF)
+    if pa.types.is_string(when.type):
+        when = pa.array([None if v is None else _day(v) for v in when.to_pylist()], pa.date32())
+    elif pa.types.is_timestamp(when.type):
+        when = pa.array([None if v is None else v.date() for v in when.to_pylist()], pa.date32())
+    else:
+        when = when.cast(pa.date32())
+    if when.null_count or spine.column("pseudonym").null_count:
+        raise BadSpine(f"{when.null_count + spine.column('pseudonym').null_count} spine row(s) lack a pseudonym or a date")
+    return pa.table({"pseudonym": spine.column("pseudonym").cast(pa.string()), SPINE_AS_OF: when})
+
+
+def _day(text: str) -> date:
+    try:
+        return datetime.fromisoformat(text).date() if len(text) > 10 else date.fromisoformat(text)
+    except ValueError:
+        raise BadSpine(f"spine date {text!r} is not YYYY-MM-DD or an ISO timestamp") from None
+
+
+def historical(settings: Settings, spine: "pa.Table | Path | str", spark=None) -> TrainingFrame:
+    """Every declared feature for each spine row as of its own date, under the definition the
+    snapshots use (schemas/asof.py), from the silver snapshot as of ``settings.as_of`` (default the
+    newest): nothing delivered after a row's date reaches it."""
+    lake, purpose = settings.lake, settings.purpose
+    snapshot = settings.as_of or latest_silver_snapshot(lake, purpose)
+    rows = spine_table(spine)
+    late = [d for d in rows.column(SPINE_AS_OF).to_pylist() if d > snapshot]
+    if late:
+        raise BadSpine(f"{len(late)} spine row(s) are dated after the snapshot as of {snapshot} (the latest is "
+                       f"{max(late)}): fuse a later snapshot, or give rows up to {snapshot}")
+    engine = open_engine(settings, spark)
+    try:
+        with progress.step("features", "training frame", unit="rows") as shown:
+            tables = register_silver(engine, lake, purpose, snapshot)
+            engine.arrow("spine", rows)
+            frame = engine.arrow_rows(historical_sql(engine.dialect, tables, "spine"))
+            held = engine.rows(f"SELECT count(*) AS n FROM spine s JOIN {tables['subjects']} u "
+                               "ON u.pseudonym = s.pseudonym")[0]["n"]
+            shown.advance(frame.num_rows)
+    finally:
+        engine.close()
+    return TrainingFrame(frame, snapshot, frame.num_rows, frame.num_rows - int(held))
 
 
 if __name__ == "__main__":  # spark-submit entry point

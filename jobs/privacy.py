@@ -16,12 +16,13 @@ from datetime import date
 from features.definitions import FEATURES, QUASI_IDENTIFIERS
 from features.release import (AREAS, BUCKET_LABELS, LEVELS, RELEASED_QUASI_IDENTIFIERS, SENSITIVE_BANDS,
                               SENSITIVE_FEATURE, SIZE_BUCKETS, SUPPRESSED, Level)
-from features.sql import catalog_stats_sql
+from features import health
+from features.sql import catalog_stats_sql, health_sql
 from mydata import html, progress, storage
 from mydata.config import ConfigError, Settings
 from mydata.engines import Engine, open_engine
 from mydata.lake import Lake
-from mydata.manifest import RunManifest, missing_input
+from mydata.manifest import RunManifest, missing_input, runs
 from render.catalog import write_catalog
 from render.privacy import page as privacy_page
 from schemas.sql import Dialect
@@ -32,6 +33,10 @@ JOB = "privacy"
 
 class ReleaseBlocked(RuntimeError):
     """k cannot be reached within the allowed suppression: nothing was published."""
+
+
+class FeaturesWentBlank(ReleaseBlocked):
+    """A feature informative in the previous release is constant or all null now: nothing was published."""
 
 
 # -- pure transforms ---------------------------------------------------------------------------------
@@ -174,9 +179,10 @@ def run(settings: Settings, spark=None) -> dict:
                                  f"{outcomes[-1].share:.1%}); nothing published; see {report}")
         released = ["pseudonym", *RELEASED_QUASI_IDENTIFIERS,
                     *[f.name for f in FEATURES if not f.quasi_identifier], "as_of"]
+        engine.view("to_publish", suppress_sql("generalised", released, k))
+        _check_health(engine, lake, settings, manifest, report, outcomes, chosen)
         with progress.step("release", "publish") as shown:
-            storage.publish([engine.stage(suppress_sql("generalised", released, k), target, [as_of],
-                                          manifest.run_id, key="as_of")])
+            storage.publish([engine.stage("SELECT * FROM to_publish", target, [as_of], manifest.run_id, key="as_of")])
             engine.partition("published_rows", target, "as_of", as_of)
             engine.table("published", "SELECT * FROM published_rows")  # the checks and the catalog read it
             after = assess(engine, "published", LEVELS[chosen], k)
@@ -188,7 +194,7 @@ def run(settings: Settings, spark=None) -> dict:
             "smallest_group": after.smallest})
         columns = engine.columns("published")
         stats = engine.rows(catalog_stats_sql(engine.dialect, "published", columns))[0]
-        catalog = write_catalog(lake, purpose, as_of, stats, columns)
+        catalog = write_catalog(lake, purpose, as_of, stats, columns, manifest.outputs["feature_health"])
     finally:
         engine.close()
     html.write_page(report, privacy_page(manifest, outcomes, chosen))
@@ -196,7 +202,36 @@ def run(settings: Settings, spark=None) -> dict:
     path = manifest.finish(lake)
     return {"manifest": str(path), "report": str(report), "catalog": str(catalog), "snapshot": str(snapshot),
             "published": after.subjects, "suppressed": outcomes[chosen].suppressed,
-            "level": LEVELS[chosen].description}
+            "level": LEVELS[chosen].description, "blank_features": manifest.outputs["blank_features"]}
+
+
+def _check_health(engine: Engine, lake: Lake, settings: Settings, manifest: RunManifest, report,
+                  outcomes: list[LevelOutcome], chosen: int) -> None:
+    """Feature health of what is about to be published, in the manifest; a feature informative in the
+    previous release and blank now fails the release (unless ``allow_blank_features``)."""
+    names = [f.name for f in FEATURES if not f.quasi_identifier]
+    now = health.from_row(engine.rows(health_sql(engine.dialect, "to_publish", names))[0], names)
+    manifest.outputs["feature_health"] = {h.name: h.as_dict() for h in now}
+    manifest.outputs["blank_features"] = {h.name: h.status for h in now if h.blank}
+    previous = _previous_release(lake, settings)
+    before = health.from_manifest(previous["outputs"].get("feature_health", {})) if previous else []
+    lost = health.went_blank(now, before)
+    manifest.outputs["went_blank"] = [h.name for h in lost]
+    if lost and not settings.allow_blank_features:
+        manifest.error = (f"{len(lost)} feature(s) informative in the release as of {previous['parameters']['as_of']} "
+                          f"are blank now: {', '.join(f'{h.name} ({h.status})' for h in lost)}; nothing published "
+                          "(MYDATA_ALLOW_BLANK_FEATURES=true publishes anyway)")
+        html.write_page(report, privacy_page(manifest, outcomes, None))
+        path = manifest.finish(lake, "failed")
+        raise FeaturesWentBlank(f"release {settings.purpose} as of {settings.as_of}: {manifest.error}; see {path}")
+
+
+def _previous_release(lake: Lake, settings: Settings) -> dict | None:
+    """The newest succeeded release of the purpose before this as-of date."""
+    earlier = [m for m in runs(lake, JOB) if m.get("status") == "succeeded"
+               and m["parameters"].get("purpose") == settings.purpose
+               and m["parameters"].get("as_of", "") < settings.as_of.isoformat()]
+    return max(earlier, key=lambda m: (m["parameters"]["as_of"], m.get("finished_at", "")), default=None)
 
 
 if __name__ == "__main__":  # spark-submit entry point

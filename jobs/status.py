@@ -33,6 +33,7 @@ class LakeStatus:
     ledger: dict  # events, head hash, verified, the problem found
     model: dict | None  # the purpose's current model and its latest drift check
     withdrawals: dict  # withdrawn subjects, and those still in derived tables
+    release: dict | None  # the purpose's latest feature release and its blank features
     attention: list[str]
 
     @property
@@ -96,6 +97,14 @@ def withdrawal_figures(engine: Engine, settings: Settings, moment: datetime) -> 
     return withdrawals.honoured(engine, lake, KeyStore.open(settings), settings.purpose, purge.read_audit(lake), moment)
 
 
+def release_figures(lake: Lake, purpose: str) -> dict | None:
+    m = latest_matching(lake, "privacy", purpose=purpose)
+    if m is None:
+        return None
+    return {"run_id": m["run_id"], "as_of": m["parameters"]["as_of"], "published": m["outputs"].get("published"),
+            "blank_features": m["outputs"].get("blank_features", {})}
+
+
 def needing_attention(status: dict) -> list[str]:
     said = [f"{r['job']}: the latest run failed ({r['error'] or 'no reason recorded'})"
             for r in status["runs"] if r["status"] == "failed"]
@@ -108,6 +117,9 @@ def needing_attention(status: dict) -> list[str]:
         said.append(f"{pending['not_purged']} withdrawn subject(s) still in {', '.join(pending['tables'])} "
                     f"({pending['rows']} rows): run `mydata --purpose {status['purpose']} purge`")
     said += withdrawals.violations_said([f for f in pending.get("used_after_withdrawal", []) if f["in_snapshot"]])
+    if status["release"] and (blank := status["release"]["blank_features"]):
+        said.append(f"feature release as of {status['release']['as_of']}: {len(blank)} feature(s) blank for every "
+                    f"subject: {', '.join(f'{n} ({why})' for n, why in blank.items())}; see the catalog")
     return said
 
 
@@ -119,6 +131,7 @@ def run(settings: Settings, moment: datetime | None = None) -> LakeStatus:
         figures = {"root": str(lake.root), "purpose": purpose, "runs": latest_runs(lake),
                    "ingest": ingest_figures(lake), "tables": table_rows(lake),
                    "ledger": ledger_figures(engine, lake), "model": model_figures(lake, purpose),
+                   "release": release_figures(lake, purpose),
                    "withdrawals": withdrawal_figures(engine, settings,
                                                      moment or datetime.now(ZoneInfo(SESSION_TIME_ZONE)))}
     finally:

@@ -39,6 +39,7 @@ def train_and_register(lake, purpose: str, as_of=None, algorithm: str = "kmeans"
     metadata = {
         "snapshot": str(folder), "snapshot_hash": registry.snapshot_hash(folder), "as_of": as_of,
         "features": model.features,
+        "features_left_out": model.left_out,
         "consent_snapshot": fused["inputs"]["consent_snapshot"]["id"] if fused else None,
         "parameters": {**model.spec.as_dict(), "ks": list(model.selection.ks)},
         "metrics": metrics,

@@ -16,6 +16,7 @@ from sklearn.base import clone
 from sklearn.metrics import adjusted_rand_score, silhouette_score
 from sklearn.pipeline import Pipeline
 
+from features.health import frame_blank
 from mydata import progress
 from models.pipeline import ModelSpec, build_pipeline, clusterer, model_features, model_matrix, preprocessing
 from models.profile import standardised
@@ -49,6 +50,8 @@ class TrainedModel:
     metrics: dict
     #: every subject on the model's scale before any PCA (what the profile describes)
     scaled: pd.DataFrame | None = field(default=None, repr=False)
+    #: features left out because they separate nobody in the training snapshot, with why
+    left_out: dict[str, str] = field(default_factory=dict)
 
 
 def select_k(prepared: np.ndarray, algorithm: str, ks=DEFAULT_KS, seed: int = 0,
@@ -104,7 +107,10 @@ def train(frame: pd.DataFrame, algorithm: str = "kmeans", ks=DEFAULT_KS, seed: i
 
     Fitting uses a seeded sample of ``fit_rows`` subjects when there are more; ``labels`` cover all.
     Every subject is transformed once: the labels and the profile (``scaled``) share it."""
-    features = model_features()
+    left_out = frame_blank(frame, model_features())
+    features = [f for f in model_features() if f not in left_out]
+    if not features:
+        raise ValueError("every feature of the snapshot is constant or all null: nothing to segment on")
     frame = frame.sort_values("pseudonym").reset_index(drop=True)  # row order never changes a model
     matrix = model_matrix(frame, features)
     fit = matrix if len(matrix) <= fit_rows else matrix.sample(n=fit_rows, random_state=seed).sort_index()
@@ -122,7 +128,8 @@ def train(frame: pd.DataFrame, algorithm: str = "kmeans", ks=DEFAULT_KS, seed: i
                "rows": len(frame), "fit_rows": len(fit), "smallest_segment_share": float(sizes.min() / len(frame))}
     if selection.bic:
         metrics["bic"] = selection.bic[spec.k]
-    return TrainedModel(pipeline, spec, features, selection, stable, labels, metrics, scaled)
+    metrics["features_left_out"] = len(left_out)
+    return TrainedModel(pipeline, spec, features, selection, stable, labels, metrics, scaled, left_out)
 
 
 def refit_like(model: TrainedModel, frame: pd.DataFrame):

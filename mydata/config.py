@@ -37,6 +37,7 @@ ENV_VARS: dict[str, str] = {
     "MYDATA_DRIFT_THRESHOLD": "drift_threshold",
     "MYDATA_MAX_QUARANTINE_RATE": "max_quarantine_rate",
     "MYDATA_DP_BUDGET": "dp_budget",
+    "MYDATA_ALLOW_BLANK_FEATURES": "allow_blank_features",
 }
 
 ENGINES = ("duckdb", "spark")
@@ -122,6 +123,9 @@ class Settings:
     max_quarantine_rate: float = 0.02
     #: the privacy budget (total ε) of the differentially private releases of one purpose's snapshot
     dp_budget: float = 3.0
+    #: a release whose feature was informative in the previous release and is now constant or all
+    #: null fails, unless this allows it (a holder that stopped delivering a table, known and accepted)
+    allow_blank_features: bool = False
 
     @property
     def duckdb_memory_bytes(self) -> int:
@@ -134,6 +138,7 @@ class Settings:
         object.__setattr__(self, "as_of", _parse_date("as_of", self.as_of))
         object.__setattr__(self, "delivery_date", _parse_date("delivery_date", self.delivery_date))
         object.__setattr__(self, "spark_ui", _parse_bool("spark_ui", self.spark_ui))
+        object.__setattr__(self, "allow_blank_features", _parse_bool("allow_blank_features", self.allow_blank_features))
         object.__setattr__(self, "shuffle_partitions", _number("shuffle_partitions", self.shuffle_partitions, int))
         object.__setattr__(self, "k_anonymity", _number("k_anonymity", self.k_anonymity, int))
         object.__setattr__(self, "duckdb_threads", _number("duckdb_threads", self.duckdb_threads, int))

@@ -66,8 +66,10 @@ def _release(m: dict) -> str:
     out = m["outputs"]
     if "published" not in out:
         return f"k={m['parameters'].get('k')} not reached: nothing published"
+    blank = out.get("blank_features", {})
     return (f"k={m['parameters'].get('k')} at {out['level']}: {out['published']:,} published, "
-            f"{out['suppressed']:,} suppressed, smallest group {out.get('smallest_group')}")
+            f"{out['suppressed']:,} suppressed, smallest group {out.get('smallest_group')}; "
+            + (f"{len(blank)} BLANK FEATURE(S): {', '.join(blank)}" if blank else "no blank feature"))
 
 
 def _review(m: dict) -> str:

@@ -72,6 +72,7 @@ def write_report(lake: Lake, metadata: dict) -> Path:
                      html.table(("k", *curves, ""), k_rows),
                      note=f"k was chosen by {selection.get('rule', '?')} over {ks[0]}–{ks[-1]}." if ks else None),
         html.section("Quality", html.table(("measure", "value"), quality)),
+        left_out_section(metadata.get("features_left_out", {})),
         html.section("Lineage", html.table(("", ""), lineage)),
     ]
     facts = {"purpose": purpose, "version": version,
@@ -79,3 +80,14 @@ def write_report(lake: Lake, metadata: dict) -> Path:
              "created": metadata.get("created_at", "")[:19]}
     return html.write_page(report_path(lake, purpose, version),
                            html.page(f"Segmentation model {purpose} {version}", facts, body))
+
+
+def left_out_section(left_out: dict[str, str]) -> str:
+    """The released features training did not use, and why."""
+    if not left_out:
+        return html.section("Features left out", html.Markup(
+            "<p>None: every released numeric feature varies in the training snapshot.</p>").text)
+    return html.section("Features left out", html.table(("feature", "why"), [
+        (html.code(name), f"{why} in the training snapshot: it separates no segment") for name, why in left_out.items()]),
+        note="A feature that is constant or all null for every subject carries no information for segmentation, "
+             "so training leaves it out rather than listing it among the features that separate segments.")

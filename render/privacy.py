@@ -49,7 +49,23 @@ def page(manifest: RunManifest, outcomes: list[Any], chosen: int | None) -> str:
                      "gated."),
         ]
     else:
-        sections.append(html.section("Not released", html.Markup(
-            f"<p class='bad'>No level reaches k = {k} with at most {p['max_suppression']:.0%} of subjects "
-            f"suppressed; nothing was published.</p>").text))
+        why = manifest.error or (f"No level reaches k = {k} with at most {p['max_suppression']:.0%} of subjects "
+                                 "suppressed; nothing was published.")
+        sections.append(html.section("Not released", html.Markup(f"<p class='bad'>{html.escape(why)}</p>").text))
+    if "feature_health" in out:
+        sections.append(health_section(out))
     return html.page(f"Release gate: {p['purpose']} features as of {p['as_of']}", facts, sections)
+
+
+def health_section(out: dict[str, Any]) -> str:
+    """Blank features (constant or all null) of the release, and those that were informative before."""
+    blank, lost = out.get("blank_features", {}), set(out.get("went_blank", []))
+    rows = [(name, status.upper(), html.status(name not in lost, "blank before too", "WENT BLANK"))
+            for name, status in blank.items()]
+    note = (f"{len(out['feature_health']) - len(blank)} of {len(out['feature_health'])} features are informative. "
+            "A blank feature separates nobody: training leaves it out. One informative in the previous release "
+            "and blank now fails the release (MYDATA_ALLOW_BLANK_FEATURES allows it).")
+    if not rows:
+        return html.section("Feature health", html.Markup("<p>No feature is constant or all null.</p>").text, note=note)
+    return html.section("Feature health: blank features", html.table(("feature", "is", "previous release"), rows),
+                        note=note)

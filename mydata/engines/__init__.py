@@ -76,6 +76,10 @@ class Engine(ABC):
         """The (small) result of ``sql`` as dicts."""
 
     @abstractmethod
+    def arrow_rows(self, sql: str) -> "pa.Table":
+        """The result of ``sql`` as an Arrow table in this process (a frame a person asked for)."""
+
+    @abstractmethod
     def function(self, name: str, fn: Callable[..., Any], arguments: list[str], returns: str) -> None:
         """Register a Python function of one row's values (types in Spark's words) as SQL ``name``."""
 

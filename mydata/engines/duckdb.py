@@ -221,6 +221,9 @@ class DuckDBEngine(Engine):
                    for batch in self.con.sql(sql).to_arrow_reader(MAP_BATCH_ROWS) if batch.num_rows]
         self.arrow(name, pa.Table.from_batches(batches, schema=fields))
 
+    def arrow_rows(self, sql: str) -> pa.Table:
+        return self.con.sql(sql).to_arrow_table()
+
     def rows(self, sql: str) -> list[dict[str, Any]]:
         result = self.con.execute(sql)
         names = [c[0] for c in result.description]

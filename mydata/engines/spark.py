@@ -97,6 +97,9 @@ class SparkEngine(Engine):
     def rows(self, sql: str) -> list[dict[str, Any]]:
         return [row.asDict() for row in self.spark.sql(sql).collect()]
 
+    def arrow_rows(self, sql: str) -> pa.Table:
+        return self.spark.sql(sql).toArrow()
+
     def stage(self, sql: str, table: Path, dts: list[date], run_id: str,
               tables: list[str] | None = None, key: str = "dt") -> storage.Staged:
         return storage.stage(self.spark.sql(sql), table, dts, run_id, tables, key)

@@ -26,7 +26,8 @@ def test_the_clamping_bounds_are_the_declarations():
         clamped = dp_stats.noisy_sum((low, high), 1e4)([low - 1e9, high + 1e9, (low + high) / 2])
         assert clamped == pytest.approx(low + high + (low + high) / 2, abs=20 * (high - low) / 1e4), name
     with pytest.raises(ValueError, match="share_bounds"):
-        Feature("age", "", "subjects", "expr", quasi_identifier=True, share_bounds=(0, 120))
+        Feature(name="age", description="", source="subjects", agg="expr", quasi_identifier=True,
+                share_bounds=(0, 120))
 
 
 @pytest.mark.parametrize("measurement, values, sensitivity, coverage", [

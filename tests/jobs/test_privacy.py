@@ -87,3 +87,46 @@ def test_a_release_that_cannot_reach_k_publishes_nothing(candidate):
     assert not candidate.lake.published_features("marketing").exists()
     report = privacy.report_path(candidate.lake, "marketing", candidate.as_of).read_text(encoding="utf-8")
     assert "BLOCKED" in report
+
+
+def _later_candidate(settings, days: int, **blanked) -> object:
+    """The candidate copied to a later as-of date with some features set to one value for everyone."""
+    import pyarrow as pa
+    from datetime import timedelta
+
+    later = settings.as_of + timedelta(days=days)
+    source = settings.lake.feature_candidates("marketing") / f"as_of={settings.as_of}"
+    table = pq.read_table(source)
+    table = table.drop_columns(["as_of"]) if "as_of" in table.column_names else table
+    for name, value in blanked.items():
+        column = table.schema.field(name)
+        table = table.set_column(table.column_names.index(name), column,
+                                 pa.array([value] * table.num_rows, column.type))
+    target = settings.lake.feature_candidates("marketing") / f"as_of={later}"
+    target.mkdir(parents=True)
+    pq.write_table(table, target / "part-00000.parquet")
+    return settings.replace(as_of=later)
+
+
+@pytest.mark.slow
+def test_feature_health_names_blank_features_and_a_feature_gone_blank_fails_the_release(candidate):
+    first = privacy.run(candidate)
+    health = json.loads(open(first["manifest"]).read())["outputs"]["feature_health"]
+    assert set(health) == {f.name for f in FEATURES if not f.quasi_identifier}
+    assert health["card_spend_1m"]["status"] == "ok" and 0 <= health["card_spend_1m"]["zero_share"] < 1
+    # a holder stops delivering card approvals: card_spend_1m and telecom_lines are blank in the next candidate
+    later = _later_candidate(candidate, 7, card_spend_1m=None, telecom_lines=1)
+    with pytest.raises(privacy.FeaturesWentBlank, match=r"card_spend_1m \(all null\), telecom_lines \(constant\)"):
+        privacy.run(later)
+    assert not (candidate.lake.published_features("marketing") / f"as_of={later.as_of}").exists()
+    report = privacy.report_path(candidate.lake, "marketing", later.as_of).read_text(encoding="utf-8")
+    assert "WENT BLANK" in report and "card_spend_1m" in report
+    allowed = privacy.run(later.replace(allow_blank_features=True))
+    assert allowed["blank_features"] == {"card_spend_1m": "all null", "telecom_lines": "constant"}
+    catalog = open(allowed["catalog"], encoding="utf-8").read()
+    assert "Blank (constant or all null) in this snapshot: card_spend_1m, telecom_lines" in catalog
+    from jobs import status
+    said = status.run(later).attention
+    assert any("card_spend_1m (all null), telecom_lines (constant)" in line for line in said)
+    front = (candidate.lake.reports / "index.html").read_text(encoding="utf-8")
+    assert "2 BLANK FEATURE(S): card_spend_1m, telecom_lines" in front

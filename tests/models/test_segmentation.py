@@ -122,3 +122,22 @@ def test_a_feature_no_holder_measured_does_not_stop_training(blobs):
     model = train(frame, ks=range(2, 5), seed=5)
     assert model.spec.k == 3 and adjusted_rand_score(truth, model.labels) > 0.95
     assert np.isfinite(model.scaled.to_numpy()).all()
+
+
+def test_training_leaves_out_a_constant_or_empty_feature_and_the_profile_says_why(blobs, publish_snapshot, tmp_path):
+    from models.lifecycle import train_and_register
+
+    frame, truth = blobs()
+    frame["bank_accounts"], frame["loan_rate_mean"] = 0, np.nan
+    model = train(frame, ks=[3], seed=5)
+    assert model.left_out == {"bank_accounts": "constant", "loan_rate_mean": "all null"}
+    assert not {"bank_accounts", "loan_rate_mean"} & set(model.features) and model.metrics["features_left_out"] == 2
+    assert adjusted_rand_score(truth, model.labels) > 0.95
+    publish_snapshot(tmp_path, frame)
+    version, _ = train_and_register(Lake(tmp_path), "marketing", "2026-10-01", ks=[3])
+    assert version.metadata["features_left_out"] == {"bank_accounts": "constant", "loan_rate_mean": "all null"}
+    page = (tmp_path / "reports").rglob("*.html")
+    profile = next(p for p in page if version.version in p.name).read_text(encoding="utf-8")
+    assert "Features left out" in profile and "bank_accounts" in profile and "all null in the training snapshot" in profile
+    heat = profile.split("How each segment differs")[1].split("Means")[0]
+    assert "bank_accounts" not in heat and "Bank accounts" not in heat
