@@ -105,7 +105,8 @@ def silver_sql(d: Dialect, table: str, purpose: str, as_of: date) -> str:
     spec = fused_tables()[table]
     columns = ", ".join(f"r.{c}" for c in silver_columns(spec, purpose))
     if spec.timing == STATE:  # which account, loan or line: the pseudonym and the holder's reference, digested
-        columns += f", {d.digest(f"concat_ws('|', f.pseudonym, {', '.join(f'r.{c}' for c in spec.item)})")} AS item"
+        parts = ", ".join(f"r.{c}" for c in spec.item)
+        columns += ", " + d.digest(f"concat_ws('|', f.pseudonym, {parts})") + " AS item"
     return (f"SELECT f.pseudonym, {columns}, r.dt AS delivered, DATE '{as_of}' AS as_of "
             f"FROM {table} r JOIN fused f USING (link_key, key_version) WHERE r.dt <= DATE '{as_of}'")
 

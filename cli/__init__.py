@@ -69,6 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk-size", type=int, default=5_000)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--gzip", action="store_true", help="write .jsonl.gz")
+    p.add_argument("--real-shapes", action="store_true",
+                   help="deliveries as real holders make them (the demo's default): state collected again a week "
+                        "later, an operator without payments or micropayments, late card deliveries, negative "
+                        "card bills (docs/stages/landing.md)")
 
     p = add("tokenize", cmd_tokenize, "replace a CI column by link_key and key_version (holders' tool)")
     p.add_argument("--in", dest="input", required=True)

@@ -42,7 +42,7 @@ def cmd_consent(args: argparse.Namespace) -> int:
             used = honoured["uses_after_withdrawal"]
             print(f"{purpose}: {sla_line(honoured['sla'])}; "
                   + (f"{used} USE(S) AFTER WITHDRAWAL" if used else "no use after withdrawal"))
-        print(f"consent report as of {settings.as_of or date.today()}: {result['report']}")
+        print(f"consent report as of {result['as_of']}: {result['report']}")
         return 0 if result["ledger_ok"] else 1
     engine = open_engine(settings)
     try:

@@ -14,6 +14,7 @@ from mydata.keys import KeyStore
 
 def cmd_generate(args: argparse.Namespace) -> int:
     from mydata.synth import GeneratorOptions, generate
+    from mydata.synth.generator import REAL_SHAPES
 
     settings = settings_of(args)
     out = Path(args.out) if args.out else settings.data_root
@@ -25,13 +26,15 @@ def cmd_generate(args: argparse.Namespace) -> int:
         subjects=args.subjects, months=args.months, seed=args.seed,
         start_month=date.fromisoformat(args.start_month + "-01"), defect_rate=args.defect_rate,
         key_mismatch_rate=args.key_mismatch_rate, chunk_size=args.chunk_size,
-        workers=args.workers, compress=args.gzip)
+        workers=args.workers, compress=args.gzip, **(REAL_SHAPES if args.real_shapes else {}))
     started = time.perf_counter()
     summary = generate(out, options, keystore)
     elapsed = time.perf_counter() - started
     print(f"generated {summary.subjects:,} subjects x {args.months} months into {out / 'landing'} "
           f"in {elapsed:.1f}s")
-    print(f"  deliveries: {', '.join(summary.deliveries)}")
+    print(f"  deliveries: {', '.join(summary.deliveries)}"
+          + (" (plus each month's refresh a week later and late card records ten days later)"
+             if options.real_shapes else ""))
     for source, count in summary.records.items():
         print(f"  {source:<14} {count:>12,} records")
     print(f"  planted defects: {summary.total_defects:,} ({summary.defect_rate:.3%} of "

@@ -10,6 +10,8 @@ from mydata.config import Settings
 from mydata.keys import KeyStore
 from mydata.manifest import latest_manifest
 from mydata.synth import GeneratorOptions, generate
+from mydata.synth.generator import REAL_SHAPES
+from schemas.asof import default_as_of
 
 DEMO_DAG = "mydata_pipeline"
 
@@ -21,12 +23,13 @@ def run_demo(settings: Settings, subjects: int = 2_000, months: int = 6, seed: i
         print(f"landing zone: reusing {lake.landing} (`make clean-data` to start over)")
     else:
         started = time.perf_counter()
-        options = GeneratorOptions(subjects=subjects, months=months, seed=seed)
+        # deliveries shaped like real holders': refreshes, a silent operator, late deliveries, negative bills
+        options = GeneratorOptions(subjects=subjects, months=months, seed=seed, **REAL_SHAPES)
         summary = generate(lake.root, options, KeyStore.open(settings))
         print(f"landing zone: generated {summary.subjects:,} subjects x {months} months, "
               f"{summary.total_records:,} records, {summary.total_defects:,} planted defects "
               f"({summary.defect_rate:.2%}) in {time.perf_counter() - started:.1f}s")
-    logical = date.fromisoformat(latest_delivery(settings) or date.today().isoformat())
+    logical = default_as_of(lake.landing, date.today())
     log = lake.airflow_home / "logs" / f"demo-{logical.isoformat()}.log"
     print(f"airflow: dags test {DEMO_DAG} {logical} (home {lake.airflow_home}; log {log})")
     started = time.perf_counter()
@@ -41,11 +44,6 @@ def run_demo(settings: Settings, subjects: int = 2_000, months: int = 6, seed: i
     print(f"airflow: DAG run succeeded in {time.perf_counter() - started:.1f}s")
     print_summary(settings)
     return 0
-
-
-def latest_delivery(settings: Settings) -> str | None:
-    days = sorted(p.name[3:] for p in settings.lake.landing.glob("*/dt=*"))
-    return days[-1] if days else None
 
 
 def print_summary(settings: Settings) -> None:

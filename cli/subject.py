@@ -13,7 +13,8 @@ def cmd_subject(args: argparse.Namespace) -> int:
     if not args.link_key:
         raise ConfigError("subject trace needs the subject's link key")
     result = subject_trace.run(settings_of(args), args.link_key, [args.purpose] if args.purpose else None)
-    print(f"IN DERIVED TABLES: {result['why']}" if result["in_derived_tables"] else result["why"])
+    print(f"IN DERIVED TABLES: {result['why']}" if result["in_derived_tables"]
+          else result["why"] if result.get("never_seen") else f"in no derived table: {result['why']}")
     print(f"held: {result['held']} bronze/quarantine table(s); used by {result['fusion_runs']} fusion run(s); "
           f"{result['derived']} derived partition(s); {result['segments']} segment assignment(s); "
           f"{result['purges']} purge(s)")

@@ -20,6 +20,7 @@ from mydata.keys import KeyStore
 from mydata.lake import Lake
 from mydata.manifest import RunManifest, runs
 from render.consent import EXPIRY_WINDOWS, write_page
+from schemas import asof
 from schemas.codes import CONSENT_SOURCES
 from schemas.sql import Dialect
 
@@ -117,9 +118,11 @@ def write_report(settings: Settings, engine: Engine, as_of: date) -> dict:
 
 
 def run(settings: Settings, spark: Any = None) -> dict:
-    """The consent review as of ``settings.as_of`` (default today) on the configured engine, with
-    its manifest: the review succeeds even when the ledger does not verify, and says so."""
-    lake, as_of = settings.lake, settings.as_of or date.today()
+    """The consent review as of ``settings.as_of`` (default: the purpose's newest snapshot, else today)
+    on the configured engine, with its manifest: the review succeeds even when the ledger does not
+    verify, and says so."""
+    lake = settings.lake
+    as_of = asof.report_as_of(settings.as_of, lake.silver_table("subjects", settings.purpose), date.today())
     manifest = RunManifest.start(JOB, as_of=as_of.isoformat(), engine=settings.engine)
     engine = open_engine(settings, spark)
     try:
@@ -130,7 +133,7 @@ def run(settings: Settings, spark: Any = None) -> dict:
                        "purges": result["purges"]}
     manifest.outputs = {"report": result["report"], "ledger_verifies": result["ledger_ok"],
                         "valid": result.get("valid", {}), "withdrawals": result["withdrawals"]}
-    return {"manifest": str(manifest.finish(lake)), **result}
+    return {"manifest": str(manifest.finish(lake)), "as_of": as_of.isoformat(), **result}
 
 
 if __name__ == "__main__":  # spark-submit entry point

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 
 import numpy as np
 import opendp.prelude as dp
@@ -27,6 +27,7 @@ from features.definitions import FEATURES, Feature
 from mydata.config import Settings
 from mydata.lake import Lake
 from mydata.manifest import RunManifest
+from schemas import asof
 
 JOB = "dp_stats"
 #: the accuracy reported: the half-width of each value's (1 - ALPHA) interval
@@ -204,8 +205,9 @@ def run(settings: Settings, epsilon: float, delta: float = 0.0) -> dict:
     from render.dp import write_page
 
     lake, purpose = settings.lake, settings.purpose
-    if settings.as_of is None:
-        raise ValueError("release stats needs an as-of date (--as-of YYYY-MM-DD or MYDATA_AS_OF)")
+    # the same default as the consent review: the purpose's newest snapshot
+    settings = settings.replace(as_of=asof.report_as_of(settings.as_of, lake.silver_table("subjects", purpose),
+                                                        date.today()))
     if not 0 < epsilon < float("inf") or not 0 <= delta < 1e-3:
         raise ValueError(f"epsilon must be above 0 and delta in [0, 0.001), got {epsilon} and {delta}")
     as_of, before = settings.as_of.isoformat(), spent(settings.lake, purpose, settings.as_of.isoformat())

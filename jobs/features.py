@@ -23,6 +23,7 @@ from mydata.config import ConfigError, Settings
 from mydata.engines import Engine, open_engine
 from mydata.lake import Lake
 from mydata.manifest import RunManifest, missing_input
+from schemas import asof
 
 JOB = "features"
 
@@ -77,11 +78,10 @@ class TrainingFrame:
 
 
 def latest_silver_snapshot(lake: Lake, purpose: str) -> date:
-    subjects = lake.silver_table("subjects", purpose)
-    dates = sorted(p.name[len("as_of="):] for p in subjects.glob("as_of=*") if storage.rows_in(p))
-    if not dates:
+    found = asof.latest_snapshot(lake.silver_table("subjects", purpose))
+    if found is None:
         raise FileNotFoundError(missing_input(lake, "fused subjects", "fuse", "mydata fuse --as-of DATE", purpose=purpose))
-    return date.fromisoformat(dates[-1])
+    return found
 
 
 def spine_table(spine: "pa.Table | Path | str") -> pa.Table:

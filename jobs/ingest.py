@@ -394,6 +394,7 @@ def ingest_source(engine: Engine, lake: Lake, source: str, deliveries: list[Deli
                                         result)
                 shown.advance(sum(len(data_files(x)) for x in mine),
                               rows=sum(sum(result.lines.get(str(dt), {}).values()) for dt in batch))
+            shown.outcome = "staged"  # published only once every source of the run passed
     except BaseException as exc:
         storage.discard(result.staged)
         if isinstance(exc, UnreadableLanding):
@@ -474,16 +475,27 @@ class IngestFailed(RuntimeError):
     run publishes nothing, and its manifest says why."""
 
 
+class HoldersRefused(IngestFailed):
+    """Deliveries from holders the registry does not allow (for those dates): one message per holder."""
+
+    def __init__(self, messages: list[str]) -> None:
+        self.messages = messages
+        super().__init__(f"{len(messages)} unregistered holder(s), nothing of this run was ingested: "
+                         + "; ".join(messages))
+
+
 def _check_holders(lake: Lake, source: str, seen: dict[tuple[str, str], int]) -> None:
     """Every line's holder must be registered for the source since the delivery's date."""
     registry = HolderRegistry.open(Settings(data_root=lake.root))
-    refused = []
+    refused: dict[str, list[tuple[str, int]]] = {}
     for (dt, org_code), count in sorted(seen.items()):
         holder = registry.get(source, org_code)
         if holder is None or holder.since > date.fromisoformat(dt):
-            refused.append(unregistered_message(source, dt, org_code, count, holder))
+            refused.setdefault(org_code, []).append((dt, count))
     if refused:
-        raise IngestFailed("; ".join(refused))
+        raise HoldersRefused([unregistered_message(source, [dt for dt, _ in dts], org_code, sum(n for _, n in dts),
+                                                   registry.get(source, org_code))
+                              for org_code, dts in refused.items()])
 
 
 @dataclass(frozen=True)
@@ -596,17 +608,9 @@ def run(settings: Settings, spark: Any = None) -> dict:
             engine.close()
         staged = [write for outcome in outcomes if isinstance(outcome, SourceResult) for write in outcome.staged]
         try:
-            failed = next((outcome for outcome in outcomes if isinstance(outcome, BaseException)), None)
-            if failed is not None:
-                raise failed
-            _record(manifest, sources, outcomes, settings.max_quarantine_rate)
-            if manifest.outputs["gate_failures"]:
-                _report_failed(lake, manifest)
-                raise IngestFailed(f"quarantine gate: {'; '.join(manifest.outputs['gate_failures'][:5])}; "
-                                   "nothing of this run was published")
-            if not all(e["balanced"] for by_dt in manifest.outputs["reconciliation"].values() for e in by_dt.values()):
-                raise IngestFailed("ingest did not reconcile: input rows differ from accepted + quarantined")
-            storage.publish(staged, journal=lake.publish_journal)
+            with progress.step("ingest", "publish", unit="tables") as shown:
+                _publish(lake, manifest, sources, outcomes, staged, settings.max_quarantine_rate)
+                shown.advance(len(staged))
         finally:
             storage.discard(staged)  # a failed run's staging; nothing left after a publish
     recon = manifest.outputs["reconciliation"]
@@ -614,6 +618,25 @@ def run(settings: Settings, spark: Any = None) -> dict:
     return {"manifest": str(manifest.path), "rows_accepted": accepted, "rows_quarantined": quarantined,
             "failed_collections": sum(e.get("failed_collections", 0) for s in recon.values() for e in s.values()),
             "duplicates": sum(e.get("duplicates", 0) for s in recon.values() for e in s.values())}
+
+
+def _publish(lake: Lake, manifest: RunManifest, sources: list, outcomes: list, staged: list, threshold: float) -> None:
+    """Publish every source's staging together, or nothing: a source that failed, the quarantine
+    gate or a reconciliation that does not balance stops the whole run."""
+    refused = [o for o in outcomes if isinstance(o, HoldersRefused)]
+    if refused:  # every unregistered holder of the run at once, whichever source met it
+        raise HoldersRefused([message for o in refused for message in o.messages])
+    failed = next((outcome for outcome in outcomes if isinstance(outcome, BaseException)), None)
+    if failed is not None:
+        raise failed
+    _record(manifest, sources, outcomes, threshold)
+    if manifest.outputs["gate_failures"]:
+        _report_failed(lake, manifest)
+        raise IngestFailed(f"quarantine gate: {'; '.join(manifest.outputs['gate_failures'][:5])}; "
+                           "nothing of this run was published")
+    if not all(e["balanced"] for by_dt in manifest.outputs["reconciliation"].values() for e in by_dt.values()):
+        raise IngestFailed("ingest did not reconcile: input rows differ from accepted + quarantined")
+    storage.publish(staged, journal=lake.publish_journal)
 
 
 def _report_failed(lake: Lake, manifest: RunManifest) -> None:

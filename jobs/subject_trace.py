@@ -143,20 +143,32 @@ def purges(lake: Lake, pseudonyms: set[str]) -> list[dict]:
             for a in purge.read_audit(lake) if pseudonyms & set(a.get("pseudonyms", []))]
 
 
-def verdict(states: list[dict], derived: list[dict], used: list[dict], purged: list[dict]) -> dict:
+def _withdrawn_on(states: list[dict], purpose: str) -> str | None:
+    """The day of the subject's newest withdrawal in force for ``purpose``."""
+    moments = sorted(str(s["since"])[:10] for s in states if s["state"] == "withdrawn" and s["purpose"] == purpose)
+    return moments[-1] if moments else None
+
+
+def verdict(states: list[dict], derived: list[dict], used: list[dict], purged: list[dict], seen: bool = True) -> dict:
     """Whether the subject is in any derived table now, and why, in words a reviewer reads."""
     held = sorted({r["purpose"] for r in derived})
     if not held:
-        why = ("purged: " + ", ".join(f"{p['purpose']} on {p['at'][:10]}" for p in purged) if purged
+        if not seen:
+            return {"in_derived_tables": False, "attention": False, "never_seen": True,
+                    "why": "the lake has never seen this link key: no consent event, no record, no derived row"}
+        why = ("purged: " + ", ".join(f"{p['purpose']} on {p['at'][:10]}" + (
+                   f" (withdrew on {day})" if (day := _withdrawn_on(states, p["purpose"])) else "") for p in purged)
+               if purged
                else "used by fusion runs whose outputs were since replaced" if used else "never fused")
-        return {"in_derived_tables": False, "why": f"in no derived table ({why})", "attention": False}
+        return {"in_derived_tables": False, "why": why, "attention": False}
     reasons, attention = [], False
     for purpose in held:
         mine = {s["source"]: s for s in states if s["purpose"] == purpose and s["source"] in FUSED_SOURCES}
         withdrawn = sorted(s["source"] for s in mine.values() if s["state"] == "withdrawn")
         if withdrawn:
             attention = True
-            reasons.append(f"{purpose}: a purge is pending (consent withdrawn for {', '.join(withdrawn)})")
+            reasons.append(f"{purpose}: a purge is pending (consent withdrawn for {', '.join(withdrawn)} on "
+                           f"{_withdrawn_on(states, purpose)})")
         elif len(mine) == len(FUSED_SOURCES) and all(s["state"] == "valid" for s in mine.values()):
             reasons.append(f"{purpose}: valid consent for {', '.join(FUSED_SOURCES)}")
         else:
@@ -188,7 +200,8 @@ def trace(engine: Engine, lake: Lake, keystore: KeyStore, link_key: str, purpose
         engine.drop("subject_pseudonyms")
     document["purges"] = purges(lake, pseudonyms)
     document["unrecorded_fusion_runs"] = sum(len(unrecorded_runs(lake, p)) for p in purposes)
-    document["verdict"] = verdict(status.states, document["derived"], document["fusion_runs"], document["purges"])
+    seen = bool(status.events or any(r.get("n") for r in document["held"]))
+    document["verdict"] = verdict(status.states, document["derived"], document["fusion_runs"], document["purges"], seen)
     return document
 
 

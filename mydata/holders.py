@@ -111,14 +111,17 @@ def _parse(text: str, where: str) -> list[Holder]:
                           '{"source", "org_code", "name", "since"} entries') from exc
 
 
-def unregistered_message(source: str, dt: str, org_code: str, lines: int, registered: Holder | None) -> str:
-    """What the data engineer reads when a delivery comes from a holder the registry does not allow."""
+def unregistered_message(source: str, dts: list[str], org_code: str, lines: int, registered: Holder | None) -> str:
+    """What the data engineer reads when deliveries come from a holder the registry does not allow:
+    the holder, the deliveries, and the command that registers it from its earliest delivery."""
+    since = min(dts)
+    when = f"delivery dt={dts[0]}" if len(dts) == 1 else f"deliveries dt={since}..{max(dts)} ({len(dts)} dates)"
     if registered is not None:
         why = f"is registered for {source} only since {registered.since.isoformat()}"
         fix = (f"if the agreement started earlier: mydata holders add --source {source} "
-               f"--org-code {org_code} --name '{registered.name}' --since {dt}")
+               f"--org-code {org_code} --name '{registered.name}' --since {since}")
     else:
         why = f"is not a registered {source} holder"
-        fix = f"if you collect from it, register it: mydata holders add --source {source} --org-code {org_code} --name NAME"
-    return (f"{source} delivery dt={dt}: org_code {org_code} {why} ({lines:,} lines; nothing of this "
-            f"run was ingested); {fix}")
+        fix = (f"if you collect from it, register it: mydata holders add --source {source} --org-code {org_code} "
+               f"--name NAME --since {since}")
+    return f"{source} {when}: org_code {org_code} {why} ({lines:,} lines); {fix}"

@@ -134,8 +134,9 @@ SHELVES = (
           lambda lake, m: None),
     Shelf("Compliance", "Consent review", "consent_review", _review),
     Shelf("Compliance", "Subject traces (right of access)", "subject_trace",
-          lambda m: f"{'in derived tables' if m['outputs'].get('in_derived_tables') else 'in no derived table'}: "
-                    f"{m['outputs'].get('why')}; {m['outputs'].get('fusion_runs', 0)} fusion runs, "
+          lambda m: (f"{m['outputs'].get('why')}; " if m["outputs"].get("never_seen") else
+                     f"{'in derived tables' if m['outputs'].get('in_derived_tables') else 'in no derived table'}: "
+                     f"{m['outputs'].get('why')}; ") + f"{m['outputs'].get('fusion_runs', 0)} fusion runs, "
                     f"{m['outputs'].get('purges', 0)} purges", report_name="trace"),
     Shelf("Compliance", "Linkage (consent-gated fusion)", "fuse", _fuse),
     Shelf("Compliance", "Privacy (k-anonymity release gate)", "privacy", _release),

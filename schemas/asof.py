@@ -16,7 +16,6 @@ import calendar
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from pathlib import Path
-from typing import Iterable
 
 from schemas.sql import Dialect
 
@@ -37,22 +36,41 @@ def months_before(as_of: date, months: int) -> date:
     return date(year, month + 1, min(as_of.day, calendar.monthrange(year, month + 1)[1]))
 
 
-def default_as_of(delivery_dates: Iterable[date], today: date) -> date:
-    """The as-of date a run takes when none is given: the newest delivery not after today
-    (then today's own collections count), or today when nothing was delivered yet."""
-    dates = [d for d in delivery_dates if d <= today]
-    return max(dates) if dates else today
-
-
-def delivery_dates(landing: Path) -> list[date]:
-    """Every delivery date under a landing zone (``<source>/dt=YYYY-MM-DD``), well formed or skipped."""
-    found = []
+def default_as_of(landing: Path, today: date) -> date:
+    """The as-of date a run takes when none is given: the newest date, not after today, on which
+    every source delivered (so each source's own collections of that day count); with no such
+    date the newest delivery; with none at all, today. A delivery dated later (a refresh, a late
+    month) waits for a later as-of date: it never changes this snapshot."""
+    by_source: dict[str, set[date]] = {}
     for folder in landing.glob("*/dt=*"):
         try:
-            found.append(date.fromisoformat(folder.name[3:]))
+            day = date.fromisoformat(folder.name[3:])
         except ValueError:
             continue
-    return sorted(set(found))
+        if day <= today:
+            by_source.setdefault(folder.parent.name, set()).add(day)
+    if not by_source:
+        return today
+    every = set.intersection(*by_source.values())
+    return max(every) if every else max(set.union(*by_source.values()))
+
+
+def report_as_of(given: date | None, silver_subjects: Path, today: date) -> date:
+    """The as-of date of a stage that reports on a snapshot (the consent review, partner statistics)
+    when none is given: the newest snapshot fusion published, else today."""
+    return given or latest_snapshot(silver_subjects) or today
+
+
+def latest_snapshot(silver_subjects: Path) -> date | None:
+    """The newest as-of date fusion published for a purpose (its ``silver/subjects`` table)."""
+    dates = []
+    for folder in silver_subjects.glob("as_of=*"):
+        if any(folder.glob("*.parquet")):
+            try:
+                dates.append(date.fromisoformat(folder.name[len("as_of="):]))
+            except ValueError:
+                continue
+    return max(dates, default=None)
 
 
 @dataclass(frozen=True)

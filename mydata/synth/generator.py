@@ -53,6 +53,16 @@ class GeneratorOptions:
     chunk_size: int = 5_000
     workers: int = 2
     compress: bool = False
+    #: shapes of real deliveries (docs/stages/landing.md), each off at 0 so older outputs stay the same:
+    #: share of subjects whose bank and telecom state is collected again a week after each delivery
+    #: (weekly scheduled transmission), delivered then
+    refresh_share: float = 0.0
+    #: share of subjects with the second operator, which delivers no payments and no micropayments
+    silent_operator_share: float = 0.0
+    #: share of (subject, month) whose card records arrive in a late delivery, ten days later
+    late_share: float = 0.0
+    #: share of card bills whose refunds exceed their charges (a negative amount due)
+    negative_bill_share: float = 0.0
 
     def __post_init__(self) -> None:
         if self.subjects < 1:
@@ -65,6 +75,18 @@ class GeneratorOptions:
             raise ValueError("key_mismatch_rate must be in [0, 0.5)")
         if self.start_month.day != 1:
             raise ValueError("start_month must be the first day of a month")
+        for name in ("refresh_share", "silent_operator_share", "late_share", "negative_bill_share"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be in [0, 1]")
+
+    @property
+    def real_shapes(self) -> bool:
+        return any((self.refresh_share, self.silent_operator_share, self.late_share, self.negative_bill_share))
+
+
+#: the shapes a demo and the real-delivery tests use (GeneratorOptions.real_shapes)
+REAL_SHAPES = {"refresh_share": 0.3, "silent_operator_share": 0.2, "late_share": 0.05, "negative_bill_share": 0.02}
+REFRESH_DAYS, LATE_DAYS = 7, 10
 
 
 @dataclass
@@ -105,6 +127,16 @@ def delivery_dates(options: GeneratorOptions) -> list[date]:
     return month_starts(options.start_month, options.months)[1:]
 
 
+def writer_deliveries(options: GeneratorOptions) -> list[date]:
+    """Every delivery the records go to: the monthly ones, then (with the real shapes) each month's
+    refresh a week later and its late delivery ten days later."""
+    monthly = delivery_dates(options)
+    if not options.real_shapes:
+        return monthly
+    return [*monthly, *[d + timedelta(days=REFRESH_DAYS) for d in monthly],
+            *[d + timedelta(days=LATE_DAYS) for d in monthly]]
+
+
 def subject_ci(seed: int, index: int) -> str:
     """The synthetic CI of subject ``index``: 64 random bytes, base64 (88 characters)."""
     rng = random.Random(f"{seed}:ci:{index}")
@@ -134,6 +166,11 @@ def _ref(rng: random.Random, prefix: str) -> str:
 
 def _amt(value: float) -> str:
     return f"{max(0, int(round(value)))}.000"
+
+
+def _signed_amt(value: float) -> str:
+    """An amount that may be negative (a card bill whose refunds exceed its charges)."""
+    return f"{int(round(value))}.000"
 
 
 # -- subjects -----------------------------------------------------------------------------------
@@ -181,6 +218,7 @@ class Subject:
     grade: str
     late_prob: float
     has_bank: bool = True
+    telecom_org: str = "T100000001"
     last_card_total: float = 0.0
     consent_events: list[dict] = field(default_factory=list)
 
@@ -241,6 +279,9 @@ def make_subject(seed: int, index: int, options: GeneratorOptions,
         lines=lines, grade=_weighted(rng, ctype.grades),
         late_prob=min(0.9, ctype.late_prob * math.exp(rng.gauss(0, 0.5))),
         has_bank=rng.random() < 0.98,
+        # its own stream, so subjects stay the same whatever the share
+        telecom_org=SILENT_OPERATOR if random.Random(f"{seed}:operator:{index}").random()
+        < options.silent_operator_share else "T100000001",
     )
 
 
@@ -318,10 +359,11 @@ class ChunkWriter:
     """Part files of one chunk of subjects, with defects planted as records go out."""
 
     def __init__(self, landing: Path, chunk: int, deliveries: list[date], compress: bool,
-                 defects: planted.DefectPlanter) -> None:
+                 defects: planted.DefectPlanter, monthly: int | None = None) -> None:
         self.landing = landing
         self.chunk = chunk
         self.deliveries = deliveries
+        self.monthly = monthly or len(deliveries)
         self.compress = compress
         self.defects = defects
         self._handles: dict[tuple[str, int], IO[str]] = {}
@@ -344,8 +386,8 @@ class ChunkWriter:
         return handle
 
     def json_line(self, source: str, month: int, record: dict) -> None:
-        for target_month, line in self.defects.plant_json(source, month, record,
-                                                          len(self.deliveries)):
+        # a re-delivered line goes to the next month's delivery, never to a refresh or a late one
+        for target_month, line in self.defects.plant_json(source, month, record, self.monthly):
             self._handle(source, target_month, "jsonl").write(line + "\n")
 
     def csv_row(self, source: str, month: int, row: list) -> None:
@@ -367,7 +409,7 @@ class MonthWriter:
     """Emits one subject's records for one month (all sources)."""
 
     def __init__(self, out: ChunkWriter, rng: random.Random, subject: Subject, month: int,
-                 month_start: date, delivery: date) -> None:
+                 month_start: date, delivery: date, options: GeneratorOptions | None = None) -> None:
         self.out, self.rng, self.s, self.m = out, rng, subject, month
         self.start = month_start
         self.ym = month_start.strftime("%Y%m")
@@ -375,6 +417,12 @@ class MonthWriter:
         self.delivery = delivery
         self.last_day = self.ym + f"{self.days:02d}"
         self._tran = 0
+        # the real shapes draw from their own stream, so the records of the defaults never change
+        self.options = options
+        self.shapes = random.Random(f"{options.seed if options else 0}:shapes:{subject.index}:{month}")
+        self._state: list[tuple[str, dict]] = []  # (source, line) of the state APIs, for a refresh
+        months = options.months if options else 0
+        self.card_delivery = month + 2 * months if options and self.shapes.random() < options.late_share else month
 
     # envelope ----------------------------------------------------------------
     def _envelope(self, org: str, api: str, request: dict, response: dict,
@@ -383,6 +431,13 @@ class MonthWriter:
         rng = self.rng
         collected = (f"{self.delivery:%Y%m%d}0{rng.randint(1, 5)}"
                      f"{rng.randint(0, 59):02d}{rng.randint(0, 59):02d}")
+        return self._line(org, api, request, response, collected, lk, version)
+
+    def _line(self, org: str, api: str, request: dict, response: dict, collected: str,
+              lk: str | None = None, version: int = 1) -> dict:
+        if api in STATE_APIS:
+            self._state.append((api.split(".")[0], {"org": org, "api": api, "request": request,
+                                                    "response": response, "lk": lk, "version": version}))
         return {
             "link_key": lk or self.s.link_key, "key_version": version, "org_code": org,
             "api": api,
@@ -391,6 +446,20 @@ class MonthWriter:
             "response": {"rsp_code": codes.SUCCESS_RSP_CODE, "rsp_msg": codes.SUCCESS_RSP_MSG,
                          **response},
         }
+
+    def refresh(self) -> None:
+        """A second collection of the month's state (weekly scheduled transmission), delivered a week later."""
+        if not self.options or not self._state or self.shapes.random() >= self.options.refresh_share:
+            return
+        day = self.delivery + timedelta(days=REFRESH_DAYS)
+        states, self._state = self._state, []
+        for source, call in states:
+            self._tran += 1
+            collected = f"{day:%Y%m%d}0{self.shapes.randint(1, 5)}{self.shapes.randint(0, 59):02d}00"
+            line = self._line(call["org"], call["api"], call["request"], call["response"], collected,
+                              call["lk"], call["version"])
+            self.out.json_line(source, self.m + self.options.months, line)
+        self._state = []
 
     def _moment(self, day: int | None = None, hours: tuple[int, int] = (7, 23)) -> str:
         rng = self.rng
@@ -550,13 +619,15 @@ class MonthWriter:
                 if not cancelled:
                     total += amount
             items.sort(key=lambda item: item["approved_dtime"])
-            self.out.json_line("card", self.m, self._envelope(s.card_org, "card.approvals",
+            self.out.json_line("card", self.card_delivery, self._envelope(s.card_org, "card.approvals",
                 {"card_id": card_id, "from_date": f"{self.ym}01", "to_date": self.last_day},
                 {"approved_cnt": len(items), "approved_list": items}))
         charge = s.last_card_total or total
-        self.out.json_line("card", self.m, self._envelope(s.card_org, "card.bills", {}, {
+        if self.options and self.shapes.random() < self.options.negative_bill_share:
+            charge = -round(charge * self.shapes.uniform(0.02, 0.3), -1) - 10  # refunds over charges
+        self.out.json_line("card", self.card_delivery, self._envelope(s.card_org, "card.bills", {}, {
             "bill_cnt": 1,
-            "bill_list": [{"seqno": 1, "charge_amt": _amt(charge), "charge_day": "14",
+            "bill_list": [{"seqno": 1, "charge_amt": _signed_amt(charge) if charge < 0 else _amt(charge), "charge_day": "14",
                            "charge_month": self.ym, "paid_out_date": f"{self.ym}14"}],
         }))
         s.last_card_total = total
@@ -566,7 +637,8 @@ class MonthWriter:
         s, rng = self.s, self.rng
         if not s.lines:
             return
-        lk, version, org = s.telecom_link_key, s.telecom_key_version, next(iter(TELECOM_ORGS))
+        lk, version, org = s.telecom_link_key, s.telecom_key_version, s.telecom_org
+        silent = org == SILENT_OPERATOR  # delivers no payments and no micropayments
         ct = s.ctype
         self.out.json_line("telecom", self.m, self._envelope(org, "telecom.contracts", {}, {
             "telecom_cnt": len(s.lines),
@@ -590,6 +662,9 @@ class MonthWriter:
             bills.append({"mgmt_id": line.mgmt_id, "charge_amt": _amt(charge),
                           "charge_date": f"{self.ym}{min(25, self.days)}"})
             paid = charge * (rng.uniform(0.0, 0.6) if late else 1.0)
+            if silent:
+                self._usage(line, lk, version)
+                continue
             self.out.json_line("telecom", self.m, self._envelope(org, "telecom.payments",
                 {"mgmt_id": line.mgmt_id, "from_month": self.ym, "to_month": self.ym},
                 {"trans_cnt": 1, "trans_list": [{"trans_month": self.ym, "paid_amt": _amt(paid),
@@ -641,7 +716,7 @@ def _generate_chunk(args: tuple) -> _ChunkResult:
     starts = month_starts(options.start_month, options.months)
     defect_rng = random.Random(f"{options.seed}:defects:{chunk}")
     planter = planted.DefectPlanter(defect_rng, options.defect_rate)
-    writer = ChunkWriter(landing, chunk, deliveries, options.compress, planter)
+    writer = ChunkWriter(landing, chunk, writer_deliveries(options), options.compress, planter, options.months)
     types: Counter = Counter()
     consent_by_month: list[list[str]] = [[] for _ in range(options.months)]
     first_delivery_moment = [d.strftime("%Y%m%d") + "000000" for d in deliveries]
@@ -656,12 +731,14 @@ def _generate_chunk(args: tuple) -> _ChunkResult:
                                    subject.telecom_key_version])
             rng = random.Random(f"{options.seed}:months:{index}")
             for month in range(options.months):
-                mw = MonthWriter(writer, rng, subject, month, starts[month], deliveries[month])
+                mw = MonthWriter(writer, rng, subject, month, starts[month], deliveries[month], options)
                 if subject.has_bank:
                     mw.customer()
                     mw.bank()
                 mw.card()
                 mw.telecom()
+                if options.real_shapes:
+                    mw.refresh()
             for event in consent_history(subject, rng, options.start_month, deliveries[-1]):
                 month = next((i for i, moment in enumerate(first_delivery_moment)
                               if event["event_time"] < moment), options.months - 1)
@@ -719,7 +796,11 @@ CARD_ORGS: dict[str, str] = {
     "D100000001": "신한카드", "D100000002": "삼성카드", "D100000003": "현대카드",
     "D100000004": "KB국민카드", "D100000005": "롯데카드", "D100000006": "우리카드",
 }
-TELECOM_ORGS: dict[str, str] = {"T100000001": "KT"}
+TELECOM_ORGS: dict[str, str] = {"T100000001": "KT", "T100000002": "알뜰폰통신"}
+#: the operator that delivers no payments and no micropayments (GeneratorOptions.silent_operator_share)
+SILENT_OPERATOR = "T100000002"
+#: the APIs whose answers are state (an account list, a balance, a loan, the lines), collected again on refresh
+STATE_APIS = frozenset({"bank.accounts", "bank.deposit.detail", "bank.loan.detail", "telecom.contracts"})
 ORG_CODES: dict[str, dict[str, str]] = {"bank": BANK_ORGS, "card": CARD_ORGS, "telecom": TELECOM_ORGS}
 
 

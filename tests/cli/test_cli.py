@@ -46,7 +46,7 @@ def test_stage_commands_say_each_step_with_its_count_time_and_throughput(tmp_pat
     assert main([*root, "ingest"]) == 0
     shown = capsys.readouterr()
     for source in ("bank", "card", "consent", "customer", "telecom", "telecom_usage"):
-        assert re.search(rf"^ingest {source}: (\d+)/\1 files, [\d,]+ rows in [\d.]+s \(", shown.err, re.M), source
+        assert re.search(rf"^ingest {source}: (\d+)/\1 files, [\d,]+ rows, staged in [\d.]+s \(", shown.err, re.M), source
     assert re.search(r"^validate card_approvals: [\d,]+ rows in ", shown.err, re.M)
     assert "ingested: " in shown.out and "validated: " in shown.out
 

@@ -20,13 +20,18 @@ from cli.demo import print_summary
 from mydata.config import Settings
 from mydata.manifest import latest_manifest
 from mydata.synth import GenerationSummary
+from mydata.synth.generator import REAL_SHAPES
+from schemas.asof import default_as_of
 from tests.browser import chromium
 
 
 @pytest.fixture(scope="module")
 def sample_10k(make_landing, tmp_path_factory):
-    """10,000 subjects x 1 month with the default defect and re-keying rates."""
-    return make_landing(tmp_path_factory.mktemp("sample_10k"), subjects=10_000, months=1, seed=21, workers=2)
+    """10,000 subjects x 1 month with the default defect and re-keying rates, delivered as real holders
+    deliver (collected on the delivery date, refreshed a week later, an operator without payments, late
+    card records, negative bills)."""
+    return make_landing(tmp_path_factory.mktemp("sample_10k"), subjects=10_000, months=1, seed=21, workers=2,
+                        **REAL_SHAPES)
 
 
 @dataclass
@@ -48,6 +53,7 @@ def dag_run(sample_10k, tmp_path_factory) -> DagRun:
     log = tmp_path_factory.mktemp("dag_run") / "dags-test.log"
     said: list[tuple[float, str]] = []
     started = time.monotonic()
+    assert default_as_of(settings.lake.landing, date.today()) == date.fromisoformat(summary.deliveries[-1])
     result = dags_test(settings, "mydata_pipeline", date.fromisoformat(summary.deliveries[-1]),
                        conf={"dt": "", "truth": True}, log=log,
                        follow=RunProgress(progress.LineDisplay(lambda line: said.append((time.monotonic(), line)))))
@@ -67,14 +73,16 @@ def test_pipeline_dag_runs_end_to_end_through_airflow(dag_run, capsys):
     assert ended_tasks and all(": success in " in line for line in ended_tasks), ended_tasks
     assert any(line.startswith("airflow purge: success in ") for line in lines)
     # the stages' own steps, relayed from the tasks' log: rows done and throughput
-    assert any(re.match(r"  ingest card: (\d+)/\1 files, [\d,]+ rows in .* rows/s\)$", line) for line in lines), lines
+    assert any(re.match(r"  ingest card: (\d+)/\1 files, [\d,]+ rows, staged in .* rows/s\)$", line) for line in lines), lines
     assert any(line.startswith("  train kmeans k=") for line in lines), lines
     moments = [started, *(at for at, _ in said), ended]  # a line at least every 10 s (polled each 0.5 s)
     assert max(b - a for a, b in zip(moments, moments[1:])) <= 11, said
     manifest = latest_manifest(settings.lake, "landing")
     assert manifest["status"] == "succeeded"
     assert manifest["outputs"]["total_records"] == summary.total_records
-    assert manifest["inputs"]["deliveries_complete"] == 6 * len(summary.deliveries)
+    # every source's monthly delivery, bank's and telecom's refresh a week later, card's late records
+    delivered = len(list(settings.lake.landing.glob("*/dt=*")))
+    assert manifest["inputs"]["deliveries_complete"] == 6 * len(summary.deliveries) + 3 == delivered
     ingested = latest_manifest(settings.lake, "ingest")
     assert ingested["status"] == "succeeded"
     read = sum(e["records_read"] for by_dt in ingested["outputs"]["reconciliation"].values()
@@ -95,6 +103,12 @@ def test_pipeline_dag_runs_end_to_end_through_airflow(dag_run, capsys):
     assert latest_manifest(settings.lake, "features")["outputs"]["subjects"] == fused["outputs"]["subjects_fused"]
     released = latest_manifest(settings.lake, "privacy")
     assert released["status"] == "succeeded" and released["outputs"]["smallest_group"] >= 5
+    # a delivery collected on its own date gives the state as of that date, for (almost) everyone
+    health = released["outputs"]["feature_health"]
+    for state in ("bank_accounts", "bank_balance_level", "telecom_lines", "bank_rate_mean"):
+        assert health[state]["status"] == "ok" and health[state]["zero_share"] < 0.05, (state, health[state])
+    assert 0.1 < health["telecom_paid_6m"]["null_share"] < 0.3  # the silent operator's subscribers
+    assert released["outputs"]["blank_features"] == {}
     trained = latest_manifest(settings.lake, "train")  # no model yet: the segment task trains and promotes one
     assert trained["status"] == "succeeded" and trained["outputs"]["promoted"]
     assert trained["inputs"]["consent_snapshot"] == fused["inputs"]["consent_snapshot"]["id"]

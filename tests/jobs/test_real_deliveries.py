@@ -100,6 +100,30 @@ def test_a_delivery_from_an_unregistered_holder_fails_naming_it_and_the_command(
     assert result["rows_accepted"] == 2 and manifest_of(tmp_path)["status"] == "succeeded"
 
 
+def test_every_unregistered_holder_of_a_run_is_named_at_once_with_its_since(tmp_path, capsys):
+    """Two unknown card holders over two dates and an unknown bank: one failure names all three, each
+    with the command that registers it from its earliest delivery; no source's progress claims a publish."""
+    from mydata import progress
+
+    deliver(tmp_path, "card", [bills("D999999999", "T1", "1000.000")], dt="2026-10-01")
+    deliver(tmp_path, "card", [bills("D999999999", "T2", "1000.000"), bills("D888888888", "T3", "5.000")])
+    deliver(tmp_path, "bank", [response("bank.accounts", "0990000000", "B1", {"account_cnt": 0, "account_list": []})])
+    register(tmp_path, ("card", CARD_ORG))
+    import io
+    stream = io.StringIO()
+    with progress.shown_by(progress.for_stream(stream)), pytest.raises(ingest.IngestFailed) as failed:
+        ingest.run(Settings(data_root=tmp_path))
+    message = str(failed.value)
+    assert "\n" not in message and message.startswith("3 unregistered holder(s), nothing of this run was ingested")
+    for source, org, since in (("card", "D999999999", "2026-10-01"), ("card", "D888888888", "2026-11-01"),
+                               ("bank", "0990000000", "2026-11-01")):
+        assert f"mydata holders add --source {source} --org-code {org} --name NAME --since {since}" in message
+    assert "card deliveries dt=2026-10-01..2026-11-01 (2 dates): org_code D999999999" in message
+    lines = stream.getvalue().splitlines()
+    assert any(line.startswith("ingest publish: FAILED after") for line in lines), lines
+    assert not any(" rows in " in line for line in lines if line.startswith("ingest card")), lines
+
+
 def test_a_holder_registered_later_than_the_delivery_is_refused_for_it(tmp_path, spark):
     deliver(tmp_path, "card", [bills(CARD_ORG, "T1", "1000.000")])
     HolderRegistry.open(Settings(data_root=tmp_path), env={}).add(Holder("card", CARD_ORG, "신한카드", date(2026, 12, 1)))

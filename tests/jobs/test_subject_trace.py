@@ -68,10 +68,12 @@ def test_a_subject_is_traced_used_withdrawn_and_purged(lake_copy, spark, deliver
     # as the CLI runs it, with a link key that may start with '-'
     assert main(["--data-root", str(lake.root), "--purpose", "marketing", "subject", "trace", link_key]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("IN DERIVED TABLES: marketing: a purge is pending (consent withdrawn for card)"), out
+    said = f"IN DERIVED TABLES: marketing: a purge is pending (consent withdrawn for card on {moment.date()})"
+    assert out.startswith(said), out
     purge.run(settings, spark, moment=moment + timedelta(hours=1))
     purged = subject_trace.run(settings, link_key, ["marketing"])
-    assert not purged["in_derived_tables"] and purged["why"].startswith("in no derived table (purged: marketing on ")
+    assert not purged["in_derived_tables"] and purged["why"].startswith("purged: marketing on ")
+    assert purged["why"].endswith(f"(withdrew on {moment.date()})"), purged["why"]
     assert purged["purges"] == 1 and purged["fusion_runs"] == 1 and purged["derived"] == 0
     _no_identifiers(purged, link_key, pseudonym)
     assert "Subject trace" in Path(purged["report"]).read_text(encoding="utf-8")
@@ -80,8 +82,10 @@ def test_a_subject_is_traced_used_withdrawn_and_purged(lake_copy, spark, deliver
 def test_a_subject_the_lake_never_saw_is_traced_as_holding_nothing(tmp_path, capsys):
     # a link key may start with '-' (1 in 64 do): it is taken as the key, not as an option
     assert main(["--data-root", str(tmp_path), "subject", "trace", "-" + "A" * 42]) == 0
-    assert capsys.readouterr().out.startswith("in no derived table (never fused)\n")
+    assert capsys.readouterr().out.startswith("the lake has never seen this link key: no consent event, no record, "
+                                              "no derived row\n")
     traced = latest_matching(Settings(data_root=tmp_path).lake, "subject_trace")
     assert traced["outputs"]["held"] == traced["outputs"]["fusion_runs"] == traced["outputs"]["derived"] == 0
     front = (tmp_path / "reports" / "index.html").read_text(encoding="utf-8")  # in the compliance group
     assert "Subject traces (right of access)" in front and f'href="subjects/{traced["run_id"]}.html"' in front
+    assert "in no derived table: in no derived table" not in front and "never seen this link key" in front
