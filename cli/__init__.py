@@ -125,7 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
                                     "then publish the feature snapshot to gold with its privacy report and catalog; "
                                     "stats: per-segment counts and means of the shareable features for partners, "
                                     "under differential privacy, within the snapshot's budget (MYDATA_DP_BUDGET)")
-    p.add_argument("action", nargs="?", default="features", choices=("features", "stats"))
+    p.add_argument("action", nargs="?", default="features", choices=("features", "stats", "health"),
+                   help="features (default): gate and publish; stats: differentially private statistics; "
+                        "health: every feature's health line in the latest release")
     p.add_argument("--epsilon", type=float, help="stats: the ε this release spends")
     p.add_argument("--delta", type=float, default=0.0,
                    help="stats: δ of an (ε, δ) release with Gaussian noise (default 0: pure ε-DP, Laplace noise)")

@@ -108,12 +108,17 @@ def cmd_release(args: argparse.Namespace) -> int:
 
     if args.action == "stats":
         return _release_stats(args)
+    if args.action == "health":
+        return _release_health(args)
     try:
         result = privacy.run(settings_of(args))
     except privacy.ReleaseBlocked as exc:
         print(f"mydata release: {exc}", file=sys.stderr)
         return 1
     print(f"released {result['published']:,} subjects ({result['suppressed']:,} suppressed) at {result['level']}")
+    blank = result["blank_features"]
+    print("feature health: " + (f"{len(blank)} BLANK for every subject: " + ", ".join(f"{n} ({why})" for n, why in blank.items())
+                                if blank else "no feature is constant or all null") + " (`mydata release health`)")
     print(f"snapshot: {result['snapshot']}")
     print(f"privacy report: {result['report']}")
     print(f"feature catalog: {result['catalog']}")
@@ -137,6 +142,25 @@ def cmd_score(args: argparse.Namespace) -> int:
     sizes = ", ".join(f"{k}: {v:,}" for k, v in result["sizes"].items())
     print(f"scored {result['rows']:,} subjects with {result['model']} -> {result['segments']}")
     print(f"segment sizes: {sizes}")
+    return 0
+
+
+def _release_health(args: argparse.Namespace) -> int:
+    """Every feature's health line in the purpose's latest release (or the one as of --as-of)."""
+    from features.health import from_manifest
+    from mydata.manifest import latest_matching
+
+    settings = settings_of(args)
+    wanted = {"as_of": settings.as_of.isoformat()} if settings.as_of else {}
+    release = latest_matching(settings.lake, "privacy", purpose=settings.purpose, **wanted)
+    if release is None or "feature_health" not in release["outputs"]:
+        print(f"mydata release health: no release of {settings.purpose} with feature health yet; run `mydata release`",
+              file=sys.stderr)
+        return 1
+    print(f"feature health of the {settings.purpose} release as of {release['parameters']['as_of']} "
+          f"({release['outputs']['published']:,} subjects):")
+    for health in from_manifest(release["outputs"]["feature_health"]):
+        print(f"  {health.line()}")
     return 0
 
 

@@ -25,6 +25,7 @@ from mydata.keys import KeyStore, purpose_pseudonym
 from mydata.lake import Lake
 from mydata.manifest import RunManifest, runs
 from models import registry
+from schemas import asof
 from schemas.silver import FUSED_SOURCES
 
 JOB = "subject_trace"
@@ -212,7 +213,7 @@ def run(settings: Settings, link_key: str, purposes: list[str] | None = None, sp
 
     lake, purposes = settings.lake, purposes or list(PURPOSES)
     zone = ZoneInfo(SESSION_TIME_ZONE)
-    moment = (datetime.combine(settings.as_of, datetime.min.time(), zone) if settings.as_of
+    moment = (asof.as_of_moment(settings.as_of).replace(tzinfo=zone) if settings.as_of
               else datetime.now(zone))
     manifest = RunManifest.start(JOB, as_of=moment.isoformat(), purposes=purposes, engine=settings.engine)
     engine = open_engine(settings, spark)

@@ -41,8 +41,12 @@ def render_table(spec: TableSpec) -> str:
     rows = [f"| `{c.name}` | {_ORIGINS[c.origin]} | {c.kind} ({c.spark_type}) | {_requirement(c)} | {_rules(c)} |"
             for c in spec.columns]
     origin = f"`{spec.api}` responses" if spec.api else f"`{spec.source}` deliveries"
+    timing = {"event": f" An **event** table: a row counts by its own time, `{spec.time_column}`.",
+              "state": f" A **state** table: a row is what the holder reported about an item "
+                       f"({', '.join(f'`{c}`' for c in spec.item)}) when it was collected; the newest collection "
+                       "known at the as-of date is the state."}.get(spec.timing or "", "")
     return "\n".join([f"### `{spec.name}`", "", f"{spec.description.capitalize()}, from {origin}. Natural key: "
-                      f"{', '.join(f'`{k}`' for k in spec.natural_key)} (unique within a delivery).", "",
+                      f"{', '.join(f'`{k}`' for k in spec.natural_key)} (unique within a delivery).{timing}", "",
                       "| column | from | kind (type) | required | rules |", "|---|---|---|---|---|", *rows, ""])
 
 

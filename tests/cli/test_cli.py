@@ -246,3 +246,34 @@ def test_airflow_ui_serves_until_interrupted_and_refuses_a_busy_port(tmp_path):
     finally:
         server.send_signal(signal.SIGINT)
         assert server.wait(timeout=60) == 0
+
+
+@pytest.mark.slow
+def test_a_data_scientist_builds_a_training_frame_and_reads_feature_health(lake_copy, capsys):
+    import pyarrow.parquet as pq
+
+    from features.definitions import FEATURES
+
+    settings, results = lake_copy
+    root, as_of = ["--data-root", str(settings.data_root), "--purpose", "marketing"], results["marketing"]["as_of"]
+    subjects = settings.lake.silver_table("subjects", "marketing") / f"as_of={as_of}"
+    some = pq.read_table(subjects, columns=["pseudonym"]).column("pseudonym").to_pylist()[:3]
+    spine = settings.data_root / "spine.csv"
+    spine.write_text("pseudonym,as_of\n" + "".join(f"{p},{as_of}T09:30:00\n{p},2026-06-15\n" for p in some),
+                     encoding="utf-8")
+    assert main([*root, "features", "historical", "--spine", str(spine)]) == 0
+    said = capsys.readouterr().out
+    assert f"6 rows x {len(FEATURES)} features as of each row's date, from the marketing snapshot as of {as_of}" in said
+    frame = pq.read_table(settings.data_root / "spine-features.parquet")
+    assert frame.num_rows == 6 and frame.column_names[:2] == ["pseudonym", "as_of"]
+    spine.write_text(f"pseudonym,as_of\n{some[0]},2099-01-01\n", encoding="utf-8")
+    assert main([*root, "features", "historical", "--spine", str(spine)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "dated after the snapshot" in err
+    assert main([*root, "--as-of", as_of, "features"]) == 0 and main([*root, "--as-of", as_of, "release"]) == 0
+    assert "feature health: " in capsys.readouterr().out
+    assert main([*root, "release", "health"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(f"feature health of the marketing release as of {as_of}")
+    assert len(lines) == 1 + sum(not f.quasi_identifier for f in FEATURES)
+    assert any(line.startswith("  card_spend_1m: ") and "% null, " in line for line in lines)

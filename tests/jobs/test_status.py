@@ -27,7 +27,8 @@ def test_a_lake_whose_ingest_failed_needs_attention_and_the_command_exits_1(tmp_
     found = status.run(Settings(data_root=tmp_path))
     assert [(r["job"], r["status"]) for r in found.runs] == [("ingest", "failed")]
     assert not found.healthy and len(found.attention) == 1
-    assert found.attention[0].startswith("ingest: the latest run failed (IngestFailed: card delivery dt=2026-11-01: "
+    assert found.attention[0].startswith("ingest: the latest run failed (HoldersRefused: 1 unregistered holder(s), "
+                                         "nothing of this run was ingested: card delivery dt=2026-11-01: "
                                          "org_code D999999999 is not a registered card holder")
     assert found.ingest is None and found.model is None and found.ledger["verified"]
 
