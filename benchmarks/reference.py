@@ -137,13 +137,14 @@ def _aggregate(d: Dialect, f: Feature, as_of: date) -> str:
             "stddev": f"stddev_samp({value})"}[f.agg]
 
 
-def _records(name: str, as_of: date) -> str:
+def _records(d: Dialect, name: str, as_of: date) -> str:
     """A silver table's records as of the date: a state table's newest collection per subject and
     holder (calls within a day of the newest), one row per item; an event table as it is."""
     table = f"silver_{name}"
+    extra = "".join(f", {d.expression(sql, as_of)} AS {col}" for col, sql in SOURCES[name].columns)
     if SOURCES[name].timing != STATE:
-        return f"SELECT *, {SOURCES[name].time_column} AS _t FROM {table}"
-    return f"""SELECT *, collected_at AS _t FROM (
+        return f"SELECT *, {SOURCES[name].time_column} AS _t{extra} FROM {table}"
+    return f"""SELECT *, collected_at AS _t{extra} FROM (
   SELECT *, row_number() OVER (PARTITION BY pseudonym, item ORDER BY collected_at DESC, delivered DESC) AS n,
          max(collected_at) OVER (PARTITION BY pseudonym, org_code) AS newest FROM {table}) s
 WHERE n = 1 AND collected_at > newest - {{day}}"""
@@ -190,7 +191,7 @@ def features_sql(d: Dialect, as_of: date, tables: set[str]) -> str:
         aggregates = ", ".join(f"{_aggregate(d, f, as_of)} AS {f.name}" for f in mine)
         counted = ", ".join(f"count(CASE WHEN {_aggregate_condition(d, f, as_of)} THEN 1 END) AS n_{f.name}" for f in mine)
         joins.append(f"LEFT JOIN (SELECT pseudonym, {aggregates}, {counted} FROM ("
-                     f"{_records(name, as_of).replace('{day}', d.day)}) x WHERE {where} GROUP BY pseudonym) a_{name} "
+                     f"{_records(d, name, as_of).replace('{day}', d.day)}) x WHERE {where} GROUP BY pseudonym) a_{name} "
                      f"USING (pseudonym)")
         joins.append(f"LEFT JOIN ({_coverage(d, name, tables, windows, as_of)}) c_{name} USING (pseudonym)")
         for f in mine:

@@ -16,7 +16,7 @@ from jobs import features
 from mydata.engines import as_engine
 from schemas.bronze import STATE, TABLES
 from schemas.silver import silver_columns
-from tests.tables import rows_table
+from tests.tables import differing_cells, rows_table
 
 KST = ZoneInfo("Asia/Seoul")
 AS_OF = date(2026, 8, 1)
@@ -265,19 +265,6 @@ def test_latest_takes_the_newest_record_and_the_largest_of_equally_new_ones(duck
             [(2, 49000), (2, 49000)]
 
 
-def _same(a: dict[str, dict], b: dict[str, dict]) -> list[str]:
-    diff = []
-    for key in a.keys() | b.keys():
-        for column, value in a.get(key, {}).items():
-            other = b.get(key, {}).get(column)
-            if isinstance(value, float) and isinstance(other, float):
-                if not math.isclose(value, other, rel_tol=1e-9, abs_tol=1e-9):
-                    diff.append(f"{key}.{column}")
-            elif value != other:
-                diff.append(f"{key}.{column}")
-    return diff
-
-
 @pytest.mark.slow
 def test_records_on_or_after_the_as_of_date_change_nothing(fused, duckdb_engine):
     """Events on or after the as-of date, and states of deliveries dated after it, change nothing."""
@@ -300,13 +287,13 @@ def test_records_on_or_after_the_as_of_date_change_nothing(fused, duckdb_engine)
                     f"DATE '{as_of + timedelta(days=1)}' AS delivered) FROM {table} LIMIT 200)")
         planted[name] = f"planted_{name}"
         duckdb_engine.view(planted[name], f"SELECT * FROM {table} UNION ALL {late}")
-    assert not _same(baseline, build(duckdb_engine, planted, as_of))
+    assert not differing_cells(baseline, build(duckdb_engine, planted, as_of))
     # and the check can fail: the same records one second earlier do change features
     duckdb_engine.view("early", f"SELECT * FROM {tables['bank_transactions']} UNION ALL (SELECT * REPLACE "
                                 f"(TIMESTAMPTZ '{as_of} 00:00:00' - INTERVAL 1 SECOND AS trans_dtime) "
                                 f"FROM {tables['bank_transactions']} WHERE trans_type = '01' LIMIT 20)")
     early = build(duckdb_engine, {**tables, "bank_transactions": "early"}, as_of)
-    assert "bank_inflow_1m" in {d.split(".")[1] for d in _same(baseline, early)}
+    assert "bank_inflow_1m" in {d.split(".")[1] for d in differing_cells(baseline, early)}
 
 
 @pytest.mark.slow

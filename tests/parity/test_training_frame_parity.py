@@ -2,7 +2,6 @@
 snapshot's own date is the snapshot's feature row: one definition of "as of D" for both."""
 from __future__ import annotations
 
-import math
 from datetime import date
 
 import pyarrow as pa
@@ -13,25 +12,13 @@ from features.definitions import FEATURES
 from features.sql import features_sql
 from jobs import features
 from mydata.engines import open_engine
+from tests.tables import differing_cells
 
 pytestmark = pytest.mark.slow
 
 
 def _by_row(table: pa.Table) -> dict[tuple, dict]:
     return {(r["pseudonym"], r["as_of"]): r for r in table.to_pylist()}
-
-
-def _differences(a: dict, b: dict) -> list[str]:
-    out = []
-    for key in a.keys() | b.keys():
-        for name in (f.name for f in FEATURES):
-            x, y = a.get(key, {}).get(name), b.get(key, {}).get(name)
-            if isinstance(x, float) and isinstance(y, float):
-                if not math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-9):
-                    out.append(f"{key}.{name}: {x} != {y}")
-            elif x != y:
-                out.append(f"{key}.{name}: {x} != {y}")
-    return out
 
 
 def test_the_training_frame_is_the_same_on_both_engines_and_equals_the_snapshot(fused, spark):
@@ -47,7 +34,7 @@ def test_the_training_frame_is_the_same_on_both_engines_and_equals_the_snapshot(
     on_spark = features.historical(settings.replace(engine="spark"), spine, spark)
     assert on_duckdb.rows == on_spark.rows == len(spine) and on_duckdb.not_in_snapshot == 1
     duck, sparked = _by_row(on_duckdb.frame), _by_row(on_spark.frame)
-    assert not _differences(duck, sparked)
+    assert not differing_cells(duck, sparked)
     # a row as of the snapshot's date is the snapshot's own feature row
     engine = open_engine(settings)
     try:
@@ -55,8 +42,9 @@ def test_the_training_frame_is_the_same_on_both_engines_and_equals_the_snapshot(
         candidate = {r["pseudonym"]: r for r in engine.rows(features_sql(engine.dialect, tables, snapshot))}
     finally:
         engine.close()
-    assert not _differences({k: v for k, v in duck.items() if k[1] == snapshot and k[0] in candidate},
-                            {(p, snapshot): candidate[p] for p in pseudonyms})
+    as_of_snapshot = {k: {n: v for n, v in row.items() if n != "as_of"} for k, row in duck.items() if k[1] == snapshot
+                      and k[0] in candidate}
+    assert not differing_cells(as_of_snapshot, {(p, snapshot): candidate[p] for p in pseudonyms})
     # two months earlier, the frame knows less: some feature differs for most subjects
     changed = sum(any(duck[(p, earlier)][f.name] != duck[(p, snapshot)][f.name] for f in FEATURES if f.source != "subjects")
                   for p in pseudonyms)
