@@ -122,7 +122,7 @@ class Feature:
             return "null when the customer master lacks the field"
         undelivered = f"null when the subject's holder delivered no {self.source}"
         if self.window:
-            undelivered += (f" in the window" if self.min_months == 1
+            undelivered += (" in the window" if self.min_months == 1
                             else f" for at least {self.min_months} of its {self.window} months")
         rule = [undelivered]
         if self.fill is not None:

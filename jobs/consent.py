@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import date, datetime
 from pathlib import Path
 from typing import Iterable
 
@@ -25,11 +25,11 @@ from typing import Any
 import pyarrow as pa
 
 from mydata import progress, storage
-from schemas.asof import as_of_moment
 from mydata.config import Settings
 from mydata.engines import Engine, as_engine, open_engine
 from mydata.lake import Lake
 from mydata.manifest import RunManifest, write_json_atomic
+from schemas.asof import as_of_moment
 from schemas.consent import EVENT_FIELDS, GENESIS_HASH, ChainBreak, delivered_event, event_hash
 from schemas.sql import Dialect
 
