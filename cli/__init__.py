@@ -18,11 +18,12 @@ from cli.model import cmd_model
 from cli.settings import settings_of
 from cli.status import cmd_status
 from cli.subject import cmd_subject
-from cli.stages import (cmd_features, cmd_fuse, cmd_ingest, cmd_landing, cmd_purge, cmd_release, cmd_score,
+from cli.stages import (cmd_features, cmd_recover, cmd_fuse, cmd_ingest, cmd_landing, cmd_purge, cmd_release, cmd_score,
                         cmd_validate)
 from mydata import progress
 from mydata.config import PURPOSES, ConfigError
 from mydata.keys import KeyStoreError
+from mydata.lock import LakeBusy
 from schemas.landing import LINK_KEY_PATTERN, MYDATA_SOURCES
 
 
@@ -34,7 +35,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 #: commands that work on an existing lake, and their actions that only read it
-LAKE_COMMANDS = ("landing", "ingest", "validate", "consent", "fuse", "features", "release", "purge", "model",
+LAKE_COMMANDS = ("recover", "landing", "ingest", "validate", "consent", "fuse", "features", "release", "purge", "model",
                  "score", "holders", "status", "subject")
 READ_ONLY_ACTIONS = {("consent", "verify"), ("consent", "status"), ("consent", "export"), ("holders", "list"),
                      ("model", "list"), ("status", None)}
@@ -90,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=7)
 
     add("landing", cmd_landing, "inventory the landing zone (complete deliveries, record counts)")
+    add("recover", cmd_recover, "hold the lake and finish what dead runs left: unfinished publishes, interrupted "
+                                "swaps, staging (docs/concurrency.md)")
     add("ingest", cmd_ingest, "landing -> typed bronze with quarantine (all complete deliveries, or --dt), "
                               "then validate")
     p = add("validate", cmd_validate, "check an ingest run's bronze with Great Expectations; write its report")
@@ -187,6 +190,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings_of(args).check_data_root(write=not read_only)
         with progress.shown_by(progress.for_stream(sys.stderr)):
             return args.func(args)
+    except LakeBusy as exc:  # another writer holds the lake: one line, nothing done
+        print(f"mydata {args.command}: {exc}", file=sys.stderr)
+        return 1
     except (ConfigError, KeyStoreError, FileExistsError, FileNotFoundError, ValueError, LookupError) as exc:
         print(f"mydata {args.command}: {exc}", file=sys.stderr)
         return 2

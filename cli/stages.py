@@ -32,7 +32,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
           f"quarantined, {result['failed_collections']:,} failed collections, "
           f"{result['duplicates']:,} duplicate deliveries")
     print(f"manifest: {result['manifest']}")
-    return _validate(args)
+    return _validate(args, result["run_id"])  # this run's bronze, whatever ran beside it
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -122,6 +122,14 @@ def cmd_release(args: argparse.Namespace) -> int:
     print(f"snapshot: {result['snapshot']}")
     print(f"privacy report: {result['report']}")
     print(f"feature catalog: {result['catalog']}")
+    return 0
+
+
+def cmd_recover(args: argparse.Namespace) -> int:
+    from jobs import recover
+
+    done = recover.run(settings_of(args))
+    print("\n".join(f"recovered: {line}" for line in done) if done else "recover: nothing to recover, the lake is clean")
     return 0
 
 

@@ -33,7 +33,7 @@ def mydata_ingest():
                         op_kwargs={"dt": "{{ params.dt or ds }}"}, mode="reschedule",
                         poke_interval=timedelta(minutes=5), timeout=timedelta(hours=12), soft_fail=True)
     ingest = job_task("ingest", "jobs.ingest", dt=True, outlets=[Asset(BRONZE)])
-    validate = job_task("validate", "jobs.validate")
+    validate = job_task("validate", "jobs.validate", run_of=("ingest_run", "ingest"))
     ledger = job_task("consent_ledger", "jobs.consent", outlets=[Asset(CONSENT_LEDGER)])
     wait >> ingest >> validate >> ledger
 

@@ -29,7 +29,7 @@ fuse, features, release, segment, score, purge, consent review. Params: `dt`, `p
 def mydata_pipeline():
     (job_task("inventory_landing", "jobs.landing", dt="param")
      >> job_task("ingest", "jobs.ingest", dt="param")
-     >> job_task("validate", "jobs.validate")
+     >> job_task("validate", "jobs.validate", run_of=("ingest_run", "ingest"))
      >> job_task("consent", "jobs.consent")
      >> job_task("fuse", "jobs.fuse", as_of=True)
      >> job_task("features", "jobs.features", as_of=True)

@@ -20,6 +20,7 @@ from mydata.engines import Engine, open_engine
 from mydata.holders import HolderRegistry
 from mydata.lake import Lake
 from mydata.manifest import RunManifest
+from mydata.lock import writes_lake
 
 JOB = "collect"
 SOURCES = ("bank", "card", "telecom")
@@ -69,6 +70,7 @@ def write_report(lake: Lake, manifest: RunManifest) -> str:
     return str(path)
 
 
+@writes_lake("collect")
 def run(settings: Settings, source: str, connections: Callable[[str, str], HolderConnection] = airflow_connection,
         limits: Limits | None = None, refetch: bool = False) -> dict:
     """Collect ``source``'s delivery of ``settings.delivery_date`` from every registered holder."""

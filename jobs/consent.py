@@ -29,6 +29,7 @@ from mydata.config import Settings
 from mydata.engines import Engine, as_engine, open_engine
 from mydata.lake import Lake
 from mydata.manifest import RunManifest, write_json_atomic
+from mydata.lock import writes_lake
 from schemas.asof import as_of_moment
 from schemas.consent import EVENT_FIELDS, GENESIS_HASH, ChainBreak, delivered_event, event_hash
 from schemas.sql import Dialect
@@ -442,6 +443,7 @@ def append(engine: Engine, lake: Lake, run_id: str) -> dict:
             "verified_before": verification.events}
 
 
+@writes_lake(JOB)
 def run(settings: Settings, spark: Any = None) -> dict:
     """Append new consent deliveries to the ledger on the configured engine; fails (and says where)
     when a chain breaks."""

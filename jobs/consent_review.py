@@ -19,6 +19,7 @@ from mydata.engines import Engine, open_engine
 from mydata.keys import KeyStore
 from mydata.lake import Lake
 from mydata.manifest import RunManifest, runs
+from mydata.lock import writes_lake
 from render.consent import EXPIRY_WINDOWS, write_page
 from schemas import asof
 from schemas.codes import CONSENT_SOURCES
@@ -117,6 +118,7 @@ def write_report(settings: Settings, engine: Engine, as_of: date) -> dict:
     return {"report": str(path), **figures}
 
 
+@writes_lake(JOB)
 def run(settings: Settings, spark: Any = None) -> dict:
     """The consent review as of ``settings.as_of`` (default: the purpose's newest snapshot, else today)
     on the configured engine, with its manifest: the review succeeds even when the ledger does not

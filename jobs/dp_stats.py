@@ -27,6 +27,7 @@ from features.definitions import FEATURES, Feature
 from mydata.config import Settings
 from mydata.lake import Lake
 from mydata.manifest import RunManifest
+from mydata.lock import writes_lake
 from schemas import asof
 
 JOB = "dp_stats"
@@ -198,6 +199,7 @@ def _record_spend(lake: Lake, entry: dict) -> None:
         out.write(json.dumps(entry) + "\n")
 
 
+@writes_lake("release stats")
 def run(settings: Settings, epsilon: float, delta: float = 0.0) -> dict:
     """Release per-segment statistics of ``settings.purpose``'s snapshot as of ``settings.as_of``
     under (``epsilon``, ``delta``)-differential privacy, within the snapshot's budget (``settings.dp_budget``)."""

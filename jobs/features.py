@@ -23,6 +23,7 @@ from mydata.config import ConfigError, Settings
 from mydata.engines import Engine, open_engine
 from mydata.lake import Lake
 from mydata.manifest import RunManifest, missing_input
+from mydata.lock import writes_lake
 from schemas import asof
 
 JOB = "features"
@@ -40,6 +41,7 @@ def register_silver(engine: Engine, lake: Lake, purpose: str, as_of: date) -> di
     return tables
 
 
+@writes_lake(JOB)
 def run(settings: Settings, spark=None) -> dict:
     """Compute the release candidate for ``settings.purpose`` as of ``settings.as_of``."""
     if settings.as_of is None:

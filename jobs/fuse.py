@@ -20,6 +20,7 @@ from mydata.engines import Engine, open_engine
 from mydata.keys import KeyStore
 from mydata.lake import Lake
 from mydata.manifest import RunManifest
+from mydata.lock import writes_lake
 from render.fusion import page as fusion_page
 from schemas import asof
 from schemas.bronze import CUSTOMERS, STATE, TableSpec
@@ -201,6 +202,7 @@ def _publish_silver(engine: Engine, lake: Lake, sources: dict[str, str], purpose
                    "dropped_columns": dropped[name]} for name in queries}
 
 
+@writes_lake(JOB)
 def run(settings: Settings, spark=None) -> dict:
     """Fuse bronze into silver for ``settings.purpose`` as of ``settings.as_of``."""
     if settings.as_of is None:
@@ -215,7 +217,6 @@ def run(settings: Settings, spark=None) -> dict:
         manifest.inputs["consent_snapshot"] = {"id": snapshot_id(purpose, as_of, head), "purpose": purpose,
                                                "as_of": asof.as_of_moment(as_of).isoformat(),
                                                "ledger_head": head.as_dict()}
-        manifest.notes += storage.roll_forward(lake.publish_journal)
         with progress.step("fuse", "consent and linkage", unit="subjects") as shown:
             sources = _register_bronze(engine, lake)
             versions = _link(engine, lake, sources, purpose, as_of)

@@ -34,6 +34,7 @@ from mydata.engines import Engine, UnreadableLanding, open_engine
 from mydata.holders import HolderRegistry, unregistered_message
 from mydata.lake import Lake
 from mydata.manifest import RunManifest, ingest_rows
+from mydata.lock import writes_lake
 from render.ingest import write_report
 from schemas import codes
 from schemas.bronze import TABLES, TableSpec, tables_of
@@ -574,6 +575,7 @@ def reconcile(source: str, result: SourceResult) -> dict[str, dict]:
     return out
 
 
+@writes_lake("ingest")
 def run(settings: Settings, spark: Any = None) -> dict:
     """Ingest every complete delivery (or those of ``settings.delivery_date``) into bronze on the
     configured engine (``spark``: a running SparkSession to use): all of the run's partitions are
@@ -596,7 +598,6 @@ def run(settings: Settings, spark: Any = None) -> dict:
     sources = [(source, mine) for source in SOURCES
                if (mine := [d for d in complete if d.source == source and data_files(d)])]
     with manifest.recorded(lake):
-        manifest.notes += storage.roll_forward(lake.publish_journal)
         engine = open_engine(settings, spark)
         try:
             # on Spark two sources at a time: one's driver-side work overlaps the other's jobs
@@ -615,7 +616,8 @@ def run(settings: Settings, spark: Any = None) -> dict:
             storage.discard(staged)  # a failed run's staging; nothing left after a publish
     recon = manifest.outputs["reconciliation"]
     accepted, quarantined = ingest_rows({"outputs": manifest.outputs})
-    return {"manifest": str(manifest.path), "rows_accepted": accepted, "rows_quarantined": quarantined,
+    return {"manifest": str(manifest.path), "run_id": manifest.run_id, "rows_accepted": accepted,
+            "rows_quarantined": quarantined,
             "failed_collections": sum(e.get("failed_collections", 0) for s in recon.values() for e in s.values()),
             "duplicates": sum(e.get("duplicates", 0) for s in recon.values() for e in s.values())}
 

@@ -16,6 +16,7 @@ from mydata.config import Settings
 from mydata.engines import open_engine
 from mydata.lake import Lake, is_complete
 from mydata.manifest import RunManifest
+from mydata.lock import writes_lake
 from schemas.landing import CSV_SOURCES, SOURCES
 from schemas.sql import Dialect
 
@@ -78,6 +79,7 @@ def count_records_sql(d: Dialect, lines: str) -> str:
             "ORDER BY source, dt")
 
 
+@writes_lake("landing")
 def run(settings: Settings, spark=None) -> dict:
     """Count the records of every complete delivery (or of ``settings.delivery_date`` only)."""
     lake = settings.lake

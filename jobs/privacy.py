@@ -23,6 +23,7 @@ from mydata.config import ConfigError, Settings
 from mydata.engines import Engine, open_engine
 from mydata.lake import Lake
 from mydata.manifest import RunManifest, missing_input, runs
+from mydata.lock import writes_lake
 from render.catalog import write_catalog
 from render.privacy import page as privacy_page
 from schemas.sql import Dialect
@@ -149,6 +150,7 @@ def _choose_level(engine: Engine, columns: list[str], k: int, max_suppression: f
     return outcomes, None
 
 
+@writes_lake("release")
 def run(settings: Settings, spark=None) -> dict:
     """Gate and publish the candidate for ``settings.purpose`` as of ``settings.as_of``."""
     if settings.as_of is None:

@@ -25,6 +25,7 @@ from mydata.engines import Engine, open_engine
 from mydata.keys import KeyStore
 from mydata.lake import Lake
 from mydata.manifest import RunManifest
+from mydata.lock import writes_lake
 from schemas.silver import FUSED_SOURCES
 from schemas.sql import Dialect
 
@@ -127,6 +128,7 @@ def register_withdrawn(engine: Engine, lake: Lake, keystore: KeyStore, purpose: 
     return int(engine.rows("SELECT count(*) AS n FROM withdrawn")[0]["n"])
 
 
+@writes_lake("purge")
 def run(settings: Settings, spark=None, moment: datetime | None = None) -> dict:
     """Purge withdrawn subjects of ``settings.purpose`` from silver and gold, as of now (or ``moment``)."""
     lake, purpose = settings.lake, settings.purpose

@@ -16,6 +16,7 @@ from mydata import progress, storage
 from mydata.config import ConfigError, Settings
 from mydata.engines import open_engine
 from mydata.manifest import RunManifest
+from mydata.lock import writes_lake
 from schemas.sql import Dialect
 
 JOB = "score"
@@ -40,6 +41,7 @@ def labelled_sql(d: Dialect, segments: str, metadata: dict, version: str, as_of:
             f"DATE '{as_of}' AS as_of FROM {segments}")
 
 
+@writes_lake("score")
 def run(settings: Settings, spark: Any = None, version: str | None = None) -> dict:
     """Score the published snapshot of ``settings.purpose`` as of ``settings.as_of`` with the current
     model (or ``version``)."""

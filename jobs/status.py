@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 import pyarrow.parquet as pq
 
 from jobs import consent, purge, withdrawals
+from mydata import storage
 from mydata.config import SESSION_TIME_ZONE, Settings
 from mydata.engines import Engine, open_engine
 from mydata.keys import KeyStore
@@ -34,6 +35,7 @@ class LakeStatus:
     model: dict | None  # the purpose's current model and its latest drift check
     withdrawals: dict  # withdrawn subjects, and those still in derived tables
     release: dict | None  # the purpose's latest feature release and its blank features
+    unfinished: dict[str, list[str]]  # publishes begun and not finished: run -> partitions
     attention: list[str]
 
     @property
@@ -117,6 +119,9 @@ def needing_attention(status: dict) -> list[str]:
         said.append(f"{pending['not_purged']} withdrawn subject(s) still in {', '.join(pending['tables'])} "
                     f"({pending['rows']} rows): run `mydata --purpose {status['purpose']} purge`")
     said += withdrawals.violations_said([f for f in pending.get("used_after_withdrawal", []) if f["in_snapshot"]])
+    for run, partitions in status["unfinished"].items():
+        said.append(f"an unfinished publish of run {run} ({len(partitions)} partition(s)): readers may see a mix of "
+                    "old and new; the next writing stage finishes it (or run `mydata recover`)")
     if status["release"] and (blank := status["release"]["blank_features"]):
         said.append(f"feature release as of {status['release']['as_of']}: {len(blank)} feature(s) blank for every "
                     f"subject: {', '.join(f'{n} ({why})' for n, why in blank.items())}; see the catalog")
@@ -132,6 +137,7 @@ def run(settings: Settings, moment: datetime | None = None) -> LakeStatus:
                    "ingest": ingest_figures(lake), "tables": table_rows(lake),
                    "ledger": ledger_figures(engine, lake), "model": model_figures(lake, purpose),
                    "release": release_figures(lake, purpose),
+                   "unfinished": storage.unfinished(lake.publish_journal),
                    "withdrawals": withdrawal_figures(engine, settings,
                                                      moment or datetime.now(ZoneInfo(SESSION_TIME_ZONE)))}
     finally:

@@ -24,6 +24,7 @@ from mydata.engines import Engine, open_engine
 from mydata.keys import KeyStore, purpose_pseudonym
 from mydata.lake import Lake
 from mydata.manifest import RunManifest, runs
+from mydata.lock import writes_lake
 from models import registry
 from schemas import asof
 from schemas.silver import FUSED_SOURCES
@@ -206,6 +207,7 @@ def trace(engine: Engine, lake: Lake, keystore: KeyStore, link_key: str, purpose
     return document
 
 
+@writes_lake(JOB)
 def run(settings: Settings, link_key: str, purposes: list[str] | None = None, spark: Any = None) -> dict:
     """Trace ``link_key`` for ``purposes`` (default every purpose), its consent as of
     ``settings.as_of`` (default now); writes the page and the JSON, never the link key."""

@@ -27,6 +27,7 @@ from mydata.engines import open_engine
 from mydata.lake import Lake
 from mydata.manifest import RunManifest, latest_manifest
 from mydata.spark import concurrently
+from mydata.lock import writes_lake
 from render import ingest as ingest_report
 from schemas.bronze import TABLES
 from schemas.expectations import PARTITION, expectation_suite, gx
@@ -221,6 +222,7 @@ def validate_run_embedded(engine, lake: Lake, ingest: dict, rows_at_once: int | 
     return validations
 
 
+@writes_lake("validate")
 def run(settings: Settings, spark: SparkSession | None = None, ingest_run: str | None = None) -> dict:
     """Validate the latest ingest run (or ``ingest_run``) on the configured engine and write its report."""
     lake = settings.lake

@@ -10,6 +10,7 @@ from typing import Mapping
 from sklearn.metrics import adjusted_rand_score
 
 from models.train import DEFAULT_KS, train
+from mydata.lock import writes_lake
 from render.model import report_path, write_report
 
 
@@ -53,6 +54,7 @@ def train_and_register(lake, purpose: str, as_of=None, algorithm: str = "kmeans"
     return version, model
 
 
+@writes_lake("segment")
 def run(settings, algorithm: str = "kmeans", ks=DEFAULT_KS, seed: int = 0, pca_components: int | None = None,
         k: int | None = None, promote: bool = False, truth: Mapping[str, str] | None = None) -> dict:
     """Train on the snapshot as of ``settings.as_of`` (default: the newest) and register; with
@@ -76,6 +78,7 @@ def run(settings, algorithm: str = "kmeans", ks=DEFAULT_KS, seed: int = 0, pca_c
     return {"manifest": str(path), **manifest.outputs}
 
 
+@writes_lake("segment")
 def refresh(settings, truth: Mapping[str, str] | None = None, retrain: bool = False) -> dict:
     """Train (and promote) when asked (``retrain``), when no model is current, or when the snapshot
     as of ``settings.as_of`` drifted past ``settings.drift_threshold`` from the current model's;

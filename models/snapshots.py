@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 
 from features.definitions import FEATURES, Feature
 from features.release import RELEASED_QUASI_IDENTIFIERS
+from mydata import storage
 from mydata.config import Settings
 from mydata.lake import Lake
 
@@ -54,6 +55,8 @@ def load_snapshot(purpose: str = "marketing", as_of: date | str | None = None,
                   data_root: Path | str | None = None) -> pd.DataFrame:
     """A published snapshot as a pandas frame, columns in declaration order with declared dtypes."""
     folder = snapshot_folder(purpose, as_of, data_root)
+    lake = Lake(Path(data_root)) if data_root else Settings.load().lake
+    storage.refuse_unfinished(lake.publish_journal, folder)  # never a mix of two releases
     frame = pq.read_table(folder).to_pandas()
     dtypes = feature_dtypes()
     return frame[list(dtypes)].astype(dtypes)

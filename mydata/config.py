@@ -38,6 +38,7 @@ ENV_VARS: dict[str, str] = {
     "MYDATA_MAX_QUARANTINE_RATE": "max_quarantine_rate",
     "MYDATA_DP_BUDGET": "dp_budget",
     "MYDATA_ALLOW_BLANK_FEATURES": "allow_blank_features",
+    "MYDATA_LOCK_WAIT": "lock_wait",
 }
 
 ENGINES = ("duckdb", "spark")
@@ -126,6 +127,8 @@ class Settings:
     #: a release whose feature was informative in the previous release and is now constant or all
     #: null fails, unless this allows it (a holder that stopped delivering a table, known and accepted)
     allow_blank_features: bool = False
+    #: seconds a writing stage waits for the lake lock another writer holds, then fails (mydata/lock.py)
+    lock_wait: float = 300.0
 
     @property
     def duckdb_memory_bytes(self) -> int:
@@ -147,8 +150,10 @@ class Settings:
             raise ConfigError(f"duckdb_memory must be a size such as 4GB or 512MB, got {self.duckdb_memory!r}")
         if self.duckdb_threads < 0:
             raise ConfigError(f"duckdb_threads must be 0 (all cores) or more, got {self.duckdb_threads}")
-        for name in ("max_suppression", "drift_threshold", "max_quarantine_rate", "dp_budget"):
+        for name in ("max_suppression", "drift_threshold", "max_quarantine_rate", "dp_budget", "lock_wait"):
             object.__setattr__(self, name, _number(name, getattr(self, name)))
+        if not 0 <= self.lock_wait < 86_400:
+            raise ConfigError(f"lock_wait must be seconds in [0, 86400), got {self.lock_wait}")
         if self.k_anonymity < 2 or not 0 <= self.max_suppression < 1:
             raise ConfigError(f"k_anonymity must be at least 2 and max_suppression in [0, 1), got "
                               f"{self.k_anonymity} and {self.max_suppression}")

@@ -20,6 +20,7 @@ from typing import Any, Iterator
 
 import mydata
 from mydata.config import PROJECT_ROOT
+from mydata import lock
 from mydata.lake import Lake
 
 
@@ -58,7 +59,10 @@ class RunManifest:
 
     @classmethod
     def start(cls, job: str, **parameters: Any) -> "RunManifest":
-        return cls(job=job, run_id=new_run_id(job), parameters=parameters)
+        manifest = cls(job=job, run_id=new_run_id(job), parameters=parameters)
+        # those waiting for the lake learn which run holds it; the run records what taking it finished
+        manifest.notes += lock.announce(manifest.run_id)
+        return manifest
 
     def finish(self, lake: Lake, status: str = "succeeded") -> Path:
         self.status = status

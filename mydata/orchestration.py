@@ -93,9 +93,11 @@ def spark_connection(master: str) -> str:
 
 def job_task(task_id: str, module: str, *, as_of: bool = False, dt: bool | str = False, purpose: str | None = None,
              spark: bool = True, function: str = "run", from_params: tuple[str, ...] = (),
-             arguments: dict[str, Any] | None = None, **task_kwargs: Any):
+             arguments: dict[str, Any] | None = None, run_of: tuple[str, str] | None = None, **task_kwargs: Any):
     """One pipeline stage as a task: in-process, or spark-submit when the settings name a cluster
-    and the stage is a Spark job (``spark``; training is scikit-learn and always runs in-process)."""
+    and the stage is a Spark job (``spark``; training is scikit-learn and always runs in-process).
+    ``run_of``: (argument, upstream task) — the argument is the run id the upstream task returned,
+    so a stage checks its own run's output, not whichever run is newest."""
     settings = Settings.load()
     if spark and uses_cluster(settings):
         from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
@@ -117,9 +119,13 @@ def job_task(task_id: str, module: str, *, as_of: bool = False, dt: bool | str =
     from airflow.sdk import task
 
     @task(task_id=task_id, **task_kwargs)
-    def in_process(params=None, logical_date=None, dag_run=None) -> dict:
+    def in_process(params=None, logical_date=None, dag_run=None, ti=None) -> dict:
         when = logical_date or (dag_run.run_after if dag_run is not None else None)
+        given = dict(arguments or {})
+        if run_of is not None and ti is not None:
+            upstream = ti.xcom_pull(task_ids=run_of[1]) or {}
+            given[run_of[0]] = upstream.get("run_id")
         return call_job(module, params, when, as_of=as_of, dt=dt, purpose=purpose, function=function,
-                        from_params=from_params, arguments=arguments)
+                        from_params=from_params, arguments=given)
 
     return in_process()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import uuid
 from dataclasses import dataclass
 from datetime import date
@@ -24,6 +25,14 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 
 STAGING, TRASH = "_staging", "_trash"
+#: tests/reliability kill a real run at a named point of its publish (kill -9: no cleanup, no finally)
+CRASH_AT = "MYDATA_CRASH_AT"
+
+
+def crash_point(name: str) -> None:
+    """Die here, as a kill -9 would, when the reliability suite asks for it by name."""
+    if os.environ.get(CRASH_AT) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _live(entry: Path, run_id: str | None) -> bool:
@@ -105,7 +114,9 @@ def publish(writes: list[Staged], journal: Path | None = None) -> None:
         tmp.write_text(json.dumps([[str(new), str(final), has_new] for new, final, has_new in moves]),
                        encoding="utf-8")
         os.replace(tmp, record)
+    crash_point("publish:journaled")
     _swap(moves, writes[0].run_id if writes else "")
+    crash_point("publish:swapped")
     discard(writes)
     if record is not None:
         record.unlink()
@@ -124,8 +135,10 @@ def _swap(moves: list[tuple[Path, Path, bool]], run_id: str) -> None:
         trashes.add(trash)
         if final.exists():
             os.rename(final, trash / final.name)
+            crash_point("publish:half-swapped")  # the old partition aside, the new one not yet in
         if has_new:
             os.rename(new, final)
+            crash_point("publish:swapping")
     for trash in trashes:
         shutil.rmtree(trash)
         _remove_if_empty(trash.parent)
@@ -153,6 +166,35 @@ def roll_forward(journal: Path) -> list[str]:
         record.unlink()
         done.append(f"finished publishing interrupted run {record.stem} ({len(moves)} partitions)")
     return done
+
+
+class UnfinishedPublish(RuntimeError):
+    """A reader asked for a partition that a run began to replace and did not finish."""
+
+
+def refuse_unfinished(journal: Path, folder: Path) -> None:
+    """A reader's check: refuse ``folder`` while an unfinished publish is swapping it."""
+    for run, partitions in unfinished(journal).items():
+        if str(folder) in partitions:
+            raise UnfinishedPublish(f"{folder} is part of run {run}'s unfinished publish: it may hold a mix of old "
+                                    "and new; the next writing stage finishes it (or run `mydata recover`)")
+
+
+def unfinished(journal: Path) -> dict[str, list[str]]:
+    """Publishes a run began and did not finish (its journal is still there): run -> the final
+    partitions it swaps. A live writer's are in flight; any other's wait for the next writer."""
+    found = {}
+    for record in sorted(journal.glob("*.json")) if journal.is_dir() else []:
+        try:
+            found[record.stem] = [final for _, final, _ in json.loads(record.read_text(encoding="utf-8"))]
+        except (OSError, ValueError):
+            found[record.stem] = []
+    return found
+
+
+def leftovers(root: Path) -> list[Path]:
+    """Tables under ``root`` holding staging or trash (a dead run's, once the lake is held)."""
+    return sorted({p.parent for name in (STAGING, TRASH) for p in root.rglob(name) if p.is_dir()})
 
 
 def discard(writes: list[Staged]) -> None:
