@@ -185,9 +185,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "link_key_option", None):
         args.link_key = args.link_key_option
     try:
+        settings = settings_of(args)
+        settings.restrict_new_files()
         if args.command in LAKE_COMMANDS:  # before any Spark work: a wrong data root is a setup error
             read_only = (args.command, getattr(args, "action", None)) in READ_ONLY_ACTIONS
-            settings_of(args).check_data_root(write=not read_only)
+            settings.check_data_root(write=not read_only)
         with progress.shown_by(progress.for_stream(sys.stderr)):
             return args.func(args)
     except LakeBusy as exc:  # another writer holds the lake: one line, nothing done

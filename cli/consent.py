@@ -7,8 +7,8 @@ import sys
 from datetime import date
 from pathlib import Path
 
-from cli.settings import settings_of
-from mydata.config import ConfigError, Settings
+from cli.settings import link_key_of, settings_of
+from mydata.config import Settings
 
 
 def cmd_consent(args: argparse.Namespace) -> int:
@@ -27,7 +27,11 @@ def cmd_consent(args: argparse.Namespace) -> int:
         return 0
     if args.action == "export":
         dsn = args.postgres or (os.environ.get("MYDATA_ANCHOR_DSN") if not args.to else None)
-        result = consent.export_anchors(settings.lake, Path(args.to) if args.to else None, dsn)
+        try:
+            result = consent.export_anchors(settings.lake, Path(args.to) if args.to else None, dsn)
+        except consent.ConsentChainBroken as exc:
+            print(f"mydata consent export: {exc}", file=sys.stderr)
+            return 1
         print(f"exported {result['exported']:,} new signed head(s) of {result['heads']:,} to {result['target']}")
         if result["differing"]:
             print(f"mydata consent export: the heads after {result['differing']} events differ from what was "
@@ -63,14 +67,15 @@ def _consent_review(args: argparse.Namespace, settings: Settings, engine) -> int
             print(f"mydata consent verify: no consent ledger under {settings.lake.root}: nothing was appended "
                   "here (is --data-root right?); nothing to verify", file=sys.stderr)
             return 1
+        if check.pending:
+            print(f"consent: {check.pending:,} delivered event(s) are not in the ledger yet: run `mydata consent "
+                  "append`", file=sys.stderr)
         print(f"consent ledger verifies: {check.events:,} events, head {check.head.hash}, "
               f"{len(consent.read_anchors(settings.lake))} signed heads")
         return 0
     as_of = settings.as_of or date.today()
     if args.action == "status":
-        if not args.link_key:
-            raise ConfigError("consent status needs the subject's link key")
-        status = consent_review.subject_status(engine, settings.lake, args.link_key, as_of)
+        status = consent_review.subject_status(engine, settings.lake, link_key_of(args, "consent status"), as_of)
         if not status.events:
             print("no consent event for this link key")
             return 1

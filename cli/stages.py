@@ -13,19 +13,27 @@ from cli.settings import settings_of
 def cmd_landing(args: argparse.Namespace) -> int:
     from jobs import landing
 
-    print(json.dumps(landing.run(settings_of(args)), indent=1))
+    try:
+        result = landing.run(settings_of(args))
+    except landing.BadLanding as exc:
+        print(f"mydata landing: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(result, indent=1))
+    for problem in result["skipped"]:
+        print(f"skipped (MYDATA_SKIP_BAD_LANDING): {problem}", file=sys.stderr)
     return 0
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     from jobs import ingest
+    from jobs.landing import BadLanding
 
     try:
         result = ingest.run(settings_of(args))
     except ingest.NoDeliveryError as exc:
         print(f"mydata ingest: {exc}", file=sys.stderr)
         return 2
-    except ingest.IngestFailed as exc:
+    except (ingest.IngestFailed, BadLanding) as exc:
         print(f"mydata ingest FAILED: {exc}", file=sys.stderr)
         return 1
     print(f"ingested: {result['rows_accepted']:,} rows accepted, {result['rows_quarantined']:,} "

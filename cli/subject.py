@@ -3,16 +3,14 @@ from __future__ import annotations
 
 import argparse
 
-from cli.settings import settings_of
-from mydata.config import ConfigError
+from cli.settings import link_key_of, settings_of
 
 
 def cmd_subject(args: argparse.Namespace) -> int:
     from jobs import subject_trace
 
-    if not args.link_key:
-        raise ConfigError("subject trace needs the subject's link key")
-    result = subject_trace.run(settings_of(args), args.link_key, [args.purpose] if args.purpose else None)
+    link_key = link_key_of(args, "subject trace")
+    result = subject_trace.run(settings_of(args), link_key, [args.purpose] if args.purpose else None)
     print(f"IN DERIVED TABLES: {result['why']}" if result["in_derived_tables"]
           else result["why"] if result.get("never_seen") else f"in no derived table: {result['why']}")
     print(f"held: {result['held']} bronze/quarantine table(s); used by {result['fusion_runs']} fusion run(s); "

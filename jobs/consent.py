@@ -28,7 +28,7 @@ from mydata import progress, storage
 from mydata.config import Settings
 from mydata.engines import Engine, as_engine, open_engine
 from mydata.lake import Lake
-from mydata.manifest import RunManifest, write_json_atomic
+from mydata.manifest import RunManifest, json_text
 from mydata.lock import writes_lake
 from schemas.asof import as_of_moment
 from schemas.consent import EVENT_FIELDS, GENESIS_HASH, ChainBreak, delivered_event, event_hash
@@ -188,6 +188,9 @@ class Verification:
     events: int
     head: LedgerHead
     problem: ChainBreak | None
+    #: consent events bronze holds from deliveries after the ledger's last: not appended yet (or cut
+    #: from the end: only an export to write-once storage tells the two apart)
+    pending: int = 0
 
     @property
     def ok(self) -> bool:
@@ -225,9 +228,68 @@ def verify_ledger(session, lake: Lake, keystore=None, ingested: bool = True) -> 
                                  f"anchors ({anchors_path(lake)}) are missing: they were deleted")
         if problem is None:
             problem = _against_anchors(engine, "ledger_verified", head, anchors + recorded)
+        pending = 0
+        if problem is None and ingested:
+            problem, pending = _cut_events(engine, lake, "ledger_verified")
+        if problem is None:
+            problem = _behind_export(head, exported_heads(lake))
     finally:
         engine.drop("ledger_verified", "ledger_read")
-    return Verification(events, head, problem)
+    return Verification(events, head, problem, pending)
+
+
+def _cut_events(engine: Engine, lake: Lake, ledger: str) -> tuple[ChainBreak | None, int]:
+    """Consent events bronze holds and the ledger does not: from deliveries the ledger already covers
+    they were cut from it (a problem); from later ones they are pending (counted)."""
+    if not engine.parquet("consent_delivered", lake.bronze_table("consent_events")):
+        return None, 0
+    try:
+        row = engine.rows(f"SELECT count(CASE WHEN b.dt <= l.last THEN 1 END) AS cut, "
+                          f"count(CASE WHEN b.dt > l.last THEN 1 END) AS pending, "
+                          f"min(CASE WHEN b.dt <= l.last THEN b.event_id END) AS first, "
+                          f"min(CASE WHEN b.dt <= l.last THEN b.dt END) AS dt "
+                          f"FROM consent_delivered b CROSS JOIN (SELECT max(dt) AS last FROM {ledger}) l "
+                          f"WHERE b.event_id NOT IN (SELECT event_id FROM {ledger})")[0]
+    finally:
+        engine.drop("consent_delivered")
+    if not row["cut"]:
+        return None, int(row["pending"] or 0)
+    return ChainBreak(0, row["first"], f"{row['cut']} consent event(s) delivered on or before the ledger's last "
+                                       f"delivery (from dt={row['dt']}) are in bronze but not in the ledger: it was "
+                                       "cut back"), int(row["pending"] or 0)
+
+
+def _behind_export(head: LedgerHead, exported: list[dict]) -> ChainBreak | None:
+    """The heads exported to write-once storage must be a prefix of the ledger: one past its end is a rollback."""
+    ahead = [h for h in exported if int(h.get("events", 0)) > head.events]
+    if not ahead:
+        return None
+    last = max(ahead, key=lambda h: int(h["events"]))
+    return ChainBreak(head.events, None, f"the ledger ends after {head.events} events, but a head after "
+                                         f"{last['events']} events was exported to write-once storage: the ledger "
+                                         "was rolled back")
+
+
+def exported_heads(lake: Lake, to_file: Path | None = None, postgres_dsn: str | None = None) -> list[dict]:
+    """The heads the export target holds (the configured one: MYDATA_ANCHOR_FILE or MYDATA_ANCHOR_DSN)."""
+    import json
+    import os
+
+    to_file = to_file or (Path(os.environ["MYDATA_ANCHOR_FILE"]) if os.environ.get("MYDATA_ANCHOR_FILE") else None)
+    postgres_dsn = postgres_dsn or os.environ.get("MYDATA_ANCHOR_DSN")
+    if to_file is not None:
+        return [json.loads(line) for line in to_file.read_text(encoding="utf-8").splitlines() if line.strip()] \
+            if to_file.is_file() else []
+    if postgres_dsn:
+        import psycopg2
+
+        with psycopg2.connect(postgres_dsn) as connection, connection.cursor() as cursor:
+            cursor.execute(f"SELECT to_regclass('{ANCHOR_TABLE}') IS NOT NULL")
+            if not cursor.fetchone()[0]:
+                return []
+            cursor.execute(f"SELECT events, hash, signature FROM {ANCHOR_TABLE}")
+            return [{"events": e, "hash": h, "signature": sig} for e, h, sig in cursor.fetchall()]
+    return []
 
 
 def _recorded_heads(lake: Lake) -> list[dict]:
@@ -340,6 +402,12 @@ def export_anchors(lake: Lake, to_file: Path | None = None, postgres_dsn: str | 
     anchors = read_anchors(lake)
     if to_file is None and postgres_dsn is None:
         raise ValueError("export needs a target: a file (--to) or a Postgres DSN (--postgres or MYDATA_ANCHOR_DSN)")
+    current = max((a["events"] for a in anchors), default=0)
+    before = exported_heads(lake, Path(to_file) if to_file is not None else None, postgres_dsn)
+    if any(int(h["events"]) > current for h in before):
+        raise ConsentChainBroken(f"the ledger's head ({current} events) is behind what was exported before "
+                                 f"({max(int(h['events']) for h in before)} events): the ledger was rolled back; "
+                                 "nothing exported")
     exported = _export_file(Path(to_file), anchors) if to_file is not None else _export_postgres(postgres_dsn, anchors)
     return {"heads": len(anchors), **exported}
 
@@ -399,8 +467,10 @@ def delivery_in_chain_order(engine: Engine, events: str, head: LedgerHead, order
     return None
 
 
-def append(engine: Engine, lake: Lake, run_id: str) -> dict:
-    """Append every bronze consent delivery not yet in the ledger, oldest first, each verified."""
+def append(engine: Engine, lake: Lake, manifest: RunManifest) -> dict:
+    """Append every bronze consent delivery not yet in the ledger, oldest first, each verified; the
+    ledger partitions, their signed heads and the run's manifest land in one journaled publish,
+    so a run killed at any point leaves all of them or none (the next writer finishes it)."""
     from mydata.keys import KeyStore, sign_head
 
     keystore = KeyStore.open(Settings(data_root=lake.root))
@@ -412,9 +482,10 @@ def append(engine: Engine, lake: Lake, run_id: str) -> dict:
     done = ({r["dt"] for r in engine.rows("SELECT DISTINCT dt FROM ledger_done")}
             if engine.parquet("ledger_done", ledger_path(lake)) else set())
     pending = sorted({r["dt"] for r in engine.rows("SELECT DISTINCT dt FROM consent_bronze")} - done) if has_bronze else []
-    head = verification.head
+    head, anchors = verification.head, read_anchors(lake)
     appended: dict[str, int] = {}
     held: dict[str, str] = {}
+    staged: list[storage.Staged] = []
     with progress.step("consent", "append", unit="deliveries", total=len(pending)) as shown:
         for dt in pending:
             if held:  # nothing after a broken delivery is trusted
@@ -431,16 +502,27 @@ def append(engine: Engine, lake: Lake, run_id: str) -> dict:
                 shown.advance()
                 continue
             count = engine.rows("SELECT count(*) AS n FROM ordered")[0]["n"]
-            storage.publish([engine.stage("SELECT * FROM ordered", ledger_path(lake), [dt], run_id)])
+            staged.append(engine.stage("SELECT * FROM ordered", ledger_path(lake), [dt], manifest.run_id))
             head = ledger_head(engine, "ordered")
             appended[dt.isoformat()] = count
-            signed = sign_head(keystore, {**head.as_dict(), "dt": dt.isoformat(), "run_id": run_id})
-            write_json_atomic(anchors_path(lake), [*read_anchors(lake), signed])
+            anchors.append(sign_head(keystore, {**head.as_dict(), "dt": dt.isoformat(), "run_id": manifest.run_id}))
             engine.drop("ordered", "chain_positions", "delivery")
             shown.advance(rows=count)
     engine.drop("consent_bronze", "ledger_done")
-    return {"appended": appended, "held": held, "head": signed if appended else verification.head.as_dict(),
-            "verified_before": verification.events}
+    result = {"appended": appended, "held": held, "head": anchors[-1] if appended else verification.head.as_dict(),
+              "verified_before": verification.events}
+    manifest.inputs = {"bronze": "consent_events", "verified_events": result["verified_before"]}
+    manifest.outputs = {"appended": result["appended"], "ledger_head": result["head"]}
+    manifest.notes += [f"consent dt={dt}: {why}" for dt, why in result["held"].items()]
+    if appended:
+        staged.append(storage.stage_file(anchors_path(lake), json_text(anchors), manifest.run_id))
+    staged.append(storage.stage_file(lake.manifest(JOB, manifest.run_id),
+                                     json_text(manifest.finished("failed" if held else "succeeded")), manifest.run_id))
+    try:
+        storage.publish(staged, journal=lake.publish_journal)
+    finally:
+        storage.discard(staged)  # nothing is left after a publish; a failed one leaves no staging
+    return result
 
 
 @writes_lake(JOB)
@@ -451,17 +533,14 @@ def run(settings: Settings, spark: Any = None) -> dict:
     manifest = RunManifest.start(JOB, engine=settings.engine)
     engine = open_engine(settings, spark)
     try:
-        result = append(engine, lake, manifest.run_id)
+        result = append(engine, lake, manifest)
     except ConsentChainBroken as broken:
         manifest.error = str(broken)
         manifest.finish(lake, "failed")
         raise
     finally:
         engine.close()
-    manifest.inputs = {"bronze": "consent_events", "verified_events": result["verified_before"]}
-    manifest.outputs = {"appended": result["appended"], "ledger_head": result["head"]}
-    manifest.notes += [f"consent dt={dt}: {why}" for dt, why in result["held"].items()]
-    path = manifest.finish(lake, "failed" if result["held"] else "succeeded")
+    path = manifest.landed(lake)
     if result["held"]:
         first = next(iter(result["held"].items()))
         raise ConsentChainBroken(f"consent delivery dt={first[0]} {first[1]}; "

@@ -27,7 +27,7 @@ from datetime import date
 from functools import reduce
 from typing import Any
 
-from jobs.landing import Delivery, data_files, find_deliveries, text_bytes
+from jobs.landing import Delivery, check_landing, data_files, find_deliveries, text_bytes
 from mydata import progress, storage
 from mydata.config import Settings
 from mydata.engines import Engine, UnreadableLanding, open_engine
@@ -585,6 +585,7 @@ def run(settings: Settings, spark: Any = None) -> dict:
     complete = [d for d in deliveries if d.complete]
     when = f" for dt={settings.delivery_date}" if settings.delivery_date else ""
     if not complete:
+        check_landing(lake, settings.skip_bad_landing)  # what is there may be no delivery at all: say what
         waiting = ", ".join(f"{d.source} dt={d.dt}" for d in deliveries) or "none"
         raise NoDeliveryError(f"no complete delivery{when} under {lake.landing} "
                               f"(deliveries waiting for _SUCCESS: {waiting})")
@@ -598,6 +599,8 @@ def run(settings: Settings, spark: Any = None) -> dict:
     sources = [(source, mine) for source in SOURCES
                if (mine := [d for d in complete if d.source == source and data_files(d)])]
     with manifest.recorded(lake):
+        # what is not a well-formed delivery fails the run, unless skipped: never read, never silent
+        manifest.outputs["landing_problems"] = [p.said() for p in check_landing(lake, settings.skip_bad_landing)]
         engine = open_engine(settings, spark)
         try:
             # on Spark two sources at a time: one's driver-side work overlaps the other's jobs

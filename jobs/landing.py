@@ -31,14 +31,85 @@ class Delivery:
     complete: bool
 
 
+class BadLanding(RuntimeError):
+    """The landing zone holds what is not a well-formed delivery (and no setting says to skip it)."""
+
+
+@dataclass(frozen=True)
+class LandingProblem:
+    path: str  # under landing/
+    reason: str
+
+    def said(self) -> str:
+        return f"landing/{self.path}: {self.reason}"
+
+
+def _inside(path: Path, root: Path) -> bool:
+    """``path``, symlinks followed, stays under the data ``root``."""
+    return path.resolve().is_relative_to(root.resolve())
+
+
+def _day(name: str) -> date | None:
+    try:
+        return date.fromisoformat(name[3:]) if name.startswith("dt=") and len(name) == 13 else None
+    except ValueError:
+        return None
+
+
+def landing_problems(lake: Lake) -> list[LandingProblem]:
+    """Everything under ``landing/`` that is not a well-formed delivery, with why: a file where a
+    folder belongs, an unknown source folder, a bad ``dt=`` folder, a symlink out of the data root."""
+    if not lake.landing.is_dir():
+        return []
+    problems = []
+
+    def note(path: Path, reason: str) -> None:
+        problems.append(LandingProblem(str(path.relative_to(lake.landing)), reason))
+
+    for entry in sorted(lake.landing.iterdir()):
+        if entry.name.startswith((".", "_")):
+            continue
+        if not _inside(entry, lake.root):
+            note(entry, "a symlink that leaves the data root: refused")
+        elif not entry.is_dir():
+            note(entry, f"a file where a source folder belongs (sources: {', '.join(SOURCES)})")
+        elif entry.name not in SOURCES:
+            note(entry, f"not a source: the sources are {', '.join(SOURCES)}")
+        else:
+            for delivery in sorted(entry.iterdir()):
+                if delivery.name.startswith((".", "_")):
+                    continue
+                if not _inside(delivery, lake.root):
+                    note(delivery, "a symlink that leaves the data root: refused")
+                elif _day(delivery.name) is None:
+                    note(delivery, "not a delivery folder: a delivery is dt=YYYY-MM-DD with a real date")
+                elif not delivery.is_dir():
+                    note(delivery, "a file where a delivery folder belongs")
+                else:
+                    problems += [LandingProblem(str(f.relative_to(lake.landing)), "a data file symlinked out of the "
+                                                "data root: refused") for f in sorted(delivery.iterdir())
+                                 if f.is_symlink() and not _inside(f, lake.root)]
+    return problems
+
+
+def check_landing(lake: Lake, skip: bool) -> list[LandingProblem]:
+    """The landing's problems: a stage fails on them, naming each, unless told to skip them."""
+    problems = landing_problems(lake)
+    if problems and not skip:
+        shown = "; ".join(p.said() for p in problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+        raise BadLanding(f"{len(problems)} thing(s) under {lake.landing} are not well-formed deliveries: {shown} "
+                         "(move them away, or set MYDATA_SKIP_BAD_LANDING=true to skip them)")
+    return problems
+
+
 def find_deliveries(lake: Lake, dt: date | None = None) -> list[Delivery]:
-    """Every ``landing/<source>/dt=...`` folder of a known source (one date if ``dt`` is given)."""
+    """Every well-formed ``landing/<source>/dt=YYYY-MM-DD`` folder of a known source inside the data
+    root (one date if ``dt`` is given); ``landing_problems`` names everything else."""
     found = []
     for source in SOURCES:
         for folder in sorted((lake.landing / source).glob("dt=*")):
-            try:
-                day = date.fromisoformat(folder.name[3:])
-            except ValueError:
+            day = _day(folder.name)
+            if day is None or not folder.is_dir() or not _inside(folder, lake.root):
                 continue
             if dt is None or day == dt:
                 found.append(Delivery(source, day, folder, is_complete(folder)))
@@ -54,8 +125,11 @@ def deliveries_ready(dt: date | str, settings: Settings | None = None) -> bool:
 
 
 def data_files(delivery: Delivery) -> list[Path]:
+    """A delivery's data files; one symlinked out of the data root is never read."""
+    root = delivery.path.parents[2]
     return sorted(p for p in delivery.path.iterdir()
-                  if p.is_file() and p.name.endswith(DATA_SUFFIXES) and not p.name.startswith((".", "_")))
+                  if p.is_file() and p.name.endswith(DATA_SUFFIXES) and not p.name.startswith((".", "_"))
+                  and (not p.is_symlink() or _inside(p, root)))
 
 
 def text_bytes(path: Path) -> int:
@@ -84,6 +158,14 @@ def run(settings: Settings, spark=None) -> dict:
     """Count the records of every complete delivery (or of ``settings.delivery_date`` only)."""
     lake = settings.lake
     manifest = RunManifest.start("landing", dt=settings.delivery_date)
+    with manifest.recorded(lake):
+        return _inventory(settings, manifest, spark)
+
+
+def _inventory(settings: Settings, manifest: RunManifest, spark) -> dict:
+    lake = settings.lake
+    problems = check_landing(lake, settings.skip_bad_landing)
+    manifest.outputs["landing_problems"] = [p.said() for p in problems]
     deliveries = find_deliveries(lake, settings.delivery_date)
     complete = [d for d in deliveries if d.complete]
     waiting = [d for d in deliveries if not d.complete]
@@ -103,13 +185,13 @@ def run(settings: Settings, spark=None) -> dict:
             engine.close()
     manifest.inputs = {"deliveries_complete": len(complete), "deliveries_waiting": len(waiting),
                        "files": len(files)}
-    manifest.outputs = {"records": counts,
-                        "total_records": sum(n for by_dt in counts.values() for n in by_dt.values())}
+    manifest.outputs.update({"records": counts,
+                             "total_records": sum(n for by_dt in counts.values() for n in by_dt.values())})
     if not deliveries:
         manifest.notes.append(f"no deliveries under {lake.landing}")
-    path = manifest.finish(lake)
-    return {"manifest": str(path), "total_records": manifest.outputs["total_records"],
-            "deliveries_complete": len(complete), "deliveries_waiting": len(waiting)}
+    return {"manifest": str(lake.manifest("landing", manifest.run_id)), "total_records": manifest.outputs["total_records"],
+            "deliveries_complete": len(complete), "deliveries_waiting": len(waiting),
+            "skipped": manifest.outputs["landing_problems"]}
 
 
 if __name__ == "__main__":  # spark-submit entry point

@@ -78,7 +78,7 @@ def table_rows(lake: Lake) -> dict[str, dict[str, int]]:
 def ledger_figures(engine: Engine, lake: Lake) -> dict:
     checked = consent.verify_ledger(engine, lake)
     return {"events": checked.events, "head": checked.head.hash, "verified": checked.ok,
-            "problem": None if checked.ok else str(checked.problem)}
+            "problem": None if checked.ok else str(checked.problem), "pending": checked.pending}
 
 
 def model_figures(lake: Lake, purpose: str) -> dict | None:
@@ -112,6 +112,10 @@ def needing_attention(status: dict) -> list[str]:
             for r in status["runs"] if r["status"] == "failed"]
     if not status["ledger"]["verified"]:
         said.append(f"consent ledger: does not verify: {status['ledger']['problem']}")
+    if status["ledger"].get("pending"):
+        said.append(f"consent ledger: {status['ledger']['pending']:,} delivered event(s) are not in it yet: run "
+                    "`mydata consent append` (were they cut from its end, only an export of the heads to write-once "
+                    "storage would tell: docs/stages/consent.md)")
     if status["model"] and status["model"]["drift"] and status["model"]["drift"]["retrain"]:
         said.append(f"model {status['model']['version']}: drift calls for retraining "
                     f"(drifted: {', '.join(status['model']['drift']['drifted'])})")

@@ -10,7 +10,7 @@ import math
 import os
 import re
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -39,6 +39,9 @@ ENV_VARS: dict[str, str] = {
     "MYDATA_DP_BUDGET": "dp_budget",
     "MYDATA_ALLOW_BLANK_FEATURES": "allow_blank_features",
     "MYDATA_LOCK_WAIT": "lock_wait",
+    "MYDATA_AS_OF_TOLERANCE_DAYS": "as_of_tolerance_days",
+    "MYDATA_SKIP_BAD_LANDING": "skip_bad_landing",
+    "MYDATA_GROUP_ACCESS": "group_access",
 }
 
 ENGINES = ("duckdb", "spark")
@@ -47,6 +50,11 @@ SESSION_TIME_ZONE = "Asia/Seoul"
 DUCKDB_MEMORY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$", re.IGNORECASE)
 _UNITS = {"kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30,
           "tib": 2**40}  # as DuckDB reads them
+
+#: the least memory the embedded engine runs a stage in (a limit below it fails deep inside a query)
+DUCKDB_MIN_MEMORY = 128 * 2**20
+#: a JVM heap size as Spark takes it: 512m, 2g, 4096k
+JVM_MEMORY = re.compile(r"^[1-9][0-9]*[kKmMgGtT]?$")
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -129,6 +137,12 @@ class Settings:
     allow_blank_features: bool = False
     #: seconds a writing stage waits for the lake lock another writer holds, then fails (mydata/lock.py)
     lock_wait: float = 300.0
+    #: how many days past today an as-of date may lie (0: none; consent is never evaluated ahead of time)
+    as_of_tolerance_days: int = 0
+    #: ingest and the landing inventory skip (and report) what is not a well-formed delivery, instead of failing
+    skip_bad_landing: bool = False
+    #: what the pipeline creates (the lake, the Airflow home) is owner-only; with this, the owner's group reads it too
+    group_access: bool = False
 
     @property
     def duckdb_memory_bytes(self) -> int:
@@ -142,6 +156,8 @@ class Settings:
         object.__setattr__(self, "delivery_date", _parse_date("delivery_date", self.delivery_date))
         object.__setattr__(self, "spark_ui", _parse_bool("spark_ui", self.spark_ui))
         object.__setattr__(self, "allow_blank_features", _parse_bool("allow_blank_features", self.allow_blank_features))
+        object.__setattr__(self, "skip_bad_landing", _parse_bool("skip_bad_landing", self.skip_bad_landing))
+        object.__setattr__(self, "group_access", _parse_bool("group_access", self.group_access))
         object.__setattr__(self, "shuffle_partitions", _number("shuffle_partitions", self.shuffle_partitions, int))
         object.__setattr__(self, "k_anonymity", _number("k_anonymity", self.k_anonymity, int))
         object.__setattr__(self, "duckdb_threads", _number("duckdb_threads", self.duckdb_threads, int))
@@ -154,6 +170,17 @@ class Settings:
             object.__setattr__(self, name, _number(name, getattr(self, name)))
         if not 0 <= self.lock_wait < 86_400:
             raise ConfigError(f"lock_wait must be seconds in [0, 86400), got {self.lock_wait}")
+        object.__setattr__(self, "as_of_tolerance_days", _number("as_of_tolerance_days", self.as_of_tolerance_days, int))
+        latest = date.today() + timedelta(days=self.as_of_tolerance_days)
+        if self.as_of is not None and self.as_of > latest:
+            raise ConfigError(f"as_of {self.as_of} is after today ({date.today()}): consent and deliveries would be "
+                              "read as of a day that has not come; MYDATA_AS_OF_TOLERANCE_DAYS allows a stated margin")
+        if self.duckdb_memory_bytes < DUCKDB_MIN_MEMORY:
+            raise ConfigError(f"duckdb_memory {self.duckdb_memory} is below the {DUCKDB_MIN_MEMORY // 2**20} MiB the "
+                              "embedded engine needs to run a stage (MYDATA_DUCKDB_MEMORY)")
+        if not JVM_MEMORY.match(str(self.driver_memory)):
+            raise ConfigError(f"driver_memory must be a JVM size such as 2g or 1024m, got {self.driver_memory!r} "
+                              "(MYDATA_DRIVER_MEMORY)")
         if self.k_anonymity < 2 or not 0 <= self.max_suppression < 1:
             raise ConfigError(f"k_anonymity must be at least 2 and max_suppression in [0, 1), got "
                               f"{self.k_anonymity} and {self.max_suppression}")
@@ -224,6 +251,11 @@ class Settings:
             except OSError as exc:
                 raise ConfigError(f"the data root {root} is not writable ({exc.strerror}); make it writable "
                                   "for this user or point --data-root (MYDATA_DATA_ROOT) elsewhere") from None
+
+    def restrict_new_files(self) -> None:
+        """Files and folders this process creates from now on are the owner's only (or its group's
+        too, with ``group_access``): bronze, the ledger and airflow.db hold pseudonymised personal data."""
+        os.umask(0o027 if self.group_access else 0o077)
 
     def replace(self, **changes: Any) -> "Settings":
         return dataclasses.replace(self, **changes)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import unicodedata
 from dataclasses import asdict, dataclass
 from datetime import date
 from pathlib import Path
@@ -44,6 +45,10 @@ class Holder:
             raise ConfigError(f"an org_code is 10 letters or digits (aN(10)), got {self.org_code!r}")
         if not str(self.name).strip():
             raise ConfigError(f"holder {self.org_code} needs a name")
+        if any(unicodedata.category(c) in ("Cc", "Cf") for c in str(self.name)):
+            # a terminal escape in a name would rewrite the screen of whoever lists the holders
+            raise ConfigError(f"holder {self.org_code}: the name has control characters ({self.name!r}); "
+                              "give it in plain text")
         if not isinstance(self.since, date):
             try:
                 object.__setattr__(self, "since", date.fromisoformat(str(self.since)))
@@ -68,7 +73,14 @@ class HolderRegistry:
         """``MYDATA_HOLDERS`` if set, else the data root's file (empty when it does not exist yet)."""
         env = os.environ if env is None else env
         if env.get(HOLDERS_ENV_VAR):
-            return cls(_parse(env[HOLDERS_ENV_VAR], f"${HOLDERS_ENV_VAR}"), f"${HOLDERS_ENV_VAR}")
+            value = env[HOLDERS_ENV_VAR]
+            if value.lstrip().startswith("["):  # the list itself
+                return cls(_parse(value, f"${HOLDERS_ENV_VAR}"), f"${HOLDERS_ENV_VAR}")
+            named = Path(value).expanduser()  # else the file that holds it
+            if not named.is_file():
+                raise ConfigError(f"{HOLDERS_ENV_VAR} names {named}, which does not exist: give the holder list "
+                                  "(a JSON list) or the path of a file holding it")
+            return cls(_parse(named.read_text(encoding="utf-8"), str(named)), str(named))
         path = settings.lake.holders
         holders = _parse(path.read_text(encoding="utf-8"), str(path)) if path.is_file() else []
         return cls(holders, str(path), path)

@@ -65,10 +65,19 @@ class RunManifest:
         return manifest
 
     def finish(self, lake: Lake, status: str = "succeeded") -> Path:
+        self.path = write_json_atomic(lake.manifest(self.job, self.run_id), self.finished(status))
+        _refresh_front_page(lake)
+        return self.path
+
+    def finished(self, status: str = "succeeded") -> dict:
+        """The manifest as it is written when the run ends (for a run that lands it with its outputs)."""
         self.status = status
         self.finished_at = datetime.now(timezone.utc).isoformat()
-        document = {k: v for k, v in asdict(self).items() if k != "path"}
-        self.path = write_json_atomic(lake.manifest(self.job, self.run_id), document)
+        return {k: v for k, v in asdict(self).items() if k != "path"}
+
+    def landed(self, lake: Lake) -> Path:
+        """The manifest a publish landed (``finished`` staged with the outputs): recorded here, the page refreshed."""
+        self.path = lake.manifest(self.job, self.run_id)
         _refresh_front_page(lake)
         return self.path
 
@@ -96,11 +105,15 @@ def _refresh_front_page(lake: Lake) -> None:
         logging.getLogger(__name__).warning("reports/index.html not refreshed: %s: %s", type(exc).__name__, exc)
 
 
+def json_text(document: Any) -> str:
+    """A document as the lake writes JSON: indented, UTF-8 as it is."""
+    return json.dumps(document, indent=1, ensure_ascii=False, default=str) + "\n"
+
+
 def write_json_atomic(path: Path, document: Any) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(document, indent=1, ensure_ascii=False, default=str) + "\n",
-                   encoding="utf-8")
+    tmp.write_text(json_text(document), encoding="utf-8")
     os.replace(tmp, path)
     return path
 

@@ -101,6 +101,14 @@ def stage(frame: Any, table: Path, dts: list[date], run_id: str,
     return Staged(staging, tuple(moves), run_id)
 
 
+def stage_file(final: Path, text: str, run_id: str) -> Staged:
+    """A whole file (a signed head list, a manifest) written aside, to land with a run's partitions."""
+    staging = final.parent / STAGING / f"{run_id}.{uuid.uuid4().hex[:8]}"
+    staging.mkdir(parents=True, exist_ok=True)
+    (staging / final.name).write_text(text, encoding="utf-8")
+    return Staged(staging, ((staging / final.name, final),), run_id)
+
+
 def publish(writes: list[Staged], journal: Path | None = None) -> None:
     """Swap every staged partition of ``writes`` in, one rename each (a partition with no staged
     rows is removed). With ``journal`` (a folder), the moves are recorded there first: a run killed
@@ -130,6 +138,11 @@ def _swap(moves: list[tuple[Path, Path, bool]], run_id: str) -> None:
     for new, final, has_new in moves:
         if has_new and not new.exists():
             continue  # moved in before the kill
+        if has_new and new.is_file():  # a whole file is replaced in one step
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(new, final)
+            crash_point("publish:swapping")
+            continue
         trash = final.parent / TRASH / run_id
         trash.mkdir(parents=True, exist_ok=True)
         trashes.add(trash)

@@ -105,6 +105,10 @@ def page(ingest: dict, validations: list[Any]) -> str:
                      html.table(["table", "rule", "expectation", "column", "rows checked",
                                  "unexpected", ""], detail)),
     ]
+    if problems := ingest.get("outputs", {}).get("landing_problems"):
+        sections.insert(0, html.section("Under landing/, not deliveries (skipped, not read)", html.table(
+            ["what and why"], [[p] for p in problems]),
+            note="MYDATA_SKIP_BAD_LANDING let the run go on without them; without it the run fails on them."))
     return html.page("Ingest run report", facts, sections)
 
 

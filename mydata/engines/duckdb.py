@@ -41,6 +41,9 @@ def _open(path: Path):
     return gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")
 
 
+BOM = b"\xef\xbb\xbf"  # UTF-8's byte-order mark, which some exports put before the first line
+
+
 def line_batches(files: list[Path]) -> Iterator[pa.RecordBatch]:
     """Every line of ``files`` (with its newline), numbered from 1, a block at a time."""
     for path in files:
@@ -58,6 +61,8 @@ def _file_batches(path: Path) -> Iterator[pa.RecordBatch]:
     with _open(path) as handle:
         while True:
             block = handle.read(BLOCK_BYTES)
+            if before == 0 and not carry and block.startswith(BOM):  # a byte-order mark is not part of the record
+                block = block[len(BOM):]
             data = carry + block
             if not block:  # the last line may lack its newline
                 if data:

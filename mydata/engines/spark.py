@@ -43,7 +43,11 @@ class SparkEngine(Engine):
                   .agg(F.min("_id").alias("_first"), F.count(F.lit(1)).alias("_lines"))
                   .withColumn("_before", F.sum("_lines").over(Window.partitionBy("file_path").orderBy("_block"))
                               - F.col("_lines")))
+        # a byte-order mark before a file's first line is not part of the record
+        unmarked = F.when((F.col("_block") == 0) & (F.col("_id") == F.col("_first")),
+                          F.regexp_replace("value", "^\ufeff", "")).otherwise(F.col("value"))
         (lines.join(F.broadcast(blocks), ["file_path", "_block"])
+         .withColumn("value", unmarked)
          .where(F.trim("value") != "")
          .selectExpr("CASE WHEN is_valid_utf8(value) THEN value ELSE make_valid_utf8(value) END AS value",
                      "NOT is_valid_utf8(value) AS bad_bytes", "file_path",

@@ -277,3 +277,10 @@ def test_a_data_scientist_builds_a_training_frame_and_reads_feature_health(lake_
     assert lines[0].startswith(f"feature health of the marketing release as of {as_of}")
     assert len(lines) == 1 + sum(not f.quasi_identifier for f in FEATURES)
     assert any(line.startswith("  card_spend_1m: ") and "% null, " in line for line in lines)
+
+
+@pytest.mark.parametrize("command", [["consent", "status"], ["subject", "trace"]])
+def test_a_malformed_link_key_is_refused_in_one_line(tmp_path, capsys, command):
+    assert main(["--data-root", str(tmp_path), *command, "not-a-link-key"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "14 characters is not a link key" in err

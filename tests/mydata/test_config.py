@@ -1,5 +1,4 @@
 from datetime import date
-from pathlib import Path
 
 import pytest
 
@@ -77,3 +76,35 @@ def test_the_engine_comes_from_the_environment_and_a_cluster_master_means_spark(
 def test_the_memory_limit_is_read_in_bytes_as_duckdb_reads_it():
     assert Settings(duckdb_memory="512MB").duckdb_memory_bytes == 512_000_000
     assert Settings(duckdb_memory="1.5 GiB").duckdb_memory_bytes == 3 * 2**29
+
+
+def test_setup_checks_refuse_what_would_fail_later_in_one_line(tmp_path, monkeypatch):
+    from datetime import date, timedelta
+
+    from mydata.config import ConfigError
+
+    ahead = date.today() + timedelta(days=90)
+    with pytest.raises(ConfigError, match=f"as_of {ahead} is after today"):
+        Settings(as_of=ahead)
+    assert Settings(as_of=ahead, as_of_tolerance_days=90).as_of == ahead
+    with pytest.raises(ConfigError, match="duckdb_memory 1KB is below the 128 MiB"):
+        Settings(duckdb_memory="1KB")
+    with pytest.raises(ConfigError, match=r"driver_memory must be a JVM size such as 2g .*MYDATA_DRIVER_MEMORY"):
+        Settings(driver_memory="lots")
+
+
+def test_the_holder_registry_from_the_environment_is_told_missing_from_malformed(tmp_path):
+    from mydata.config import ConfigError
+    from mydata.holders import Holder, HolderRegistry
+
+    settings = Settings(data_root=tmp_path)
+    with pytest.raises(ConfigError, match="names .*nowhere.json, which does not exist"):
+        HolderRegistry.open(settings, env={"MYDATA_HOLDERS": str(tmp_path / "nowhere.json")})
+    (tmp_path / "holders.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(ConfigError, match="is not a JSON list"):
+        HolderRegistry.open(settings, env={"MYDATA_HOLDERS": str(tmp_path / "holders.json")})
+    (tmp_path / "holders.json").write_text('[{"source": "card", "org_code": "D100000001", "name": "신한카드", '
+                                           '"since": "2026-01-01"}]', encoding="utf-8")
+    assert HolderRegistry.open(settings, env={"MYDATA_HOLDERS": str(tmp_path / "holders.json")}).get("card", "D100000001")
+    with pytest.raises(ConfigError, match="the name has control characters"):
+        Holder("card", "D100000001", "\x1b[2J신한카드", "2026-01-01")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from jobs import consent, fuse
+from jobs import consent
 from mydata import storage
 from mydata.config import Settings
 from tests.parity.test_ingest_parity import differences
@@ -98,3 +98,26 @@ def test_an_ingest_killed_halfway_through_a_swap_is_finished_and_a_rerun_equals_
     assert _quarantined(control) == _quarantined(root)  # quarantine rows name their file, under each lake's root
     _nothing_left(root)
     assert _mydata(root, "recover").stdout.strip() == "recover: nothing to recover, the lake is clean"
+
+
+@pytest.mark.parametrize("point", ["publish:journaled", "publish:swapping", "publish:swapped"])
+def test_a_consent_append_killed_anywhere_lands_whole_at_the_next_append_with_no_false_alarm(ingested, tmp_path,
+                                                                                           point):
+    settings, _, _, _ = ingested
+    root, control = tmp_path / "lake", tmp_path / "control"
+    shutil.copytree(settings.data_root, root)
+    shutil.copytree(settings.data_root, control)
+    assert _mydata(control, "consent", "append").returncode == 0
+    killed = _mydata(root, "consent", "append", crash_at=point)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    again = _mydata(root, "consent", "append")
+    assert again.returncode == 0, again.stderr[-2000:]
+    verified = _mydata(root, "consent", "verify")
+    assert verified.returncode == 0 and "consent ledger verifies" in verified.stdout, verified.stdout + verified.stderr
+    assert differences(control, root, ("consent",)) == []
+    heads = [[(h["events"], h["hash"]) for h in json.loads((lake / "consent" / "anchors.json").read_text())]
+             for lake in (control, root)]
+    assert heads[0] == heads[1] and len(heads[0]) == 3
+    runs = [json.loads(p.read_text()) for p in (root / "manifests" / "consent").glob("*.json")]
+    assert sum(1 for r in runs if r["status"] == "succeeded" and r["outputs"]["appended"]) == 1  # landed once, whole
+    _nothing_left(root)
