@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Callable, Sequence
 
 from cli.airflow import cmd_airflow, cmd_demo
@@ -20,7 +21,7 @@ from cli.status import cmd_status
 from cli.subject import cmd_subject
 from cli.stages import (cmd_features, cmd_recover, cmd_fuse, cmd_ingest, cmd_landing, cmd_purge, cmd_release, cmd_score,
                         cmd_validate)
-from mydata import progress
+from mydata import progress, storage
 from mydata.config import PURPOSES, ConfigError
 from mydata.keys import KeyStoreError
 from mydata.lock import LakeBusy
@@ -184,6 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(_link_keys_as_options(list(sys.argv[1:] if argv is None else argv)))
     if getattr(args, "link_key_option", None):
         args.link_key = args.link_key_option
+    settings = None
     try:
         settings = settings_of(args)
         settings.restrict_new_files()
@@ -199,6 +201,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"mydata {args.command}: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:
+        if (full := storage.disk_full(exc, settings.data_root if settings else Path.cwd())) is not None:
+            print(f"mydata {args.command}: {full}", file=sys.stderr)
+            return 1
         if not type(exc).__module__.startswith(("pyspark", "py4j")):
             raise
         first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)

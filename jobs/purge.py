@@ -24,7 +24,7 @@ from mydata.config import SESSION_TIME_ZONE, Settings
 from mydata.engines import Engine, open_engine
 from mydata.keys import KeyStore
 from mydata.lake import Lake
-from mydata.manifest import RunManifest
+from mydata.manifest import RunManifest, json_text
 from mydata.lock import writes_lake
 from schemas.silver import FUSED_SOURCES
 from schemas.sql import Dialect
@@ -94,17 +94,18 @@ def table_hits(engine: Engine, name: str, folder: Path, pseudonyms: str) -> dict
     return hits
 
 
-def purge_table(engine: Engine, name: str, folder: Path, pseudonyms: str, run_id: str) -> dict[Path, dict[str, int]]:
-    """Rewrite the partitions of one table (``<zone>/<table>/purpose=<p>``, registered as ``name``)
-    that hold any of ``pseudonyms``, each without them; rows removed per partition and pseudonym."""
+def purge_table(engine: Engine, name: str, folder: Path, pseudonyms: str, run_id: str
+                ) -> tuple[dict[Path, dict[str, int]], list[storage.Staged]]:
+    """Stage the partitions of one table (``<zone>/<table>/purpose=<p>``, registered as ``name``)
+    that hold any of ``pseudonyms``, each without them: rows removed per partition and pseudonym,
+    and the staged rewrites (published with the audit, all or none)."""
     hits = table_hits(engine, name, folder, pseudonyms)
     if not hits:
-        return {}
+        return {}, []
     columns, key = engine.columns(name), next(iter(hits)).name.split("=", 1)[0]
     values = sorted(partition.name.split("=", 1)[1] for partition in hits)
-    storage.publish([engine.stage(kept_sql(name, columns, key, value, pseudonyms), folder, [date.fromisoformat(value)],
-                                  run_id, key=key) for value in values])
-    return hits
+    return hits, [engine.stage(kept_sql(name, columns, key, value, pseudonyms), folder, [date.fromisoformat(value)],
+                               run_id, key=key) for value in values]
 
 
 def read_audit(lake: Lake) -> list[dict]:
@@ -139,19 +140,24 @@ def run(settings: Settings, spark=None, moment: datetime | None = None) -> dict:
     partitions = derived_partitions(lake, purpose)
     tables = sorted({partition.parent for _, partition in partitions})
     hits_of: dict[Path, dict[str, int]] = {}
-    withdrawn_count, found, since = 0, [], {}
+    withdrawn_count, found, since, staged = 0, [], {}, []
     engine = open_engine(settings, spark)
     try:
         if partitions and storage.has_data(lake.ledger):
             withdrawn_count = register_withdrawn(engine, lake, keystore, purpose, moment)
             # tables side by side; each table's partitions one after another (they share its folder)
             with progress.step("purge", purpose, unit="tables", total=len(tables)) as shown:
-                for hits in engine.concurrently([(purge_table, engine, f"derived_{i}", folder, "purged_pseudonyms",
-                                                  manifest.run_id) for i, folder in enumerate(tables)]):
+                for hits, writes in engine.concurrently([(purge_table, engine, f"derived_{i}", folder,
+                                                          "purged_pseudonyms", manifest.run_id)
+                                                         for i, folder in enumerate(tables)]):
                     hits_of.update(hits)
+                    staged += writes
                     shown.advance(rows=sum(n for by_key in hits.values() for n in by_key.values()))
             found = sorted({p for hits in hits_of.values() for p in hits})
             since = withdrawn_since(engine, found)  # the withdrawal SLA's start, per subject removed
+    except BaseException:
+        storage.discard(staged)
+        raise
     finally:
         engine.close()
     removed = {f"{table}/{partition.name}": sum(hits_of[partition].values())
@@ -159,16 +165,20 @@ def run(settings: Settings, spark=None, moment: datetime | None = None) -> dict:
     entry = {"run_id": manifest.run_id, "at": moment.isoformat(), "purpose": purpose,
              "purpose_key_versions": versions, "withdrawn_subjects": withdrawn_count,
              "rows_removed": removed, "pseudonyms": found, "withdrawn_at": since}
-    if removed:
-        audit = lake.purge_audit
-        audit.parent.mkdir(parents=True, exist_ok=True)
-        with open(audit, "a", encoding="utf-8") as out:
-            out.write(json.dumps(entry, ensure_ascii=False) + "\n")
     manifest.inputs = {"partitions_checked": len(partitions), "withdrawn_subjects": withdrawn_count}
     manifest.outputs = {"rows_removed": removed, "rows_removed_total": sum(removed.values()),
                         "pseudonyms_purged": len(found), "audit": str(lake.purge_audit) if removed else None}
-    path = manifest.finish(lake, "succeeded")
-    return {"manifest": str(path), **manifest.outputs}
+    if removed:  # the audit line lands with the rewrites it describes: a kill leaves both or neither
+        before = lake.purge_audit.read_text(encoding="utf-8") if lake.purge_audit.is_file() else ""
+        staged.append(storage.stage_file(lake.purge_audit, before + json.dumps(entry, ensure_ascii=False) + "\n",
+                                         manifest.run_id))
+    staged.append(storage.stage_file(lake.manifest(JOB, manifest.run_id), json_text(manifest.finished()),
+                                     manifest.run_id))
+    try:
+        storage.publish(staged, journal=lake.publish_journal)
+    finally:
+        storage.discard(staged)
+    return {"manifest": str(manifest.landed(lake)), **manifest.outputs}
 
 
 if __name__ == "__main__":  # spark-submit entry point

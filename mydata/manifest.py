@@ -89,7 +89,10 @@ class RunManifest:
             yield self
         except BaseException as exc:
             self.error = f"{type(exc).__name__}: {exc}".splitlines()[0][:2000]
-            self.finish(lake, "failed")
+            try:
+                self.finish(lake, "failed")
+            except OSError:  # no room even for the manifest: the run's own error is what to say
+                pass
             raise
         self.finish(lake, "succeeded")
 
@@ -113,7 +116,11 @@ def json_text(document: Any) -> str:
 def write_json_atomic(path: Path, document: Any) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json_text(document), encoding="utf-8")
+    try:
+        tmp.write_text(json_text(document), encoding="utf-8")
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk leaves no half-written temp file
+        raise
     os.replace(tmp, path)
     return path
 

@@ -90,10 +90,15 @@ def stage(frame: Any, table: Path, dts: list[date], run_id: str,
     staging = table / STAGING / f"{run_id}.{uuid.uuid4().hex[:8]}"
     keys = ["table", key] if tables is not None else [key]
     # on the class: a Spark Connect DataFrame answers any attribute of an instance with a Column
-    if hasattr(type(frame), "write_partitioned"):  # an embedded engine's query
-        frame.write_partitioned(staging, keys)
-    else:
-        frame.write.mode("overwrite").partitionBy(*keys).parquet(str(staging))
+    try:
+        if hasattr(type(frame), "write_partitioned"):  # an embedded engine's query
+            frame.write_partitioned(staging, keys)
+        else:
+            frame.write.mode("overwrite").partitionBy(*keys).parquet(str(staging))
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)  # a write that failed (a full disk) leaves nothing behind
+        _remove_if_empty(staging.parent)
+        raise
     moves = []
     for target in targets:
         source = staging / f"table={target.name}" if tables is not None else staging
@@ -105,8 +110,33 @@ def stage_file(final: Path, text: str, run_id: str) -> Staged:
     """A whole file (a signed head list, a manifest) written aside, to land with a run's partitions."""
     staging = final.parent / STAGING / f"{run_id}.{uuid.uuid4().hex[:8]}"
     staging.mkdir(parents=True, exist_ok=True)
-    (staging / final.name).write_text(text, encoding="utf-8")
+    try:
+        (staging / final.name).write_text(text, encoding="utf-8")
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     return Staged(staging, ((staging / final.name, final),), run_id)
+
+
+_FULL = ("No space left on device", "Disk quota exceeded", "ENOSPC")
+
+
+def disk_full(exc: BaseException, root: Path) -> str | None:
+    """One line for a full disk, whatever raised it (Python, DuckDB, Spark): the path and the free
+    space; None for any other error."""
+    import errno
+    import re
+
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        where = exc.filename or root
+    elif any(word in str(exc) for word in _FULL):
+        found = re.search(r"(/[^\s\"':]+)", str(exc))
+        where = found.group(1) if found else root
+    else:
+        return None
+    usage = shutil.disk_usage(next((p for p in (Path(where), *Path(where).parents) if p.exists()), root))
+    return (f"no space left on the device writing {where}: {usage.free / 2**20:,.0f} MiB free of "
+            f"{usage.total / 2**20:,.0f} MiB; nothing was published (free space, or point --data-root elsewhere)")
 
 
 def publish(writes: list[Staged], journal: Path | None = None) -> None:
@@ -208,6 +238,14 @@ def unfinished(journal: Path) -> dict[str, list[str]]:
 def leftovers(root: Path) -> list[Path]:
     """Tables under ``root`` holding staging or trash (a dead run's, once the lake is held)."""
     return sorted({p.parent for name in (STAGING, TRASH) for p in root.rglob(name) if p.is_dir()})
+
+
+def discard_run(zones: list[Path], run_id: str) -> None:
+    """Drop every staging of ``run_id`` under ``zones`` (``<table>/_staging/<run_id>.*``)."""
+    for zone in zones:
+        for staging in zone.glob(f"**/{STAGING}/{run_id}.*") if zone.is_dir() else []:
+            shutil.rmtree(staging, ignore_errors=True)
+            _remove_if_empty(staging.parent)
 
 
 def discard(writes: list[Staged]) -> None:

@@ -121,3 +121,68 @@ def test_a_consent_append_killed_anywhere_lands_whole_at_the_next_append_with_no
     runs = [json.loads(p.read_text()) for p in (root / "manifests" / "consent").glob("*.json")]
     assert sum(1 for r in runs if r["status"] == "succeeded" and r["outputs"]["appended"]) == 1  # landed once, whole
     _nothing_left(root)
+
+
+@pytest.mark.parametrize("point", ["publish:journaled", "publish:swapping"])
+def test_a_purge_killed_while_publishing_leaves_a_complete_audit_after_the_next_writer(lake_copy, spark, tmp_path,
+                                                                                      deliver_withdrawal, point):
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    from jobs import purge
+    from mydata.keys import KeyStore, purpose_pseudonym
+
+    settings, results = lake_copy
+    lake, as_of = settings.lake, results["marketing"]["as_of"]
+    secret = KeyStore.open(settings).purpose_secret("marketing")
+    by_pseudonym = {purpose_pseudonym(secret, r.link_key): r.link_key
+                    for r in consent.read_ledger(spark, lake).select("link_key").distinct().collect()}
+    fused = set(spark.read.parquet(str(lake.silver_table("subjects", "marketing"))).toPandas()["pseudonym"])
+    pseudonym = min(p for p in by_pseudonym if p in fused)
+    moment = datetime.fromisoformat(as_of).replace(tzinfo=ZoneInfo("Asia/Seoul")) + timedelta(days=2, hours=9)
+    deliver_withdrawal(spark, settings, by_pseudonym[pseudonym], consent.verify_ledger(spark, lake).head.hash,
+                       moment, ["card"])
+    consent.run(settings, spark)
+    control = tmp_path / "control"
+    shutil.copytree(settings.data_root, control)
+    assert _mydata(control, "--purpose", "marketing", "purge").returncode == 0
+    killed = _mydata(settings.data_root, "--purpose", "marketing", "purge", crash_at=point)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    assert _mydata(settings.data_root, "recover").returncode == 0
+    audits = [purge.read_audit(Settings(data_root=root).lake) for root in (control, settings.data_root)]
+    assert [(a["pseudonyms"], a["rows_removed"]) for a in audits[0]] == \
+        [(a["pseudonyms"], a["rows_removed"]) for a in audits[1]] == [([pseudonym], audits[0][0]["rows_removed"])]
+    assert sum(audits[1][0]["rows_removed"].values()) > 1
+    assert differences(control, settings.data_root, ("silver",)) == []
+    _nothing_left(settings.data_root)
+
+
+@pytest.mark.parametrize("point", ["publish:half-swapped", "publish:swapping"])
+def test_a_release_killed_while_swapping_is_undone_or_kept_and_never_leaves_a_hole(consented, tmp_path, point):
+    settings, control = consented
+    root = tmp_path / "lake"
+    shutil.copytree(control, root)  # fused and featured already
+    as_of = settings.as_of.isoformat()
+    assert _mydata(root, "--as-of", as_of, "release").returncode == 0
+    assert _mydata(control, "--as-of", as_of, "release").returncode == 0
+    killed = _mydata(root, "--as-of", as_of, "release", crash_at=point)  # a rerun: an old snapshot to swap out
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    recovered = _mydata(root, "recover")
+    assert recovered.returncode == 0, recovered.stderr
+    assert differences(control, root, ("gold",)) == []  # the old snapshot back, or the new one: the same rows
+    _nothing_left(root)
+
+
+def test_two_consent_appends_at_once_append_each_delivery_once(ingested, tmp_path):
+    settings, _, _, _ = ingested
+    root = tmp_path / "lake"
+    shutil.copytree(settings.data_root, root)
+    env = {**os.environ, "MYDATA_LOCK_WAIT": "120"}
+    runs = [subprocess.Popen([sys.executable, "-m", "cli", "--data-root", str(root), "consent", "append"], text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env) for _ in range(2)]
+    said = [r.communicate(timeout=300) for r in runs]
+    assert [r.returncode for r in runs] == [0, 0], said
+    assert sorted(out.startswith("appended nothing new") for out, _ in said) == [False, True]
+    heads = json.loads((root / "consent" / "anchors.json").read_text())
+    assert len(heads) == len({h["events"] for h in heads}) == 3
+    assert _mydata(root, "consent", "verify").returncode == 0
