@@ -74,7 +74,7 @@ class HolderRegistry:
         env = os.environ if env is None else env
         if env.get(HOLDERS_ENV_VAR):
             value = env[HOLDERS_ENV_VAR]
-            if value.lstrip().startswith("["):  # the list itself
+            if value.lstrip().startswith(("[", "{")):  # the list itself (or a mangled one)
                 return cls(_parse(value, f"${HOLDERS_ENV_VAR}"), f"${HOLDERS_ENV_VAR}")
             named = Path(value).expanduser()  # else the file that holds it
             if not named.is_file():

