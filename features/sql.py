@@ -165,14 +165,24 @@ def coverage_sql(d: Dialect, frame: Frame, tables: dict[str, str], source: Sourc
             f"JOIN ({delivered}) k ON k._holder = h._holder AND k._known <= {as_of.sql}{window} GROUP BY {keys}")
 
 
+def _table_sql(d: Dialect, frame: Frame, tables: dict[str, str], source: Source, features: list[Feature],
+               windows: list[int]) -> str:
+    """A table's coverage per frame row with its aggregates beside it: one join into the frame per
+    table (a subject with records of the table has its holder's coverage, so coverage holds every row)."""
+    keys = " AND ".join(f"a.{k} = c.{k}" for k in frame.keys)
+    aggregated = ", ".join(["a._seen", *[f"a.{f.name}" for f in features]])
+    return (f"SELECT c.*, {aggregated} FROM ({coverage_sql(d, frame, tables, source, windows)}) c "
+            f"LEFT JOIN ({source_sql(d, frame, tables[source.table], source, features)}) a ON {keys}")
+
+
 def _finished(d: Dialect, feature: Feature, table: str | None) -> str:
     """The feature's column once coverage is known: null when the holder did not deliver its table
     (or too few of its months), the fill for a subject without records, a monthly average over the
     months delivered."""
     if table is None:  # the table has no rows at all: nobody delivered it
         return "NULL"
-    aggregated, seen = f"a_{table}.{feature.name}", f"a_{table}._seen"
-    cover = f"c_{table}._cover" if feature.timing == STATE else f"c_{table}._cover_{feature.window}"
+    aggregated, seen = f"t_{table}.{feature.name}", f"t_{table}._seen"
+    cover = f"t_{table}._cover" if feature.timing == STATE else f"t_{table}._cover_{feature.window}"
     value = (f"CAST({aggregated} AS {d.sql_type('double')}) / {cover}" if feature.agg == "monthly" else aggregated)
     filled = f"WHEN {seen} IS NULL THEN {_literal(d, feature.fill)} " if feature.fill is not None else ""
     return f"CASE WHEN coalesce({cover}, 0) < {feature.min_months} THEN NULL {filled}ELSE {value} END"
@@ -204,8 +214,8 @@ def _compile(d: Dialect, tables: dict[str, str], frame: Frame) -> str:
             continue
         if name in tables:
             windows = sorted({f.window for f in mine if f.window})
-            joins += [f"LEFT JOIN ({source_sql(d, frame, tables[name], source, mine)}) a_{name} ON {on(f'a_{name}')}",
-                      f"LEFT JOIN ({coverage_sql(d, frame, tables, source, windows)}) c_{name} ON {on(f'c_{name}')}"]
+            joins.append(f"LEFT JOIN ({_table_sql(d, frame, tables, source, mine, windows)}) t_{name} "
+                         f"ON {on(f't_{name}')}")
         columns += [f"{_finished(d, f, name if name in tables else None)} AS {f.name}" for f in mine]
     keys = "s.pseudonym" + ("" if frame.spine is None else f", s.{SPINE_AS_OF}")
     query = f"SELECT {keys}, {', '.join(columns)} FROM {rows} " + " ".join(joins)
