@@ -61,7 +61,7 @@ def consented(ingested, tmp_path_factory, spark):
     return settings, control
 
 
-@pytest.mark.parametrize("point", ["publish:journaled", "publish:half-swapped", "publish:swapped"])
+@pytest.mark.parametrize("point", ["publish:journaled", "publish:half-swapped"])
 def test_a_fuse_killed_while_publishing_is_finished_by_the_next_writer(consented, tmp_path, point):
     settings, control = consented
     root = tmp_path / "lake"

@@ -83,5 +83,6 @@ def test_what_the_pipeline_creates_is_owner_only(lake):
     created = [p for p in (lake / "bronze").rglob("*")] + [lake / "manifests"]
     assert created and all(stat.S_IMODE(p.stat().st_mode) & 0o077 == 0 for p in created), \
         sorted({oct(stat.S_IMODE(p.stat().st_mode)) for p in created})
-    assert _mydata(lake, "ingest", MYDATA_GROUP_ACCESS="true").returncode == 0
-    assert stat.S_IMODE(next((lake / "manifests" / "validate").glob("*.json")).stat().st_mode) & 0o007 == 0
+    assert _mydata(lake, "landing", MYDATA_GROUP_ACCESS="true").returncode == 0
+    landed = next((lake / "manifests" / "landing").glob("*.json"))
+    assert stat.S_IMODE(landed.stat().st_mode) & 0o077 == 0o040  # the group reads, nobody else
