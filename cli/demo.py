@@ -4,6 +4,7 @@ from __future__ import annotations
 import time
 from datetime import date
 
+from features.health import named
 from mydata import progress
 from mydata.airflow_runner import RunProgress, dags_test
 from mydata.config import Settings
@@ -96,9 +97,8 @@ def print_summary(settings: Settings) -> None:
                   f"subjects published, {out['suppressed']:,} suppressed; smallest group {out['smallest_group']}")
             print(f"    snapshot {out['snapshot']}")
             blank = out.get("blank_features", {})
-            print("    feature health: " + (f"{len(blank)} blank for every subject: "
-                                              + ", ".join(f"{n} ({why})" for n, why in blank.items())
-                                              if blank else f"all {len(out.get('feature_health', {}))} features vary"))
+            print("    feature health: " + (f"{len(blank)} blank for every subject: {named(blank)}" if blank
+                                              else f"all {len(out.get('feature_health', {}))} features vary"))
             print(f"    privacy report {out['report']}; feature catalog {out['catalog']}")
         else:
             print(f"  release: BLOCKED, nothing published ({released.get('error') or 'k not reached'}); "

@@ -124,9 +124,11 @@ def cmd_release(args: argparse.Namespace) -> int:
         print(f"mydata release: {exc}", file=sys.stderr)
         return 1
     print(f"released {result['published']:,} subjects ({result['suppressed']:,} suppressed) at {result['level']}")
+    from features.health import named
+
     blank = result["blank_features"]
-    print("feature health: " + (f"{len(blank)} BLANK for every subject: " + ", ".join(f"{n} ({why})" for n, why in blank.items())
-                                if blank else "no feature is constant or all null") + " (`mydata release health`)")
+    print("feature health: " + (f"{len(blank)} BLANK for every subject: {named(blank)}" if blank
+                                else "no feature is constant or all null") + " (`mydata release health`)")
     print(f"snapshot: {result['snapshot']}")
     print(f"privacy report: {result['report']}")
     print(f"feature catalog: {result['catalog']}")

@@ -60,6 +60,11 @@ def from_manifest(entries: dict[str, dict]) -> list[FeatureHealth]:
     return [FeatureHealth(name, e["rows"], e["nulls"], e["zeros"], e["distinct"]) for name, e in entries.items()]
 
 
+def named(blank: dict[str, str]) -> str:
+    """Blank features as people read them: ``card_spend_1m (all null), telecom_lines (constant)``."""
+    return ", ".join(f"{name} ({why})" for name, why in blank.items())
+
+
 def went_blank(now: list[FeatureHealth], before: list[FeatureHealth]) -> list[FeatureHealth]:
     """Features informative in the previous release that are blank now."""
     informative = {h.name for h in before if not h.blank}

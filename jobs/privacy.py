@@ -221,7 +221,7 @@ def _check_health(engine: Engine, lake: Lake, settings: Settings, manifest: RunM
     manifest.outputs["went_blank"] = [h.name for h in lost]
     if lost and not settings.allow_blank_features:
         manifest.error = (f"{len(lost)} feature(s) informative in the release as of {previous['parameters']['as_of']} "
-                          f"are blank now: {', '.join(f'{h.name} ({h.status})' for h in lost)}; nothing published "
+                          f"are blank now: {health.named({h.name: h.status for h in lost})}; nothing published "
                           "(MYDATA_ALLOW_BLANK_FEATURES=true publishes anyway)")
         html.write_page(report, privacy_page(manifest, outcomes, None))
         path = manifest.finish(lake, "failed")

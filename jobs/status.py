@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pyarrow.parquet as pq
 
+from features import health
 from jobs import consent, purge, withdrawals
 from mydata import storage
 from mydata.config import SESSION_TIME_ZONE, Settings
@@ -128,7 +129,7 @@ def needing_attention(status: dict) -> list[str]:
                     "old and new; the next writing stage finishes it (or run `mydata recover`)")
     if status["release"] and (blank := status["release"]["blank_features"]):
         said.append(f"feature release as of {status['release']['as_of']}: {len(blank)} feature(s) blank for every "
-                    f"subject: {', '.join(f'{n} ({why})' for n, why in blank.items())}; see the catalog")
+                    f"subject: {health.named(blank)}; see the catalog")
     return said
 
 
