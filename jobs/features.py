@@ -103,16 +103,25 @@ def spine_table(spine: "pa.Table | Path | str") -> pa.Table:
     missing = {"pseudonym", SPINE_AS_OF} - set(spine.column_names)
     if missing:
         raise BadSpine(f"the spine needs the columns pseudonym and {SPINE_AS_OF}; missing {', '.join(sorted(missing))}")
-    when = spine.column(SPINE_AS_OF)
-    if pa.types.is_string(when.type):
-        when = pa.array([None if v is None else _day(v) for v in when.to_pylist()], pa.date32())
-    elif pa.types.is_timestamp(when.type):
-        when = pa.array([None if v is None else v.date() for v in when.to_pylist()], pa.date32())
-    else:
-        when = when.cast(pa.date32())
+    when = _days(spine.column(SPINE_AS_OF))
     if when.null_count or spine.column("pseudonym").null_count:
         raise BadSpine(f"{when.null_count + spine.column('pseudonym').null_count} spine row(s) lack a pseudonym or a date")
     return pa.table({"pseudonym": spine.column("pseudonym").cast(pa.string()), SPINE_AS_OF: when})
+
+
+def _days(when: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Each spine row's date, in Arrow (a spine may hold millions of rows): a timestamp's day in its
+    own zone, an ISO text's date; a text Arrow does not read (an offset, a typo) goes by Python."""
+    import pyarrow.compute as pc
+
+    if pa.types.is_timestamp(when.type):
+        return pc.cast(pc.local_timestamp(when) if when.type.tz else when, pa.date32())
+    if pa.types.is_string(when.type):
+        try:
+            return pc.cast(pc.cast(when, pa.timestamp("us")), pa.date32())
+        except pa.ArrowInvalid:
+            return pa.chunked_array([pa.array([None if v is None else _day(v) for v in when.to_pylist()], pa.date32())])
+    return when.cast(pa.date32())
 
 
 def _day(text: str) -> date:
