@@ -617,8 +617,6 @@ def run(settings: Settings, spark: Any = None) -> dict:
                 shown.advance(len(staged))
         finally:
             storage.discard(staged)  # a failed run's staging; nothing left after a publish
-            # and any a failed write's siblings staged before it failed (a full disk mid-source)
-            storage.discard_run([lake.bronze, lake.quarantine], manifest.run_id)
     recon = manifest.outputs["reconciliation"]
     accepted, quarantined = ingest_rows({"outputs": manifest.outputs})
     return {"manifest": str(manifest.path), "run_id": manifest.run_id, "rows_accepted": accepted,

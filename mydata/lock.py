@@ -136,6 +136,12 @@ def lake_lock(root: Path, stage: str, wait: float) -> Iterator[Holder]:
     try:
         held.notes += _recover_dead_runs(root, stage)
         yield holder
+    except BaseException:
+        # a failed run leaves nothing for the next one: its staging goes (a write that failed beside
+        # others, a full disk), a publish it journaled lands; a cleanup that fails too is the next writer's
+        with contextlib.suppress(Exception):
+            _recover_dead_runs(root, stage)
+        raise
     finally:
         with _guard:
             _held.pop(root, None)

@@ -240,14 +240,6 @@ def leftovers(root: Path) -> list[Path]:
     return sorted({p.parent for name in (STAGING, TRASH) for p in root.rglob(name) if p.is_dir()})
 
 
-def discard_run(zones: list[Path], run_id: str) -> None:
-    """Drop every staging of ``run_id`` under ``zones`` (``<table>/_staging/<run_id>.*``)."""
-    for zone in zones:
-        for staging in zone.glob(f"**/{STAGING}/{run_id}.*") if zone.is_dir() else []:
-            shutil.rmtree(staging, ignore_errors=True)
-            _remove_if_empty(staging.parent)
-
-
 def discard(writes: list[Staged]) -> None:
     """Drop staged writes that will not be published (the run failed before its publish)."""
     for write in writes:
