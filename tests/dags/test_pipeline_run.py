@@ -205,8 +205,10 @@ def test_the_airflow_ui_shows_the_dags_the_run_its_task_logs_and_the_assets(dag_
             browser.find_element(By.NAME, "username").send_keys(user)
             browser.find_element(By.NAME, "password").send_keys(password)
             browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+            # leaving the page before the login's answer sets its cookie would land on the login again
+            WebDriverWait(browser, 120).until(lambda b: not b.find_elements(By.NAME, "username"))
             browser.get(f"{stack.api_url}/dags")
-            WebDriverWait(browser, 60).until(lambda b: "mydata_pipeline" in b.find_element(By.TAG_NAME, "body").text)
+            WebDriverWait(browser, 120).until(lambda b: "mydata_pipeline" in b.find_element(By.TAG_NAME, "body").text)
             assert "mydata_consent_purge" in browser.find_element(By.TAG_NAME, "body").text
     finally:
         stack.stop()
