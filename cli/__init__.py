@@ -169,7 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--since", help="first delivery date accepted from it, YYYY-MM-DD (default today)")
 
     p = add("airflow", cmd_airflow, "run the airflow CLI against the project's Airflow home; `mydata airflow ui "
-                                    "[--port 8080]` serves its UI at http://127.0.0.1:8080")
+                                    "[--port 8080]` serves its UI at http://127.0.0.1:8080; `mydata airflow pool` "
+                                    "sets the lake's pool of one slot")
     p.add_argument("airflow_args", nargs=argparse.REMAINDER)
     return parser
 
@@ -194,7 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings.check_data_root(write=not read_only)
         with progress.shown_by(progress.for_stream(sys.stderr)):
             return args.func(args)
-    except LakeBusy as exc:  # another writer holds the lake: one line, nothing done
+    except (LakeBusy, storage.UnfinishedPublish) as exc:  # another writer holds or is mid-publish: one line
         print(f"mydata {args.command}: {exc}", file=sys.stderr)
         return 1
     except (ConfigError, KeyStoreError, FileExistsError, FileNotFoundError, ValueError, LookupError) as exc:

@@ -1,4 +1,4 @@
-"""`mydata airflow` (the airflow CLI on the project's Airflow home, or `ui`) and `mydata demo`."""
+"""`mydata airflow` (the airflow CLI on the project's Airflow home, `ui`, or `pool`) and `mydata demo`."""
 from __future__ import annotations
 
 import argparse
@@ -9,12 +9,15 @@ from cli.settings import settings_of
 
 def cmd_airflow(args: argparse.Namespace) -> int:
     from mydata.airflow_runner import ensure_db, run_airflow
+    from mydata.orchestration import lake_pool_command
 
     airflow_args = args.airflow_args[1:] if args.airflow_args[:1] == ["--"] else args.airflow_args  # `airflow -- …`
     if airflow_args[:1] == ["ui"]:
         return _serve_ui(args, airflow_args[1:])
     settings = settings_of(args)
     ensure_db(settings)  # a fresh home gets its metadata DB first, as the demo's does
+    if airflow_args == ["pool"]:  # the lake's pool in a metadata DB migrated elsewhere (docker-compose)
+        airflow_args = lake_pool_command(settings)
     result = run_airflow(settings, airflow_args)
     sys.stdout.write(result.stdout)
     sys.stderr.write(result.stderr)

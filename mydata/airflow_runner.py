@@ -16,7 +16,7 @@ from pathlib import Path
 
 from mydata import progress
 from mydata.config import Settings
-from mydata.orchestration import SPARK_CONN_ID, spark_connection, uses_cluster
+from mydata.orchestration import SPARK_CONN_ID, lake_pool_command, spark_connection, uses_cluster
 
 
 def airflow_env(settings: Settings, base: dict[str, str] | None = None) -> dict[str, str]:
@@ -142,9 +142,10 @@ def ensure_db(settings: Settings, log: Path | None = None) -> None:
     db = settings.lake.airflow_home / "airflow.db"
     if db.exists():
         return
-    result = run_airflow(settings, ["db", "migrate"], log=log)
-    if result.returncode != 0:
-        raise RuntimeError(f"airflow db migrate failed (exit {result.returncode}); see {log}")
+    for step in (["db", "migrate"], lake_pool_command(settings)):  # the lake's pool before any DAG runs
+        result = run_airflow(settings, step, log=log)
+        if result.returncode != 0:
+            raise RuntimeError(f"airflow {' '.join(step[:2])} failed (exit {result.returncode}); see {log}")
 
 
 def dags_test(settings: Settings, dag_id: str, logical_date: date, conf: dict | None = None,

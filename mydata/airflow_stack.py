@@ -32,6 +32,7 @@ from typing import Iterator
 from mydata.airflow_runner import airflow_bin, airflow_env
 from mydata.cluster import free_port
 from mydata.config import Settings
+from mydata.orchestration import lake_pool_command
 
 PG_VERSION_DIRS = Path("/usr/lib/postgresql")
 #: what a finished run of each kind looks like in Airflow's metadata DB
@@ -225,6 +226,10 @@ def start_stack(settings: Settings, sql_alchemy_conn: str, work_dir: Path, sched
     (logs / "db-migrate.log").write_text(migrated.stdout + migrated.stderr, encoding="utf-8")
     if migrated.returncode != 0:
         raise StackError(f"airflow db migrate failed (exit {migrated.returncode}); see {logs / 'db-migrate.log'}")
+    pooled = stack.airflow(lake_pool_command(settings), timeout=timeout)
+    (logs / "pools-set.log").write_text(pooled.stdout + pooled.stderr, encoding="utf-8")
+    if pooled.returncode != 0:
+        raise StackError(f"airflow pools set failed (exit {pooled.returncode}); see {logs / 'pools-set.log'}")
     _start(stack, {"api-server": ["api-server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
                    "dag-processor": ["dag-processor"], "scheduler": ["scheduler"]}, timeout)
     return stack

@@ -9,9 +9,12 @@
   Connect server (``sc://…``, no JVM per task). Either way the job code is the same.
 - ``DEFAULT_ARGS``: retries with backoff; a rerun replaces what a failed try wrote, so retrying
   is always safe.
+- ``lake_pool``: every stage task runs in its lake's pool of one slot, so the scheduler starts
+  one writer at a time rather than tasks that would only wait for the lake lock.
 """
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 from datetime import date, datetime, timedelta
@@ -33,6 +36,16 @@ BRONZE = "mydata://lake/bronze"
 CONSENT_LEDGER = "mydata://lake/consent/ledger"
 GOLD_FEATURES = "mydata://lake/gold/features"
 GOLD_SEGMENTS = "mydata://lake/gold/segments"
+
+
+def lake_pool(settings: Settings) -> str:
+    """The Airflow pool of the lake at the settings' data root: one per lake, one slot."""
+    return "mydata_lake_" + hashlib.sha256(str(settings.data_root).encode()).hexdigest()[:12]
+
+
+def lake_pool_command(settings: Settings) -> list[str]:
+    """``airflow pools set …`` for the lake's pool (idempotent: it creates or updates it)."""
+    return ["pools", "set", lake_pool(settings), "1", f"one writer at a time on the lake {settings.data_root}"]
 
 
 def _day(value: Any) -> date | None:
@@ -100,6 +113,7 @@ def job_task(task_id: str, module: str, *, as_of: bool = False, dt: bool | str =
     ``run_of``: (argument, upstream task) — the argument is the run id the upstream task returned,
     so a stage checks its own run's output, not whichever run is newest."""
     settings = Settings.load()
+    task_kwargs.setdefault("pool", lake_pool(settings))  # every stage task writes the lake
     if spark and uses_cluster(settings):
         from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 

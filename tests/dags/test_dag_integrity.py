@@ -67,6 +67,24 @@ def test_schedules_and_assets_connect_the_dags():
     assert sensor.mode == "reschedule" and sensor.soft_fail
 
 
+@pytest.mark.parametrize("master", [None, "spark://127.0.0.1:7077"])
+def test_every_stage_task_runs_in_its_lakes_pool_of_one_slot(monkeypatch, tmp_path, master):
+    """The scheduler starts one writer of a lake at a time; another lake's tasks have their own pool."""
+    from mydata.orchestration import lake_pool, lake_pool_command
+
+    monkeypatch.setenv("MYDATA_DATA_ROOT", str(tmp_path / "lake"))
+    if master:
+        monkeypatch.setenv("MYDATA_SPARK_MASTER", master)
+    else:
+        monkeypatch.delenv("MYDATA_SPARK_MASTER", raising=False)
+    pool = lake_pool(Settings.load())
+    pools = {(dag.dag_id, t.task_id): t.pool for dag in dagbag().dags.values() for t in dag.tasks}
+    sensors = {("mydata_ingest", "wait_for_deliveries")}  # reads the landing zone only
+    assert {key for key, name in pools.items() if name != pool} == sensors
+    assert pool != lake_pool(Settings.load(data_root=tmp_path / "another"))
+    assert lake_pool_command(Settings.load())[:4] == ["pools", "set", pool, "1"]
+
+
 def test_dag_files_hold_no_logic():
     """A DAG file wires: tasks are made by mydata.orchestration.job_task, one call into jobs/ or models/."""
     for path in (PROJECT_ROOT / "dags").glob("*.py"):
