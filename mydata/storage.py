@@ -25,14 +25,21 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 
 STAGING, TRASH = "_staging", "_trash"
+#: a partition's rows are written sorted by every column, left to right, into one file of this
+#: name: a rerun of the same inputs writes the same bytes (and the registry the same snapshot hash)
+ROW_ORDER, PART_FILE = "ALL", "data_0.parquet"
 #: tests/reliability kill a real run at a named point of its publish (kill -9: no cleanup, no finally)
 CRASH_AT = "MYDATA_CRASH_AT"
+#: … or stop a real run there (SIGSTOP), to start another writer beside it, then continue it
+PAUSE_AT = "MYDATA_PAUSE_AT"
 
 
 def crash_point(name: str) -> None:
-    """Die here, as a kill -9 would, when the reliability suite asks for it by name."""
+    """Die here, as a kill -9 would, or stop here, when the reliability suite asks for it by name."""
     if os.environ.get(CRASH_AT) == name:
         os.kill(os.getpid(), signal.SIGKILL)
+    if os.environ.get(PAUSE_AT) == name:
+        os.kill(os.getpid(), signal.SIGSTOP)
 
 
 def _live(entry: Path, run_id: str | None) -> bool:
@@ -94,7 +101,7 @@ def stage(frame: Any, table: Path, dts: list[date], run_id: str,
         if hasattr(type(frame), "write_partitioned"):  # an embedded engine's query
             frame.write_partitioned(staging, keys)
         else:
-            frame.write.mode("overwrite").partitionBy(*keys).parquet(str(staging))
+            _write_in_order(frame, staging, keys)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)  # a write that failed (a full disk) leaves nothing behind
         _remove_if_empty(staging.parent)
@@ -104,6 +111,20 @@ def stage(frame: Any, table: Path, dts: list[date], run_id: str,
         source = staging / f"table={target.name}" if tables is not None else staging
         moves += [(source / f"{key}={dt.isoformat()}", target / f"{key}={dt.isoformat()}") for dt in dts]
     return Staged(staging, tuple(moves), run_id)
+
+
+def _write_in_order(frame: DataFrame, staging: Path, keys: list[str]) -> None:
+    """A Spark frame written one file per partition, its rows in ``ROW_ORDER``, under a fixed name."""
+    from pyspark.sql.types import MapType
+
+    ordered = [f.name for f in frame.schema.fields if f.name not in keys and not isinstance(f.dataType, MapType)]
+    (frame.repartition(*keys).sortWithinPartitions(*keys, *ordered)
+     .write.mode("overwrite").partitionBy(*keys).parquet(str(staging)))
+    for part in staging.rglob("part-*.parquet"):  # one per partition: every partition's rows went to one task
+        part.rename(part.with_name(PART_FILE))
+        checksum = part.with_name(f".{part.name}.crc")  # Hadoop's, of the bytes: it holds under the new name
+        if checksum.exists():
+            checksum.rename(part.with_name(f".{PART_FILE}.crc"))
 
 
 def stage_file(final: Path, text: str, run_id: str) -> Staged:
