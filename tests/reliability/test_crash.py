@@ -7,10 +7,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from jobs import consent
@@ -74,11 +77,47 @@ def test_a_fuse_killed_while_publishing_is_finished_by_the_next_writer(consented
     status = json.loads(_mydata(root, "status", "--json").stdout)
     if point != "publish:swapped":  # the journal is gone only once every partition is in
         assert list(status["unfinished"]) and any("unfinished publish of run fuse-" in a for a in status["attention"])
+        spine = tmp_path / "spine.csv"
+        spine.write_text(f"pseudonym,as_of\nsomeone,{as_of}\n", encoding="utf-8")
+        reader = _mydata(root, "--as-of", as_of, "features", "historical", "--spine", str(spine))
+        assert reader.returncode == 1 and len(reader.stderr.strip().splitlines()) == 1, reader.stderr[-2000:]
+        assert "unfinished publish" in reader.stderr and not (tmp_path / "spine-features.parquet").exists()
     after = _mydata(root, "--as-of", as_of, "features")
     assert after.returncode == 0, after.stderr[-2000:]
     if point != "publish:swapped":
         assert "features: finished publishing interrupted run fuse-" in after.stderr
     assert differences(control, root, ("silver",), rel_tol=1e-9) == []  # a stddev's sum depends on row order
+    _nothing_left(root)
+
+
+def test_an_ingest_started_during_a_fuses_publish_waits_for_it_and_both_land_whole(consented, tmp_path):
+    """Once, fuse's start-up finished the ingest's publish underneath it ([Errno 2] …/_trash/…); here the
+    fuse is stopped mid-publish (SIGSTOP) while the ingest starts, then continued."""
+    settings, control = consented
+    root = tmp_path / "lake"
+    shutil.copytree(settings.data_root, root)
+    env = {**os.environ, "MYDATA_LOCK_WAIT": "300", "MYDATA_MAX_QUARANTINE_RATE": "0.25"}
+    env.pop(storage.CRASH_AT, None)
+
+    def start(*args: str, **extra: str) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "cli", "--data-root", str(root), *args], text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**env, **extra})
+
+    fuse = start("--as-of", settings.as_of.isoformat(), "fuse", **{storage.PAUSE_AT: "publish:journaled"})
+    deadline = time.monotonic() + 120
+    while psutil.Process(fuse.pid).status() != psutil.STATUS_STOPPED:  # journaled, nothing swapped yet
+        assert time.monotonic() < deadline and fuse.poll() is None, "the fuse never reached its publish"
+        time.sleep(0.05)
+    ingest = start("ingest")
+    said = []
+    while not any("waiting up to 300s for the lake lock" in line for line in said) and (line := ingest.stderr.readline()):
+        said.append(line)
+    os.kill(fuse.pid, signal.SIGCONT)
+    (_, fuse_err), (_, ingest_err) = fuse.communicate(timeout=600), ingest.communicate(timeout=600)
+    assert (fuse.returncode, ingest.returncode) == (0, 0), (fuse_err[-2000:], ingest_err[-2000:])
+    assert said and said[-1].startswith("ingest: waiting up to 300s for the lake lock, held by run fuse-"), said
+    assert _mydata(root, "--as-of", settings.as_of.isoformat(), "features").returncode == 0
+    assert differences(control, root, ("bronze", "silver"), rel_tol=1e-9) == []
     _nothing_left(root)
 
 
