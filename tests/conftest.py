@@ -16,6 +16,7 @@ os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 
 from mydata import storage  # noqa: E402
 from mydata.config import Settings  # noqa: E402
+from mydata.engines import as_engine  # noqa: E402
 from mydata.keys import KeyStore  # noqa: E402
 from mydata.synth import GenerationSummary, GeneratorOptions, generate  # noqa: E402
 
@@ -46,6 +47,15 @@ def duckdb_engine(tmp_path):
     engine = DuckDBEngine.connect(Settings(data_root=tmp_path / "duckdb", duckdb_threads=2))
     yield engine
     engine.close()
+
+
+@pytest.fixture(params=["duckdb", "spark"])
+def engine(request):
+    """Each small case on both engines."""
+    if request.param == "duckdb":
+        yield request.getfixturevalue("duckdb_engine")
+    else:
+        yield as_engine(request.getfixturevalue("spark"))
 
 
 @pytest.fixture(scope="session")

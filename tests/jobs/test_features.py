@@ -65,15 +65,6 @@ def subjects(engine, *pseudonyms: str) -> str:
     return rows_table(engine, "silver_subjects", SUBJECTS, [(p, 1990, "F", "11", date(2020, 8, 1)) for p in pseudonyms])
 
 
-@pytest.fixture(params=["duckdb", "spark"])
-def engine(request):
-    """Each small case on both engines."""
-    if request.param == "duckdb":
-        yield request.getfixturevalue("duckdb_engine")
-    else:
-        yield as_engine(request.getfixturevalue("spark"))
-
-
 @pytest.mark.parametrize("engine_name", ["duckdb", "spark"])
 def test_every_declaration_compiles_against_the_silver_schemas(request, engine_name):
     """Each expression, filter and time column resolves on empty silver tables of the real schemas,

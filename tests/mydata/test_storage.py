@@ -8,7 +8,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from mydata import storage
-from mydata.engines import as_engine
 
 
 def test_dates_are_batched_together_while_their_sizes_fit_the_budget():
@@ -17,14 +16,6 @@ def test_dates_are_batched_together_while_their_sizes_fit_the_budget():
     assert storage.date_batches(sizes, 100) == [[d1, d2], [d3], [d4]]
     assert storage.date_batches(sizes, None) == [[d1, d2, d3, d4]]
     assert storage.date_batches(sizes, 0) == [[d1], [d2], [d3], [d4]]
-
-
-@pytest.fixture(params=["duckdb", "spark"])
-def engine(request):
-    if request.param == "duckdb":
-        yield request.getfixturevalue("duckdb_engine")
-    else:
-        yield as_engine(request.getfixturevalue("spark"))
 
 
 def _written(table: Path) -> dict[str, bytes]:
