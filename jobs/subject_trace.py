@@ -59,33 +59,27 @@ def validity_timeline(events: list[dict]) -> list[dict]:
 
 def holdings_sql(engine: Engine, lake: Lake, link_key: str) -> str | None:
     """SQL: rows, first and last delivery and deliveries per bronze and quarantine table holding
-    ``link_key`` (a quarantined record is matched in its original text)."""
+    ``link_key`` (a quarantined record is matched in its original text); each table held is
+    registered as ``held_<n>`` through the engine interface, so both engines run it."""
     d, parts = engine.dialect, []
-    for zone, folder in (("bronze", lake.bronze), ("quarantine", lake.quarantine)):
-        for table in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("_")) \
-                if folder.is_dir() else []:
-            scan = engine.parquet_sql(table)
-            if scan is None:
-                continue
-            columns = _columns(engine, scan)
-            if "link_key" in columns:
-                match = f"link_key = {d.lit(link_key)}"
-            elif "record" in columns:
-                match = f"instr(record, {d.lit(link_key)}) > 0"
-            else:  # failed collections and the like: no subject in them
-                continue
-            parts.append(f"SELECT {d.lit(zone)} AS zone, {d.lit(table.name)} AS tbl, count(*) AS n, "
-                         f"min(dt) AS first, max(dt) AS last, count(DISTINCT dt) AS deliveries "
-                         f"FROM ({scan}) s WHERE {match} HAVING count(*) > 0")
+    tables = [(zone, table) for zone, folder in (("bronze", lake.bronze), ("quarantine", lake.quarantine))
+              for table in (sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("_"))
+                            if folder.is_dir() else [])]
+    for n, (zone, table) in enumerate(tables):
+        view = f"held_{n}"
+        if not engine.parquet(view, table):
+            continue
+        columns = engine.columns(view)
+        if "link_key" in columns:
+            match = f"link_key = {d.lit(link_key)}"
+        elif "record" in columns:
+            match = f"instr(record, {d.lit(link_key)}) > 0"
+        else:  # failed collections and the like: no subject in them
+            continue
+        parts.append(f"SELECT {d.lit(zone)} AS zone, {d.lit(table.name)} AS tbl, count(*) AS n, "
+                     f"min(dt) AS first, max(dt) AS last, count(DISTINCT dt) AS deliveries "
+                     f"FROM {view} s WHERE {match} HAVING count(*) > 0")
     return " UNION ALL ".join(parts) or None
-
-
-def _columns(engine: Engine, scan: str) -> list[str]:
-    engine.view("_probe", scan)
-    try:
-        return engine.columns("_probe")
-    finally:
-        engine.drop("_probe")
 
 
 def register_pseudonyms(engine: Engine, keystore: KeyStore, purpose: str, link_key: str) -> dict[int, str]:

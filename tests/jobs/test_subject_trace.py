@@ -79,6 +79,27 @@ def test_a_subject_is_traced_used_withdrawn_and_purged(lake_copy, spark, deliver
     assert "Subject trace" in Path(purged["report"]).read_text(encoding="utf-8")
 
 
+@pytest.mark.slow
+def test_the_trace_on_spark_holds_what_the_trace_on_duckdb_holds(lake_copy, spark):
+    """Once, the trace read bronze through a method only the embedded engine had: Spark failed."""
+    settings, results = lake_copy
+    lake, as_of = settings.lake, results["marketing"]["as_of"]
+    secret = KeyStore.open(settings).purpose_secret("marketing")
+    pseudonym = spark.read.parquet(str(lake.silver_table("subjects", "marketing"))).orderBy("pseudonym").first()[0]
+    link_key = next(r.link_key for r in consent.read_ledger(spark, lake).select("link_key").distinct().collect()
+                    if purpose_pseudonym(secret, r.link_key) == pseudonym)
+    traced = {}
+    for engine in ("duckdb", "spark"):
+        result = subject_trace.run(settings.replace(as_of=as_of, engine=engine), link_key, ["marketing"],
+                                   spark if engine == "spark" else None)
+        document = json.loads(Path(result["json"]).read_text(encoding="utf-8"))
+        traced[engine] = (result["why"], sorted((h["zone"], h["tbl"], h["n"], str(h["first"]), str(h["last"]),
+                                                 h["deliveries"]) for h in document["held"]),
+                          [r["run_id"] for r in document["fusion_runs"]], document["derived"])
+    assert traced["spark"] == traced["duckdb"]
+    assert any(zone == "bronze" and n > 0 for zone, _, n, *_ in traced["spark"][1])
+
+
 def test_a_subject_the_lake_never_saw_is_traced_as_holding_nothing(tmp_path, capsys):
     # a link key may start with '-' (1 in 64 do): it is taken as the key, not as an option
     assert main(["--data-root", str(tmp_path), "subject", "trace", "-" + "A" * 42]) == 0
