@@ -142,8 +142,9 @@ def historical(settings: Settings, spine: "pa.Table | Path | str", spark=None) -
     if late:
         raise BadSpine(f"{len(late)} spine row(s) are dated after the snapshot as of {snapshot} (the latest is "
                        f"{max(late)}): fuse a later snapshot, or give rows up to {snapshot}")
-    for name in SOURCES:  # a reader holds no lock: a fuse's publish half done is refused, never read
-        storage.refuse_unfinished(lake.publish_journal, lake.silver_table(name, purpose) / f"as_of={snapshot.isoformat()}")
+    # a reader holds no lock: a fuse's publish half done is refused, never read
+    storage.refuse_unfinished(lake.publish_journal, *(lake.silver_table(name, purpose) / f"as_of={snapshot.isoformat()}"
+                                                      for name in SOURCES))
     engine = open_engine(settings, spark)
     try:
         with progress.step("features", "training frame", unit="rows") as shown:

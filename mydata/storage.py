@@ -25,9 +25,10 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 
 STAGING, TRASH = "_staging", "_trash"
-#: a partition's rows are written sorted by every column, left to right, into one file of this
-#: name: a rerun of the same inputs writes the same bytes (and the registry the same snapshot hash)
-ROW_ORDER, PART_FILE = "ALL", "data_0.parquet"
+#: a partition's rows are written sorted by every column, left to right, into files named in order
+#: (one, as a rule): a rerun of the same inputs writes the same bytes (and the registry the same snapshot hash)
+ROW_ORDER, PART_NAME = "ALL", "data_{}.parquet"
+PART_FILE = PART_NAME.format(0)
 #: tests/reliability kill a real run at a named point of its publish (kill -9: no cleanup, no finally)
 CRASH_AT = "MYDATA_CRASH_AT"
 #: … or stop a real run there (SIGSTOP), to start another writer beside it, then continue it
@@ -120,11 +121,14 @@ def _write_in_order(frame: DataFrame, staging: Path, keys: list[str]) -> None:
     ordered = [f.name for f in frame.schema.fields if f.name not in keys and not isinstance(f.dataType, MapType)]
     (frame.repartition(*keys).sortWithinPartitions(*keys, *ordered)
      .write.mode("overwrite").partitionBy(*keys).parquet(str(staging)))
-    for part in staging.rglob("part-*.parquet"):  # one per partition: every partition's rows went to one task
-        part.rename(part.with_name(PART_FILE))
-        checksum = part.with_name(f".{part.name}.crc")  # Hadoop's, of the bytes: it holds under the new name
-        if checksum.exists():
-            checksum.rename(part.with_name(f".{PART_FILE}.crc"))
+    # every partition's rows went to one task: its files (one, unless a setting splits them) in their order
+    for folder in sorted({part.parent for part in staging.rglob("part-*.parquet")}):
+        for n, part in enumerate(sorted(folder.glob("part-*.parquet"))):
+            named = part.with_name(PART_NAME.format(n))
+            part.rename(named)
+            checksum = part.with_name(f".{part.name}.crc")  # Hadoop's, of the bytes: it holds under the new name
+            if checksum.exists():
+                checksum.rename(named.with_name(f".{named.name}.crc"))
 
 
 def stage_file(final: Path, text: str, run_id: str) -> Staged:
@@ -236,12 +240,13 @@ class UnfinishedPublish(RuntimeError):
     """A reader asked for a partition that a run began to replace and did not finish."""
 
 
-def refuse_unfinished(journal: Path, folder: Path) -> None:
-    """A reader's check: refuse ``folder`` while an unfinished publish is swapping it."""
+def refuse_unfinished(journal: Path, *folders: Path) -> None:
+    """A reader's check: refuse any of ``folders`` while an unfinished publish is swapping it."""
     for run, partitions in unfinished(journal).items():
-        if str(folder) in partitions:
-            raise UnfinishedPublish(f"{folder} is part of run {run}'s unfinished publish: it may hold a mix of old "
-                                    "and new; the next writing stage finishes it (or run `mydata recover`)")
+        for folder in folders:
+            if str(folder) in partitions:
+                raise UnfinishedPublish(f"{folder} is part of run {run}'s unfinished publish: it may hold a mix of "
+                                        "old and new; the next writing stage finishes it (or run `mydata recover`)")
 
 
 def unfinished(journal: Path) -> dict[str, list[str]]:

@@ -110,12 +110,12 @@ class _Write:
             listed = ", ".join(DUCKDB.ident(k) for k in keys)
             values = self.con.execute(f"SELECT DISTINCT {listed} FROM _partitioned ORDER BY ALL").fetchall()
         excluded = ", ".join(DUCKDB.ident(k) for k in keys)
+        where = " AND ".join(f"{DUCKDB.ident(k)} = ?" for k in keys)
         try:  # an ORDER BY is kept without preserve_insertion_order, which would slow the query under it
             for value in values:
                 folder = path.joinpath(*(f"{k}={v.isoformat() if isinstance(v, date) else v}"
                                          for k, v in zip(keys, value)))
                 folder.mkdir(parents=True, exist_ok=True)
-                where = " AND ".join(f"{DUCKDB.ident(k)} = ?" for k in keys)
                 # zstd's level 1: card approvals at 10k write in 2.1 s instead of 2.6 s, 9% larger
                 written = self.con.execute(
                     f"COPY (SELECT * EXCLUDE ({excluded}) FROM ({source}) WHERE {where} "

@@ -46,3 +46,25 @@ def test_a_partition_left_without_rows_is_removed_not_written_empty(engine, tmp_
     storage.publish([engine.stage("SELECT 'p1' AS pseudonym, DATE '2026-06-01' AS dt WHERE false", table,
                                   [date(2026, 6, 1)], "b")])
     assert not (table / "dt=2026-06-01").exists()
+
+
+def test_a_partition_spark_splits_into_several_files_keeps_every_row_in_order(spark, tmp_path):
+    """A setting that splits a task's output (maxRecordsPerFile) gives data_0, data_1, … in order, not one
+    file renamed over another."""
+    rows = [(f"p{i:02d}", date(2026, 6, 1)) for i in range(20)]
+    spark.conf.set("spark.sql.files.maxRecordsPerFile", "7")
+    try:
+        written = []
+        for run, order in (("run-a", rows), ("run-b", rows[::-1])):
+            table = tmp_path / run / "table"
+            staged = storage.stage(spark.createDataFrame(order, "pseudonym string, dt date"), table,
+                                   [date(2026, 6, 1)], run)
+            storage.publish([staged])
+            written.append(_written(table))
+    finally:
+        spark.conf.unset("spark.sql.files.maxRecordsPerFile")
+    assert written[0] == written[1]
+    assert [f for f in sorted(written[0]) if not f.endswith(".crc")] == [
+        f"dt=2026-06-01/data_{n}.parquet" for n in range(3)]
+    read = pq.read_table(tmp_path / "run-a" / "table" / "dt=2026-06-01").column("pseudonym").to_pylist()
+    assert read == [p for p, _ in rows]
