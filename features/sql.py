@@ -21,7 +21,7 @@ from features.release import RELEASED_QUASI_IDENTIFIERS
 from schemas.asof import DELIVERED, AsOf, in_window, known, latest_state_sql, months_before, window_slot
 from schemas.bronze import EVENT, STATE
 from schemas.silver import ITEM
-from schemas.sql import Dialect
+from schemas.dialects import Dialect
 
 __all__ = ["features_sql", "historical_sql", "months_before", "catalog_stats_sql", "health_sql"]
 

@@ -32,7 +32,7 @@ from mydata.manifest import RunManifest, json_text
 from mydata.lock import writes_lake
 from schemas.asof import as_of_moment
 from schemas.consent import EVENT_FIELDS, GENESIS_HASH, ChainBreak, delivered_event, event_hash
-from schemas.sql import Dialect
+from schemas.dialects import Dialect
 
 JOB = "consent"
 LEDGER_COLUMNS = ("seq", "event_id", "link_key", "key_version", "event_type", "event_time", "purpose",

@@ -23,7 +23,7 @@ from mydata.lock import writes_lake
 from render.consent import EXPIRY_WINDOWS, write_page
 from schemas import asof
 from schemas.codes import CONSENT_SOURCES
-from schemas.sql import Dialect
+from schemas.dialects import Dialect
 
 JOB = "consent_review"
 

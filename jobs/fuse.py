@@ -26,7 +26,8 @@ from schemas import asof
 from schemas.bronze import CUSTOMERS, STATE, TableSpec
 from schemas.silver import (FUSED_SOURCES, ITEM, SUBJECTS, consent_source, dropped_columns, fused_tables,
                             silver_columns)
-from schemas.sql import Dialect, empty_table
+from schemas.dialects import Dialect
+from schemas.sql import empty_table
 
 JOB = "fuse"
 IDENTITY = ("link_key", "key_version")

@@ -39,7 +39,8 @@ from render.ingest import write_report
 from schemas import codes
 from schemas.bronze import TABLES, TableSpec, tables_of
 from schemas.landing import APIS, CSV_SOURCES, MYDATA_SOURCES, SOURCES, ApiSpec, apis_of
-from schemas.sql import Dialect, Shape, parse_csv, parse_json, parsed_values, typed_columns, violations
+from schemas.dialects import Dialect, Shape
+from schemas.sql import parsed_values, typed_columns, violations
 
 LINE_TABLE = "{source}_lines"  # quarantine table of whole lines that never became rows
 FAILED_COLLECTIONS = "failed_collections"
@@ -108,7 +109,7 @@ def _outcome_ladder(d: Dialect, source: str, requests: list[ApiSpec]) -> str:
 def parse_mydata(d: Dialect, source: str, lines: str) -> str:
     """SQL: every line of ``lines`` parsed, with its outcome before duplicates (``status``: ok,
     rejected or failed; ``line_rule`` for a rejected one) and its ``x_api_tran_id``."""
-    parsed, corrupt = parse_json(d, envelope_shape(source))
+    parsed, corrupt = d.parse_json(envelope_shape(source))
     envelope = _columns_of(tables_of(source)[0], "envelope")
     lists = [a for a in apis_of(source) if a.is_list]
     count_ok = ("CASE " + " ".join(
@@ -225,7 +226,7 @@ def _with_values(d: Dialect, rows: str, values: dict[str, str], parsed: dict[str
 def csv_rows(d: Dialect, spec: TableSpec, lines: str) -> str:
     """SQL: candidate rows of a CSV table; the header line is not a record."""
     columns = CSV_SOURCES[spec.source]
-    rows = f"SELECT *, {parse_csv(d, columns)} AS j FROM {lines} WHERE value <> {d.lit(','.join(columns))}"
+    rows = f"SELECT *, {d.parse_csv(columns)} AS j FROM {lines} WHERE value <> {d.lit(','.join(columns))}"
     broken = _unreadable(d, f"{d.field('j', '_corrupt_record')} IS NOT NULL", "csv_parse",
                          f"row does not have the {len(columns)} fields of the header")
     return _candidates(d, {c.name: d.field("j", c.name) for c in spec.columns}, spec, rows, "value", "NULL", broken)
@@ -233,7 +234,7 @@ def csv_rows(d: Dialect, spec: TableSpec, lines: str) -> str:
 
 def consent_rows(d: Dialect, spec: TableSpec, lines: str) -> str:
     """SQL: candidate rows of consent events (JSON lines, ``sources`` a list)."""
-    parsed, corrupt = parse_json(d, {c.name: ["string"] if c.kind == "sources" else "string" for c in spec.columns})
+    parsed, corrupt = d.parse_json({c.name: ["string"] if c.kind == "sources" else "string" for c in spec.columns})
     rows = f"SELECT *, {corrupt} AS _corrupt FROM (SELECT *, {parsed} AS j FROM {lines}) l"
     broken = _unreadable(d, "_corrupt", "json_parse", "line is not a valid JSON object")
     return _candidates(d, {c.name: d.field("j", c.name) for c in spec.columns}, spec, rows, "value", "NULL", broken)

@@ -18,7 +18,7 @@ from mydata.lake import Lake, is_complete
 from mydata.manifest import RunManifest
 from mydata.lock import writes_lake
 from schemas.landing import CSV_SOURCES, SOURCES
-from schemas.sql import Dialect
+from schemas.dialects import Dialect
 
 DATA_SUFFIXES = (".jsonl", ".jsonl.gz", ".csv", ".csv.gz")
 

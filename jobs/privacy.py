@@ -26,7 +26,7 @@ from mydata.manifest import RunManifest, missing_input, runs
 from mydata.lock import writes_lake
 from render.catalog import write_catalog
 from render.privacy import page as privacy_page
-from schemas.sql import Dialect
+from schemas.dialects import Dialect
 
 JOB = "privacy"
 

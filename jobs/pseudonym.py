@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from mydata.engines import Engine
 from mydata.keys import Secret
-from schemas.sql import Dialect
+from schemas.dialects import Dialect
 
 _BLOCK = 64  # SHA-256 block size in bytes
 

@@ -27,7 +27,7 @@ from mydata.lake import Lake
 from mydata.manifest import RunManifest, json_text
 from mydata.lock import writes_lake
 from schemas.silver import FUSED_SOURCES
-from schemas.sql import Dialect
+from schemas.dialects import Dialect
 
 JOB = "purge"
 

@@ -17,7 +17,7 @@ from mydata.config import ConfigError, Settings
 from mydata.engines import open_engine
 from mydata.manifest import RunManifest
 from mydata.lock import writes_lake
-from schemas.sql import Dialect
+from schemas.dialects import Dialect
 
 JOB = "score"
 SCHEMA = "pseudonym string, segment int"

@@ -31,7 +31,8 @@ from mydata.lock import writes_lake
 from render import ingest as ingest_report
 from schemas.bronze import TABLES
 from schemas.expectations import PARTITION, expectation_suite, gx
-from schemas.sql import SPARK, empty_table
+from schemas.dialects import SPARK
+from schemas.sql import empty_table
 
 
 

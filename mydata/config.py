@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from mydata.lake import Lake
+from schemas.dialects import SESSION_TIME_ZONE  # noqa: F401: the runtime's settings name the contract's zone
 
 PURPOSES = ("marketing", "credit_scoring", "analytics")
 
@@ -45,8 +46,6 @@ ENV_VARS: dict[str, str] = {
 }
 
 ENGINES = ("duckdb", "spark")
-#: every time in the lake is KST: both engines\' sessions read and write in this zone
-SESSION_TIME_ZONE = "Asia/Seoul"
 DUCKDB_MEMORY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$", re.IGNORECASE)
 _UNITS = {"kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30,
           "tib": 2**40}  # as DuckDB reads them

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 from pathlib import Path
 
-from schemas.sql import Dialect
+from schemas.dialects import Dialect
 
 #: a state collection is the calls of a holder for a subject within this many hours of its newest
 COLLECTION_HOURS = 24

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from mydata.config import Settings
-from schemas.sql import Dialect
+from schemas.dialects import Dialect
 
 if TYPE_CHECKING:
     import pandas as pd

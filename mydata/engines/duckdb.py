@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 from mydata import storage
 from mydata.config import SESSION_TIME_ZONE, Settings
 from mydata.engines import Engine, UnreadableLanding
-from schemas.sql import DUCKDB
+from schemas.dialects import DUCKDB
 
 BLOCK_BYTES = 64 << 20
 MAP_BATCH_ROWS = 100_000  # rows a Python function gets at a time

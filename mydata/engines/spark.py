@@ -17,7 +17,7 @@ from pyspark.sql.window import Window
 from mydata import storage
 from mydata.engines import Engine
 from mydata.spark import concurrently
-from schemas.sql import SPARK
+from schemas.dialects import SPARK
 
 
 class SparkEngine(Engine):

@@ -17,7 +17,7 @@ from mydata import storage
 from mydata.config import Settings
 from schemas.bronze import CONSENT_EVENTS
 from schemas.consent import GENESIS_HASH, chain, delivered_event, event_hash
-from schemas.sql import DUCKDB
+from schemas.dialects import DUCKDB
 from tests.tables import rows_table
 
 BRONZE_SCHEMA = ", ".join(f"{c.name} {c.spark_type}" for c in CONSENT_EVENTS.columns) + ", dt date"

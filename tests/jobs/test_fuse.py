@@ -13,7 +13,7 @@ from mydata.keys import KeyStore, link_key, purpose_pseudonym
 from mydata.synth import subject_ci
 from schemas.bronze import TABLES
 from schemas.silver import silver_columns
-from schemas.sql import DUCKDB
+from schemas.dialects import DUCKDB
 from tests.tables import rows_table
 
 STATES = "link_key string, key_version int, source string, state string, end_date date"

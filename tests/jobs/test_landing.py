@@ -2,7 +2,7 @@ import json
 
 from jobs import landing
 from mydata.config import Settings
-from schemas.sql import DUCKDB
+from schemas.dialects import DUCKDB
 
 
 def test_count_records_excludes_csv_headers_and_blank_lines(duckdb_engine, tmp_path):

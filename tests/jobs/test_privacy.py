@@ -13,7 +13,7 @@ from features.release import LEVELS, RELEASED_QUASI_IDENTIFIERS, Level
 from jobs import features, privacy
 from models.registry import snapshot_hash
 from models.snapshots import feature_dtypes, load_snapshot
-from schemas.sql import DUCKDB
+from schemas.dialects import DUCKDB
 from tests.tables import rows_table
 
 SCHEMA = "pseudonym string, age int, gender string, region_code string, bank_inflow_3m_avg double"

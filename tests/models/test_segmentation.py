@@ -14,7 +14,7 @@ from models.snapshots import feature_dtypes
 from models.train import train
 from mydata.engines import as_engine
 from mydata.lake import Lake
-from schemas.sql import DUCKDB
+from schemas.dialects import DUCKDB
 from tests.tables import rows_table
 
 

@@ -5,7 +5,7 @@ from datetime import date
 from pathlib import Path
 
 from schemas.asof import AsOf, default_as_of, months_before, report_as_of, window_slot
-from schemas.sql import DUCKDB
+from schemas.dialects import DUCKDB
 
 
 def _deliver(landing: Path, source: str, *days: str) -> None:
