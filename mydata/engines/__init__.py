@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from mydata.storage import Staged
+    from mydata.validation import TableValidation, Written
 
 
 
@@ -97,6 +98,12 @@ class Engine(ABC):
     def stage(self, sql: str, table: Path, dts: list[date], run_id: str,
               tables: list[str] | None = None, key: str = "dt") -> "Staged":
         """``mydata.storage.stage`` of the result of ``sql``."""
+
+    @abstractmethod
+    def validate(self, written: list["Written"], rows_at_once: int | None = None) -> list["TableValidation"]:
+        """Each bronze table's Great Expectations suite (``schemas.expectations``) over the delivery
+        dates written, run inside the engine; ``rows_at_once`` bounds a batch (None: as the engine's
+        memory allows)."""
 
     @abstractmethod
     def drop(self, *names: str) -> None:

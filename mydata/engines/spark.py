@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import pyarrow as pa
 from pyspark.sql import SparkSession
@@ -18,6 +18,9 @@ from mydata import storage
 from mydata.engines import Engine
 from mydata.spark import concurrently
 from schemas.dialects import SPARK
+
+if TYPE_CHECKING:  # Great Expectations is imported only by a run that validates
+    from mydata.validation import TableValidation, Written
 
 
 class SparkEngine(Engine):
@@ -116,6 +119,11 @@ class SparkEngine(Engine):
 
     def concurrently(self, calls: list[tuple]) -> list:
         return concurrently(calls)
+
+    def validate(self, written: list["Written"], rows_at_once: int | None = None) -> list["TableValidation"]:
+        from mydata.engines import gx_spark
+
+        return gx_spark.validate(self.spark, written)  # a table at a time, spread over the executors
 
     def drop(self, *names: str) -> None:
         # every cache released before any view goes: Spark Connect analyses a frame's plan again to

@@ -4,12 +4,15 @@ from __future__ import annotations
 import json
 import re
 from datetime import date
+from pathlib import Path
 
 import pytest
 from pyspark.sql import functions as F
 
 from jobs import validate
 from mydata import storage
+from mydata.engines import gx_spark
+from mydata.engines.spark import SparkEngine
 from mydata.config import Settings
 from tests.tables import rows_table
 
@@ -27,7 +30,7 @@ def test_a_frame_breaking_its_contract_fails_the_expectations_that_restate_the_r
         ("short", 1, 1850, "M", "11", date(2020, 1, 15), june),  # link key shape, birth year bound
         (LK2, 1, 1980, "M", "11", date(2020, 1, 15), date(2026, 7, 1)),  # same key, next delivery: fine
     ], CUSTOMERS)
-    failed = {o.rule: (o.unexpected, o.checked) for o in validate.validate_frame(frame, "customers")
+    failed = {o.rule: (o.unexpected, o.checked) for o in gx_spark.validate_frame(frame, "customers")
               if not o.success}
     assert set(failed) == {"natural_key.unique", "gender.in_set", "link_key.format", "birth_year.range"}
     assert failed["gender.in_set"] == (1, 5)
@@ -38,7 +41,7 @@ def test_clean_rows_meet_every_expectation(spark):
     frame = spark.createDataFrame([(LK, 1, 1990, "F", "11", date(2020, 1, 15), date(2026, 6, 1)),
                                    (LK2, 2, 1961, "M", "50", date(2001, 3, 1), date(2026, 6, 1))],
                                   CUSTOMERS)
-    outcomes = validate.validate_frame(frame, "customers")
+    outcomes = gx_spark.validate_frame(frame, "customers")
     assert outcomes and all(o.success for o in outcomes)
     # passing row checks report every row checked and none unexpected; the column-list check has no rows
     assert {(o.checked, o.unexpected) for o in outcomes if o.expectation != "expect_table_columns_to_match_ordered_list"} \
@@ -50,10 +53,10 @@ def test_validation_leaves_nothing_cached_that_the_caller_did_not_cache(spark):
     not keep them all in the driver's heap."""
     row = (LK, 1, 1990, "F", "11", date(2020, 1, 15), date(2026, 6, 1))
     checked = spark.createDataFrame([row], CUSTOMERS)
-    validate.validate_frame(checked, "customers")
+    gx_spark.validate_frame(checked, "customers")
     assert not checked.storageLevel.useMemory and not checked.storageLevel.useDisk
     kept = spark.createDataFrame([row], CUSTOMERS).cache()
-    validate.validate_frame(kept, "customers")
+    gx_spark.validate_frame(kept, "customers")
     assert kept.storageLevel.useMemory
     kept.unpersist()
 
@@ -103,7 +106,7 @@ def test_a_bronze_partition_edited_after_ingest_fails_the_gate(validated, spark,
     storage.replace_partitions(edited, table, dts, "edit")
     manifest = dict(ingest_manifest, outputs=dict(ingest_manifest["outputs"],
                                                   tables={"customers": ingest_manifest["outputs"]["tables"]["customers"]}))
-    (result,) = validate.validate_run(spark, lake, manifest)
+    (result,) = SparkEngine(spark).validate(validate.written(lake, manifest))
     failed = [o for o in result.outcomes if not o.success]
     assert [o.rule for o in failed] == ["gender.in_set"]
     assert failed[0].unexpected == frame.where(F.col("birth_year") % 2 == 0).count()
@@ -124,12 +127,12 @@ def test_the_embedded_engine_runs_the_same_suite_inside_duckdb(tmp_path, duckdb_
     storage.publish([duckdb_engine.stage("SELECT * FROM rows", lake.bronze_table("customers"), [june, july], "t")])
     manifest = {"outputs": {"tables": {"customers": {"2026-06-01": {"accepted": 4, "quarantined": 0},
                                                      "2026-07-01": {"accepted": 1, "quarantined": 0}}}}}
-    (result,) = validate.validate_run_embedded(duckdb_engine, lake, manifest)
+    (result,) = duckdb_engine.validate(validate.written(lake, manifest))
     # a second run in the same process (an Airflow worker runs many) opens the checks afresh
-    assert validate.validate_run_embedded(duckdb_engine, lake, manifest) == [result]
+    assert duckdb_engine.validate(validate.written(lake, manifest)) == [result]
     # checked a delivery date at a time (what a run too big for memory gets), the verdicts and counts are the same
-    assert validate.validate_run_embedded(duckdb_engine, lake, manifest, rows_at_once=1) == [result]
-    assert not list(lake.spill.glob("validation-*"))
+    assert duckdb_engine.validate(validate.written(lake, manifest), rows_at_once=1) == [result]
+    assert not list(Path(duckdb_engine.config["temp_directory"]).glob("validation-*"))
     failed = {o.rule: (o.unexpected, o.checked) for o in result.outcomes if not o.success}
     assert set(failed) == {"natural_key.unique", "gender.in_set", "link_key.format", "birth_year.range"}
     assert failed["gender.in_set"] == (1, 5) and failed["birth_year.range"] == (1, 5)

@@ -8,9 +8,11 @@ from datetime import date
 from jobs import validate
 from mydata import storage
 from mydata.engines import open_engine
+from mydata.engines.spark import SparkEngine
+from mydata.validation import TableValidation
 
 
-def outcomes(validations: list[validate.TableValidation]) -> dict:
+def outcomes(validations: list[TableValidation]) -> dict:
     return {v.table: (v.rows, [(o.rule, o.expectation, o.column, o.success, o.checked, o.unexpected)
                                for o in v.outcomes]) for v in validations}
 
@@ -28,10 +30,10 @@ def test_validation_of_an_ingested_lake_with_an_edited_partition_is_the_same_on_
         storage.publish([duck.stage(
             "SELECT * REPLACE (CASE WHEN birth_year % 2 = 0 THEN '?' ELSE gender END AS gender) FROM customers",
             customers, dts, "edit")])
-        on_duckdb = outcomes(validate.validate_run_embedded(duck, settings.lake, manifest))
+        on_duckdb = outcomes(duck.validate(validate.written(settings.lake, manifest)))
     finally:
         duck.close()
-    on_spark = outcomes(validate.validate_run(spark, settings.lake, manifest))
+    on_spark = outcomes(SparkEngine(spark).validate(validate.written(settings.lake, manifest)))
     assert on_duckdb == on_spark
     failed = [rule for rows, found in on_spark.values() for rule, _, _, success, _, _ in found if not success]
     assert failed == ["gender.in_set"]
