@@ -15,7 +15,7 @@ from datetime import date
 from pathlib import Path
 
 from mydata.collect.collector import HolderConnection, Limits, collect
-from mydata.collect.simulator import Faults, HolderSimulator, busiest_holder
+from mydata.devtools.simulator import Faults, HolderSimulator, busiest_holder
 
 
 def main() -> None:

@@ -28,7 +28,7 @@ import psutil
 
 from mydata.config import PROJECT_ROOT, Settings
 from mydata.keys import KeyStore
-from mydata.synth import GeneratorOptions, generate
+from mydata.devtools.synth import GeneratorOptions, generate
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 

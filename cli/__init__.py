@@ -153,8 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--pca", type=int, help="PCA components after scaling (default: none)")
     p.add_argument("--promote", action="store_true", help="make the new version current")
-    p.add_argument("--truth", action="store_true",
-                   help="generated data only: report the ARI against the generator's latent types")
+    p.add_argument("--truth", nargs="?", const="", metavar="FILE",
+                   help="report the ARI against reference labels: a CSV of link_key, latent_type (alone: the "
+                        "generator's truth/subjects.csv)")
     p.add_argument("--baseline", help="drift: as-of date of the baseline snapshot (default: the model's)")
     p = add("score", cmd_score, "assign segments to every subject of the snapshot as of --as-of (Spark) -> "
                                 "gold/segments")

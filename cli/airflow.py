@@ -26,7 +26,7 @@ def cmd_airflow(args: argparse.Namespace) -> int:
 
 def _serve_ui(args: argparse.Namespace, ui_args: list[str]) -> int:
     """`mydata airflow ui [--port N]`: the Airflow UI on the embedded home until Ctrl-C."""
-    from mydata.airflow_stack import StackError, start_ui, ui_password_file
+    from mydata.devtools.airflow_stack import StackError, start_ui, ui_password_file
 
     parser = argparse.ArgumentParser(prog="mydata airflow ui", description=_serve_ui.__doc__)
     parser.add_argument("--port", type=int, default=8080)

@@ -13,8 +13,8 @@ from mydata.keys import KeyStore
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from mydata.synth import GeneratorOptions, generate
-    from mydata.synth.generator import REAL_SHAPES
+    from mydata.devtools.synth import GeneratorOptions, generate
+    from mydata.devtools.synth.generator import REAL_SHAPES
 
     settings = settings_of(args)
     out = Path(args.out) if args.out else settings.data_root

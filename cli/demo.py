@@ -10,8 +10,8 @@ from mydata.airflow_runner import RunProgress, dags_test
 from mydata.config import Settings
 from mydata.keys import KeyStore
 from mydata.manifest import latest_manifest
-from mydata.synth import GeneratorOptions, generate
-from mydata.synth.generator import REAL_SHAPES
+from mydata.devtools.synth import GeneratorOptions, generate
+from mydata.devtools.synth.generator import REAL_SHAPES
 from schemas.asof import default_as_of
 
 DEMO_DAG = "mydata_pipeline"
@@ -35,8 +35,8 @@ def run_demo(settings: Settings, subjects: int = 2_000, months: int = 6, seed: i
     print(f"airflow: dags test {DEMO_DAG} {logical} (home {lake.airflow_home}; log {log})")
     started = time.perf_counter()
     # the ARI against latent types only where the generator left its truth (not on a user's own landing)
-    truth = (lake.truth / "subjects.csv").is_file()
-    result = dags_test(settings, DEMO_DAG, logical, conf={"truth": truth}, log=log,
+    truth = lake.truth / "subjects.csv"
+    result = dags_test(settings, DEMO_DAG, logical, conf={"truth": str(truth) if truth.is_file() else ""}, log=log,
                        follow=RunProgress(progress.display()))
     if result.returncode != 0:
         print(f"airflow dags test FAILED (exit {result.returncode}); last lines of {log}:")

@@ -3,22 +3,32 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from cli.settings import settings_of
 from mydata.config import ConfigError
 
 
+def _truth(settings, given: str | None) -> Path | None:
+    """The reference labels asked for: a file, or (``--truth`` alone) the generator's, where it left one."""
+    if given is None:
+        return None
+    path = Path(given) if given else settings.lake.truth / "subjects.csv"
+    if not path.is_file():
+        raise ConfigError(f"--truth: no reference labels at {path} (the generator leaves them only on generated data)")
+    return path
+
+
 def cmd_model(args: argparse.Namespace) -> int:
     from models import drift, lifecycle, registry
     from render.model import write_report
-    from mydata.synth import generated_truth
 
     settings = settings_of(args)
     lake, purpose = settings.lake, settings.purpose
     if args.action == "train":
         ks = range(args.k_min, args.k_max + 1)
         result = lifecycle.run(settings, args.algorithm, ks, args.seed, args.pca, args.k, args.promote,
-                               generated_truth(settings) if args.truth else None)
+                               _truth(settings, args.truth))
         m = result["metrics"]
         extra = f", ARI vs latent types {m['ari_vs_latent_types']:.3f}" if "ari_vs_latent_types" in m else ""
         print(f"registered {purpose} {result['version']}{' (promoted to current)' if result['promoted'] else ''}: "

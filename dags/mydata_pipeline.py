@@ -12,7 +12,7 @@ DOC = """
 ### mydata_pipeline (by hand: `make demo`)
 Every stage in one run on the embedded home: landing inventory, ingest, validate, consent ledger,
 fuse, features, release, segment, score, purge, consent review. Params: `dt`, `purpose`, `as_of`,
-`truth` (generated data only), `retrain`. More: `docs/orchestration.md`.
+`truth` (a reference-labels file), `retrain`. More: `docs/orchestration.md`.
 """
 
 
@@ -22,7 +22,7 @@ fuse, features, release, segment, score, purge, consent review. Params: `dt`, `p
     start_date=datetime(2026, 1, 1),
     catchup=False,
     doc_md=DOC,
-    params={"dt": "", "purpose": "marketing", "as_of": "", "truth": False, "retrain": False},
+    params={"dt": "", "purpose": "marketing", "as_of": "", "truth": "", "retrain": False},
     tags=["mydata", "embedded"],
     default_args={"retries": 0},
 )

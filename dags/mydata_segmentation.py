@@ -21,7 +21,7 @@ Trains, registers and promotes a model when none is current, drift passed the th
     catchup=False,
     max_active_runs=1,
     doc_md=DOC,
-    params={"purpose": "marketing", "as_of": "", "retrain": False, "truth": False},
+    params={"purpose": "marketing", "as_of": "", "retrain": False, "truth": ""},
     tags=["mydata", "models"],
     default_args=DEFAULT_ARGS,
 )

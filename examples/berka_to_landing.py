@@ -37,7 +37,7 @@ from pathlib import Path
 from mydata.config import Settings
 from mydata.keys import KeyStore
 from mydata.lake import SUCCESS_MARKER
-from mydata.synth.generator import subject_ci
+from mydata.devtools.synth.generator import subject_ci
 from mydata.tokenizer import tokenize_file
 from schemas import codes
 from mydata.holders import Holder, HolderRegistry

@@ -1,10 +1,11 @@
 """The model lifecycle: train on a published snapshot and register, or refresh when drift says so.
 
-Ground truth (the generator's latent types, for generated data only) is passed in by the caller
-(the CLI's ``--truth``, the DAG's ``truth`` param); nothing here reads it.
+Ground truth (for generated data, the generator's latent types) is a file the caller hands in (the
+CLI's ``--truth``, the DAG's ``truth`` param); nothing here looks for one.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Mapping
 
 from sklearn.metrics import adjusted_rand_score
@@ -56,17 +57,20 @@ def train_and_register(lake, purpose: str, as_of=None, algorithm: str = "kmeans"
 
 @writes_lake("segment")
 def run(settings, algorithm: str = "kmeans", ks=DEFAULT_KS, seed: int = 0, pca_components: int | None = None,
-        k: int | None = None, promote: bool = False, truth: Mapping[str, str] | None = None) -> dict:
+        k: int | None = None, promote: bool = False, truth: Path | str | None = None) -> dict:
     """Train on the snapshot as of ``settings.as_of`` (default: the newest) and register; with
-    ``truth`` (pseudonym -> latent type, which the caller read), score against it."""
+    ``truth`` (a reference-labels file, ``models.reference``), score against it."""
     from models import registry
+    from models.reference import reference_labels
+    from mydata.keys import KeyStore
     from mydata.manifest import RunManifest
 
     lake, purpose = settings.lake, settings.purpose
+    labels = reference_labels(Path(truth), KeyStore.open(settings).purpose_secret(purpose)) if truth else None
     manifest = RunManifest.start("train", purpose=purpose, as_of=settings.as_of and settings.as_of.isoformat(),
                                  algorithm=algorithm, seed=seed, k=k, ks=list(ks) if k is None else [k])
     version, _ = train_and_register(lake, purpose, settings.as_of, algorithm, ks if k is None else [k], seed,
-                                    pca_components, truth)
+                                    pca_components, labels)
     if promote:
         registry.promote(lake, purpose, version.version)
     report = report_path(lake, purpose, version.version)
@@ -79,7 +83,7 @@ def run(settings, algorithm: str = "kmeans", ks=DEFAULT_KS, seed: int = 0, pca_c
 
 
 @writes_lake("segment")
-def refresh(settings, truth: Mapping[str, str] | None = None, retrain: bool = False) -> dict:
+def refresh(settings, truth: Path | str | None = None, retrain: bool = False) -> dict:
     """Train (and promote) when asked (``retrain``), when no model is current, or when the snapshot
     as of ``settings.as_of`` drifted past ``settings.drift_threshold`` from the current model's;
     otherwise keep the current model. This is what the DAGs call."""

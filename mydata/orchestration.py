@@ -82,10 +82,6 @@ def call_job(module: str, params: dict | None = None, logical_date: Any = None, 
     kwargs = {**(arguments or {}), **{name: params[name] for name in from_params if name in params}}
     settings = run_settings(params, logical_date, as_of=as_of, dt=dt, purpose=purpose)
     settings.restrict_new_files()
-    if "truth" in kwargs:  # the run asks for the generator's ground truth: read here, handed to the job
-        from mydata.synth import generated_truth
-
-        kwargs["truth"] = generated_truth(settings) if kwargs["truth"] else None
     return getattr(job, function)(settings, **kwargs)
 
 

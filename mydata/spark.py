@@ -5,7 +5,7 @@ run this interpreter (the venv's), so PYSPARK_PYTHON is pinned to it before the 
 Session time zone is KST: every landing time is Korea Standard Time.
 
 With ``sc://host:port`` as the master the session is a Spark Connect client of a long-running
-server (``mydata.cluster.connect_server``): a task then starts no JVM of its own and runs on a warm
+server (``mydata.devtools.cluster.connect_server``): a task then starts no JVM of its own and runs on a warm
 one, which is most of a small run's cost. The server owns the JVM-wide settings; the session ones
 (time zone, shuffle partitions, overwrite mode, codec) are set per client session.
 """

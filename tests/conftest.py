@@ -18,12 +18,12 @@ from mydata import storage  # noqa: E402
 from mydata.config import Settings  # noqa: E402
 from mydata.engines import as_engine  # noqa: E402
 from mydata.keys import KeyStore  # noqa: E402
-from mydata.synth import GenerationSummary, GeneratorOptions, generate  # noqa: E402
+from mydata.devtools.synth import GenerationSummary, GeneratorOptions, generate  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def connect_port() -> int:
-    from mydata.cluster import free_port
+    from mydata.devtools.cluster import free_port
 
     return free_port()
 

@@ -5,7 +5,7 @@ import json
 from typing import Iterable
 
 from mydata.collect.collector import GAVE_UP
-from mydata.collect.simulator import MID_PAGE_RSP_CODE, REFUSED_RSP_CODE, SERVER_ERROR_RSP_CODE, Faults
+from mydata.devtools.simulator import MID_PAGE_RSP_CODE, REFUSED_RSP_CODE, SERVER_ERROR_RSP_CODE, Faults
 
 #: every fault on, at rates a few thousand calls meet many times
 FAULTS = Faults(expired_token_every=13, throttle_every=17, server_error_every=19, server_error_burst=2,

@@ -9,7 +9,7 @@ import urllib.request
 import pytest
 
 from cli import main
-from mydata.cluster import free_port
+from mydata.devtools.cluster import free_port
 from mydata.config import Settings
 from mydata.keys import KeyStore
 

@@ -12,7 +12,7 @@ import pytest
 from jobs import consent, ingest
 from jobs.collect import connection_id
 from mydata.airflow_runner import dags_test
-from mydata.collect.simulator import REFUSED_RSP_CODE, Faults, HolderSimulator, busiest_holder
+from mydata.devtools.simulator import REFUSED_RSP_CODE, Faults, HolderSimulator, busiest_holder
 from tests.holders import FAILED_CODES, FAULTS, kept
 from mydata.config import Settings
 from mydata.holders import Holder, HolderRegistry

@@ -14,13 +14,13 @@ import pytest
 from jobs import status
 from mydata import progress
 from mydata.airflow_runner import RunProgress, dags_test
-from mydata.airflow_stack import start_ui, ui_login
-from mydata.cluster import free_port
+from mydata.devtools.airflow_stack import start_ui, ui_login
+from mydata.devtools.cluster import free_port
 from cli.demo import print_summary
 from mydata.config import Settings
 from mydata.manifest import latest_manifest
-from mydata.synth import GenerationSummary
-from mydata.synth.generator import REAL_SHAPES
+from mydata.devtools.synth import GenerationSummary
+from mydata.devtools.synth.generator import REAL_SHAPES
 from schemas.asof import default_as_of
 from tests.browser import chromium
 
@@ -55,7 +55,7 @@ def dag_run(sample_10k, tmp_path_factory) -> DagRun:
     started = time.monotonic()
     assert default_as_of(settings.lake.landing, date.today()) == date.fromisoformat(summary.deliveries[-1])
     result = dags_test(settings, "mydata_pipeline", date.fromisoformat(summary.deliveries[-1]),
-                       conf={"dt": "", "truth": True}, log=log,
+                       conf={"dt": "", "truth": str(settings.lake.truth / "subjects.csv")}, log=log,
                        follow=RunProgress(progress.LineDisplay(lambda line: said.append((time.monotonic(), line)))))
     return DagRun(settings, summary, log, result.returncode, said, started, time.monotonic())
 

@@ -15,7 +15,7 @@ from pyspark.sql import functions as F
 
 from jobs import ingest
 from mydata.config import PROJECT_ROOT, Settings
-from mydata.synth.generator import subject_ci
+from mydata.devtools.synth.generator import subject_ci
 
 BERKA = PROJECT_ROOT.parent / "shared" / "data" / "berka_pkdd99"
 CONVERTER = PROJECT_ROOT / "examples" / "berka_to_landing.py"

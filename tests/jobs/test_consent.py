@@ -345,7 +345,7 @@ def test_a_damaged_ledger_file_is_named_in_one_line(spark, spark_ledger, capsys)
 def test_signed_heads_export_to_a_file_and_to_postgres(spark, ledger, tmp_path):
     import psycopg2
 
-    from mydata.airflow_stack import local_postgres
+    from mydata.devtools.airflow_stack import local_postgres
 
     settings, events = ledger
     target = tmp_path / "worm" / "anchors.jsonl"

@@ -12,7 +12,7 @@ import pytest
 
 from jobs import consent, features, fuse, ingest
 from mydata.keys import KeyStore, purpose_pseudonym
-from mydata.synth.generator import REAL_SHAPES, SILENT_OPERATOR, GeneratorOptions, make_subject
+from mydata.devtools.synth.generator import REAL_SHAPES, SILENT_OPERATOR, GeneratorOptions, make_subject
 from tests.tables import differing_cells
 
 pytestmark = pytest.mark.slow

@@ -10,7 +10,7 @@ import pytest
 from jobs import consent, fuse
 from mydata import storage
 from mydata.keys import KeyStore, link_key, purpose_pseudonym
-from mydata.synth import subject_ci
+from mydata.devtools.synth import subject_ci
 from schemas.bronze import TABLES
 from schemas.silver import silver_columns
 from schemas.dialects import DUCKDB

@@ -101,18 +101,30 @@ def test_scored_segments_carry_the_profile_labels(duckdb_engine):
     assert {(r["model_version"], str(r["as_of"])) for r in rows} == {("v0003", "2026-08-01")}
 
 
-def test_training_on_a_users_own_landing_skips_the_truth_comparison(tmp_path, blobs, publish_snapshot):
-    """`make demo` asks for the ARI against the generator's latent types; a lake the generator did
-    not make has none, and training goes on without it."""
+def test_reference_labels_are_handed_in_and_training_goes_on_without_them(tmp_path, blobs, publish_snapshot):
+    """The caller hands in reference labels (link_key, latent_type), read by purpose pseudonym: the
+    ARI is scored against them; without them (a user's own landing) there is no ARI, and a file
+    that is not there is said, not skipped."""
     from mydata.config import Settings
+    from mydata.keys import KeyStore, purpose_pseudonym
     from models import lifecycle
-    from mydata.synth import generated_truth
+    from models.reference import BadReferenceLabels
 
-    frame, _ = blobs(rows_per_type=40)
-    publish_snapshot(tmp_path, frame)
     settings = Settings(data_root=tmp_path)
-    result = lifecycle.run(settings, ks=range(3, 4), truth=generated_truth(settings))
-    assert "ari_vs_latent_types" not in result["metrics"] and result["metrics"]["k"] == 3
+    secret = KeyStore.open(settings).purpose_secret("marketing")
+    frame, types = blobs(rows_per_type=40)
+    link_keys = [f"LK{i:041d}" for i in range(len(frame))]
+    frame["pseudonym"] = [purpose_pseudonym(secret, k) for k in link_keys]
+    publish_snapshot(tmp_path, frame)
+    labels = tmp_path / "labels.csv"
+    labels.write_text("link_key,latent_type\n" + "".join(f"{k},t{t}\n" for k, t in zip(link_keys, types)))
+
+    scored = lifecycle.run(settings, ks=range(3, 4), truth=labels)
+    assert scored["metrics"]["ari_vs_latent_types"] > 0.95 and scored["metrics"]["subjects_with_truth"] == len(frame)
+    plain = lifecycle.run(settings, ks=range(3, 4))
+    assert "ari_vs_latent_types" not in plain["metrics"] and plain["metrics"]["k"] == 3
+    with pytest.raises(BadReferenceLabels, match="no reference labels"):
+        lifecycle.run(settings, ks=range(3, 4), truth=tmp_path / "none.csv")
 
 
 def test_a_feature_no_holder_measured_does_not_stop_training(blobs):

@@ -103,7 +103,7 @@ def test_the_engines_agree_on_deliveries_shaped_like_real_holders(make_landing, 
     records and negative bills: fusion and features agree on both engines, cell for cell (the main
     parity test above holds the release and its feature health to the same)."""
     from jobs import ingest
-    from mydata.synth.generator import REAL_SHAPES
+    from mydata.devtools.synth.generator import REAL_SHAPES
 
     settings, summary = make_landing(tmp_path / "landing", subjects=120, months=2, seed=9, defect_rate=0.0,
                                      key_mismatch_rate=0.0, workers=1, **REAL_SHAPES)

@@ -9,7 +9,7 @@ import pytest
 
 from jobs import ingest
 from mydata.collect.collector import HolderConnection, Limits, collect, mark_complete, period
-from mydata.collect.simulator import REFUSED_RSP_CODE, Faults, HolderSimulator, busiest_holder
+from mydata.devtools.simulator import REFUSED_RSP_CODE, Faults, HolderSimulator, busiest_holder
 from tests.holders import FAILED_CODES, FAULTS, kept
 from mydata.config import Settings
 from mydata.holders import Holder, HolderRegistry

@@ -28,10 +28,10 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import IO, Iterator
 
-from mydata.keys import KeyStore, Secret, link_key, purpose_pseudonym
+from mydata.keys import KeyStore, Secret, link_key
 from mydata.lake import SUCCESS_MARKER, Lake
-from mydata.synth import defects as planted
-from mydata.synth.profiles import (
+from mydata.devtools.synth import defects as planted
+from mydata.devtools.synth.profiles import (
     BRANCHED, BRANCHES, CUSTOMER_TYPES, GAMING_MICROPAYMENTS, MERCHANTS, METRO, MICROPAYMENTS,
     PLANS, REGION_WEIGHTS, SUBSCRIPTION_MICROPAYMENTS, CustomerType,
 )
@@ -884,26 +884,3 @@ def iter_landing_files(landing: Path) -> Iterator[Path]:
     for path in sorted(landing.rglob("*")):
         if path.is_file():
             yield path
-
-
-def latent_types(truth_dir: Path, secret: Secret) -> dict[str, str]:
-    """Purpose pseudonym -> the generator's latent customer type, to score a segmentation against.
-
-    ``secret`` is the purpose secret the pseudonyms were made with (``KeyStore.purpose_secret``).
-    Ground truth for evaluation only: the pipeline itself never reads ``truth/``.
-    """
-    path = truth_dir / "subjects.csv"
-    if not path.is_file():
-        raise FileNotFoundError(f"no generator ground truth at {path}")
-    with open(path, encoding="utf-8", newline="") as handle:
-        return {purpose_pseudonym(secret, row["link_key"]): row["latent_type"] for row in csv.DictReader(handle)}
-
-
-def generated_truth(settings) -> dict[str, str] | None:
-    """The latent type of every subject the generator made, by the purpose pseudonym of
-    ``settings.purpose``; None when the lake was not generated (a user's own landing has none)."""
-    from mydata.keys import KeyStore
-
-    if not (settings.lake.truth / "subjects.csv").is_file():
-        return None
-    return latent_types(settings.lake.truth, KeyStore.open(settings).purpose_secret(settings.purpose))

@@ -10,7 +10,7 @@ import pytest
 
 from mydata.storage import has_data
 from mydata.airflow_runner import dags_test_each
-from mydata.airflow_stack import airflow_stack, local_postgres
+from mydata.devtools.airflow_stack import airflow_stack, local_postgres
 from mydata.manifest import latest_matching
 
 DATES = [date(2026, 9, 1), date(2026, 9, 2), date(2026, 9, 3)]

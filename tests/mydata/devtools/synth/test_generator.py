@@ -15,9 +15,9 @@ import pytest
 
 from mydata.config import Settings
 from mydata.keys import KeyStore
-from mydata.synth import GeneratorOptions, generate, subject_ci
-from mydata.synth.generator import ORG_CODES
-from mydata.synth.profiles import CUSTOMER_TYPES
+from mydata.devtools.synth import GeneratorOptions, generate, subject_ci
+from mydata.devtools.synth.generator import ORG_CODES
+from mydata.devtools.synth.profiles import CUSTOMER_TYPES
 from schemas import codes
 from schemas.consent import verify_chain
 from schemas.landing import (APIS, CONSENT_FIELDS, CSV_SOURCES, ENVELOPE_FIELDS, FIELD_KINDS, field_kind,

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from mydata.cluster import connect_server, standalone_cluster
+from mydata.devtools.cluster import connect_server, standalone_cluster
 
 
 @pytest.mark.slow

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Iterator
 
 from mydata.airflow_runner import airflow_bin, airflow_env
-from mydata.cluster import free_port
+from mydata.devtools.cluster import free_port
 from mydata.config import Settings
 from mydata.orchestration import lake_pool_command
 
