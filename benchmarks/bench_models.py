@@ -70,7 +70,8 @@ def main() -> None:
         raise SystemExit(f"no published snapshot under {args.source}: run benchmarks/bench_pipeline.py 10000 first")
 
     from jobs import score
-    from models import lifecycle, registry
+    from jobs import segment
+    from models import registry
     from mydata.spark import spark_session
 
     results = []
@@ -85,7 +86,7 @@ def main() -> None:
             spark = spark_session(settings, "bench-models")
         for algorithm in args.algorithms.split(","):
             started = time.perf_counter()
-            trained = lifecycle.run(settings, algorithm=algorithm, promote=True)
+            trained = segment.run(settings, algorithm=algorithm, promote=True)
             training = time.perf_counter() - started
             started = time.perf_counter()
             scored = score.run(settings, spark)

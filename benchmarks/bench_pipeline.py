@@ -211,7 +211,7 @@ def run_scale(subjects: int, months: int, root: Path, driver_memory: str = Setti
     settings = settings.replace(purpose="marketing", as_of=as_of, engine=engine)
 
     from jobs import consent, features, fuse, ingest, privacy, score, validate
-    from models import lifecycle
+    from jobs import segment
 
     spark = heap = None
     if engine == "spark":
@@ -239,7 +239,7 @@ def run_scale(subjects: int, months: int, root: Path, driver_memory: str = Setti
         released = privacy.run(settings, spark)
         row["rows"] = computed["subjects"]
     with stage(stages, "training (k over 3..10, stability)", "subjects", heap) as row:
-        trained = lifecycle.run(settings, promote=True)
+        trained = segment.run(settings, promote=True)
         row["rows"] = released["published"]
     with stage(stages, "scoring", "subjects", heap) as row:
         row["rows"] = score.run(settings, spark)["rows"]
@@ -315,7 +315,7 @@ def render(results: list[dict], models: list[dict] | None = None) -> str:
                 f"heap {heap_note(r['stages'][i])}"
                 for p, r in zip(per_row, scales)) + f" | {per_row[-1] / per_row[-2]:.2f}× |")
         per_subject = [r["whole_s"] / r["subjects"] for r in scales]  # the linearity target is the whole run's
-        lines += [f"| whole pipeline | " + " | ".join(
+        lines += ["| whole pipeline | " + " | ".join(
             f"{1e3 * p:,.2f} ms per subject ({p / per_subject[0]:.2f}×)" for p in per_subject)
             + f" | **{per_subject[-1] / per_subject[-2]:.2f}×** |", ""]
     lines += engines_side_by_side(results)

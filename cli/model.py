@@ -20,14 +20,15 @@ def _truth(settings, given: str | None) -> Path | None:
 
 
 def cmd_model(args: argparse.Namespace) -> int:
-    from models import drift, lifecycle, registry
+    from jobs import drift, segment
+    from models import registry
     from render.model import write_report
 
     settings = settings_of(args)
     lake, purpose = settings.lake, settings.purpose
     if args.action == "train":
         ks = range(args.k_min, args.k_max + 1)
-        result = lifecycle.run(settings, args.algorithm, ks, args.seed, args.pca, args.k, args.promote,
+        result = segment.run(settings, args.algorithm, ks, args.seed, args.pca, args.k, args.promote,
                                _truth(settings, args.truth))
         m = result["metrics"]
         extra = f", ARI vs latent types {m['ari_vs_latent_types']:.3f}" if "ari_vs_latent_types" in m else ""

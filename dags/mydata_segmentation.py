@@ -26,7 +26,7 @@ Trains, registers and promotes a model when none is current, drift passed the th
     default_args=DEFAULT_ARGS,
 )
 def mydata_segmentation():
-    (job_task("train_if_due", "models.lifecycle", as_of=True, spark=False, function="refresh",
+    (job_task("train_if_due", "jobs.segment", as_of=True, spark=False, function="refresh",
               from_params=("retrain", "truth"))
      >> job_task("score", "jobs.score", as_of=True, outlets=[Asset(GOLD_SEGMENTS)]))
 

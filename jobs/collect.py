@@ -13,10 +13,11 @@ from datetime import date
 from typing import Callable
 
 from jobs import consent
+from jobs.stage import stage_run
 from mydata import html, progress
 from mydata.collect.collector import HolderConnection, Limits, collect, mark_complete
 from mydata.config import PURPOSES, ConfigError, Settings
-from mydata.engines import Engine, open_engine
+from mydata.engines import Engine
 from mydata.holders import HolderRegistry
 from mydata.lake import Lake
 from mydata.manifest import RunManifest
@@ -80,13 +81,10 @@ def run(settings: Settings, source: str, connections: Callable[[str, str], Holde
         raise ConfigError("collect needs a delivery date (--dt YYYY-MM-DD or MYDATA_DT)")
     lake, dt = settings.lake, settings.delivery_date
     holders = [h for h in HolderRegistry.open(settings).holders() if h.source == source and h.since <= dt]
-    manifest = RunManifest.start(JOB, source=source, dt=dt.isoformat(), refetch=refetch)
-    with manifest.recorded(lake):
-        engine = open_engine(settings)
-        try:
-            subjects = consented_subjects(engine, lake, source, dt)
-        finally:
-            engine.close()
+    with stage_run(settings, JOB, source=source, dt=dt.isoformat(), refetch=refetch) as run:
+        manifest = run.manifest
+        subjects = consented_subjects(run.engine, lake, source, dt)
+        run.close_engine()
         manifest.inputs = {"subjects": len(subjects), "holders": [h.org_code for h in holders]}
         manifest.outputs = {"holders": {}, "complete": False}
         for holder in holders:
@@ -99,5 +97,5 @@ def run(settings: Settings, source: str, connections: Callable[[str, str], Holde
             mark_complete(lake.landing, source, dt)
             manifest.outputs["complete"] = True
         manifest.outputs["report"] = write_report(lake, manifest)
-    return {"manifest": str(manifest.path), **manifest.outputs}
+    return {"manifest": str(run.manifest_path), **manifest.outputs}
 

@@ -24,9 +24,10 @@ from typing import Any
 
 import pyarrow as pa
 
+from jobs.stage import stage_run
 from mydata import progress, storage
 from mydata.config import Settings
-from mydata.engines import Engine, as_engine, open_engine
+from mydata.engines import Engine, as_engine
 from mydata.lake import Lake
 from mydata.manifest import RunManifest, json_text
 from mydata.lock import writes_lake
@@ -529,18 +530,9 @@ def append(engine: Engine, lake: Lake, manifest: RunManifest) -> dict:
 def run(settings: Settings, spark: Any = None) -> dict:
     """Append new consent deliveries to the ledger on the configured engine; fails (and says where)
     when a chain breaks."""
-    lake = settings.lake
-    manifest = RunManifest.start(JOB, engine=settings.engine)
-    engine = open_engine(settings, spark)
-    try:
-        result = append(engine, lake, manifest)
-    except ConsentChainBroken as broken:
-        manifest.error = str(broken)
-        manifest.finish(lake, "failed")
-        raise
-    finally:
-        engine.close()
-    path = manifest.landed(lake)
+    with stage_run(settings, JOB, spark=spark, engine=settings.engine) as run:
+        result = append(run.engine, run.lake, run.manifest)
+    path = run.manifest.landed(run.lake)
     if result["held"]:
         first = next(iter(result["held"].items()))
         raise ConsentChainBroken(f"consent delivery dt={first[0]} {first[1]}; "

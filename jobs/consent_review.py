@@ -14,11 +14,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from jobs import consent, purge, withdrawals
+from jobs.stage import stage_run
 from mydata.config import PURPOSES, SESSION_TIME_ZONE, Settings
-from mydata.engines import Engine, open_engine
+from mydata.engines import Engine
 from mydata.keys import KeyStore
 from mydata.lake import Lake
-from mydata.manifest import RunManifest, runs
+from mydata.manifest import runs
 from mydata.lock import writes_lake
 from render.consent import EXPIRY_WINDOWS, write_page
 from schemas import asof
@@ -123,19 +124,14 @@ def run(settings: Settings, spark: Any = None) -> dict:
     """The consent review as of ``settings.as_of`` (default: the purpose's newest snapshot, else today)
     on the configured engine, with its manifest: the review succeeds even when the ledger does not
     verify, and says so."""
-    lake = settings.lake
-    as_of = asof.report_as_of(settings.as_of, lake.silver_table("subjects", settings.purpose), date.today())
-    manifest = RunManifest.start(JOB, as_of=as_of.isoformat(), engine=settings.engine)
-    engine = open_engine(settings, spark)
-    try:
-        result = write_report(settings, engine, as_of)
-    finally:
-        engine.close()
-    manifest.inputs = {"ledger_events": result["events"], "fusion_runs": result["fusion_runs"],
-                       "purges": result["purges"]}
-    manifest.outputs = {"report": result["report"], "ledger_verifies": result["ledger_ok"],
-                        "valid": result.get("valid", {}), "withdrawals": result["withdrawals"]}
-    return {"manifest": str(manifest.finish(lake)), "as_of": as_of.isoformat(), **result}
+    as_of = asof.report_as_of(settings.as_of, settings.lake.silver_table("subjects", settings.purpose), date.today())
+    with stage_run(settings, JOB, spark=spark, as_of=as_of.isoformat(), engine=settings.engine) as run:
+        result = write_report(settings, run.engine, as_of)
+        run.manifest.inputs = {"ledger_events": result["events"], "fusion_runs": result["fusion_runs"],
+                               "purges": result["purges"]}
+        run.manifest.outputs = {"report": result["report"], "ledger_verifies": result["ledger_ok"],
+                                "valid": result.get("valid", {}), "withdrawals": result["withdrawals"]}
+    return {"manifest": str(run.manifest_path), "as_of": as_of.isoformat(), **result}
 
 
 if __name__ == "__main__":  # spark-submit entry point

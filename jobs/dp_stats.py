@@ -23,10 +23,10 @@ import numpy as np
 import opendp.prelude as dp
 import pyarrow.parquet as pq
 
+from jobs.stage import StageRun, stage_run
 from features.definitions import FEATURES, Feature
 from mydata.config import Settings
 from mydata.lake import Lake
-from mydata.manifest import RunManifest
 from mydata.lock import writes_lake
 from schemas import asof
 
@@ -203,9 +203,6 @@ def _record_spend(lake: Lake, entry: dict) -> None:
 def run(settings: Settings, epsilon: float, delta: float = 0.0) -> dict:
     """Release per-segment statistics of ``settings.purpose``'s snapshot as of ``settings.as_of``
     under (``epsilon``, ``delta``)-differential privacy, within the snapshot's budget (``settings.dp_budget``)."""
-    from models import registry
-    from render.dp import write_page
-
     lake, purpose = settings.lake, settings.purpose
     # the same default as the consent review: the purpose's newest snapshot
     settings = settings.replace(as_of=asof.report_as_of(settings.as_of, lake.silver_table("subjects", purpose),
@@ -218,7 +215,17 @@ def run(settings: Settings, epsilon: float, delta: float = 0.0) -> dict:
                              f"ε {epsilon:g} more would exceed it (MYDATA_DP_BUDGET); nothing released")
     if not (lake.segments(purpose) / f"as_of={as_of}").is_dir():
         raise FileNotFoundError(f"no scored snapshot of {purpose} as of {as_of}: run `mydata --as-of {as_of} score`")
-    manifest = RunManifest.start(JOB, purpose=purpose, as_of=as_of, epsilon=epsilon, delta=delta, alpha=ALPHA)
+    with stage_run(settings, JOB, purpose=purpose, as_of=as_of, epsilon=epsilon, delta=delta, alpha=ALPHA) as run:
+        return _release(run, epsilon, delta, before)
+
+
+def _release(run: StageRun, epsilon: float, delta: float, before: float) -> dict:
+    """Measure every segment under the plan, write the release, its page and the spend."""
+    from models import registry
+    from render.dp import write_page
+
+    settings, lake, manifest = run.settings, run.lake, run.manifest
+    purpose, as_of = settings.purpose, settings.as_of.isoformat()
     plan = Plan(epsilon, tuple(shareable()), delta)
     model, by_segment = segment_values(lake, purpose, as_of, plan.features)
     labels = {s["segment"]: s["label"] for s in registry.get(lake, purpose, model).metadata["profile"]["segments"]}
@@ -237,4 +244,4 @@ def run(settings: Settings, epsilon: float, delta: float = 0.0) -> dict:
                          "as_of": as_of, "model": model, "epsilon": cost, "delta": delta})
     manifest.outputs = {"release": str(path), "report": str(report), "epsilon": cost, "segments": len(released),
                         "budget_spent": round(before + cost, 9), "budget": settings.dp_budget}
-    return {"manifest": str(manifest.finish(lake)), **manifest.outputs}
+    return {"manifest": str(run.manifest_path), **manifest.outputs}

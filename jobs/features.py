@@ -16,13 +16,14 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from jobs.stage import stage_run
 from features.definitions import FEATURES, SOURCES
 from features.sql import SPINE_AS_OF, features_sql, historical_sql
 from mydata import progress, storage
 from mydata.config import ConfigError, Settings
 from mydata.engines import Engine, open_engine
 from mydata.lake import Lake
-from mydata.manifest import RunManifest, missing_input
+from mydata.manifest import missing_input
 from mydata.lock import writes_lake
 from schemas import asof
 
@@ -47,24 +48,20 @@ def run(settings: Settings, spark=None) -> dict:
     if settings.as_of is None:
         raise ConfigError("features needs an as-of date (--as-of YYYY-MM-DD or MYDATA_AS_OF)")
     lake, purpose, as_of = settings.lake, settings.purpose, settings.as_of
-    manifest = RunManifest.start(JOB, purpose=purpose, as_of=as_of.isoformat(), engine=settings.engine)
     target = lake.feature_candidates(purpose)
     partition = target / f"as_of={as_of.isoformat()}"
-    engine = open_engine(settings, spark)
-    try:
+    with stage_run(settings, JOB, spark=spark, purpose=purpose, as_of=as_of.isoformat(), engine=settings.engine) as run:
+        engine = run.engine
         with progress.step("features", unit="subjects") as shown:
             tables = register_silver(engine, lake, purpose, as_of)
             query = f"SELECT *, DATE '{as_of.isoformat()}' AS as_of FROM ({features_sql(engine.dialect, tables, as_of)}) c"
-            storage.publish([engine.stage(query, target, [as_of], manifest.run_id, key="as_of")])
+            storage.publish([engine.stage(query, target, [as_of], run.manifest.run_id, key="as_of")])
             subjects = storage.rows_in(partition)
             shown.advance(subjects)
-    finally:
-        engine.close()
-    manifest.inputs = {"silver": {name: storage.rows_in(lake.silver_table(name, purpose) / partition.name)
-                                  for name in tables}}
-    manifest.outputs = {"candidate": str(partition), "subjects": subjects, "features": len(FEATURES)}
-    path = manifest.finish(lake)
-    return {"manifest": str(path), **manifest.outputs}
+        run.manifest.inputs = {"silver": {name: storage.rows_in(lake.silver_table(name, purpose) / partition.name)
+                                          for name in tables}}
+        run.manifest.outputs = {"candidate": str(partition), "subjects": subjects, "features": len(FEATURES)}
+    return {"manifest": str(run.manifest_path), **run.manifest.outputs}
 
 
 class BadSpine(ValueError):

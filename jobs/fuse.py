@@ -14,9 +14,10 @@ from datetime import date
 
 from jobs import consent
 from jobs.pseudonym import pseudonym_sql, register_keys
+from jobs.stage import StageRun, stage_run
 from mydata import html, progress, storage
 from mydata.config import ConfigError, Settings
-from mydata.engines import Engine, open_engine
+from mydata.engines import Engine
 from mydata.keys import KeyStore
 from mydata.lake import Lake
 from mydata.manifest import RunManifest
@@ -208,30 +209,34 @@ def run(settings: Settings, spark=None) -> dict:
     """Fuse bronze into silver for ``settings.purpose`` as of ``settings.as_of``."""
     if settings.as_of is None:
         raise ConfigError("fuse needs an as-of date (--as-of YYYY-MM-DD or MYDATA_AS_OF)")
-    purpose, as_of, lake = settings.purpose, settings.as_of, settings.lake
-    engine = open_engine(settings, spark)
-    try:
-        head = _verified_head(engine, lake)
-        keystore = KeyStore.open(settings)
-        purpose_version = keystore.current_purpose_version(purpose)
-        manifest = RunManifest.start(JOB, purpose=purpose, as_of=as_of.isoformat(), engine=engine.name)
-        manifest.inputs["consent_snapshot"] = {"id": snapshot_id(purpose, as_of, head), "purpose": purpose,
-                                               "as_of": asof.as_of_moment(as_of).isoformat(),
-                                               "ledger_head": head.as_dict()}
-        with progress.step("fuse", "consent and linkage", unit="subjects") as shown:
-            sources = _register_bronze(engine, lake)
-            versions = _link(engine, lake, sources, purpose, as_of)
-            counts, missing = _tallies(engine)
-            shown.advance(sum(counts.values()))
-        if not counts.get("fused"):
-            _fused_nobody(lake, manifest, counts, missing)
-        register_keys(engine, "purpose_keys", keystore.purpose_secret(purpose, purpose_version))
-        engine.table("fused", fused_sql(engine.dialect, "linked", "purpose_keys"))
-        with progress.step("fuse", "silver", unit="tables", total=len(sources) + 1) as shown:
-            tables = _publish_silver(engine, lake, sources, purpose, as_of, manifest.run_id)
-            shown.advance(len(tables), rows=sum(t["silver_rows"] for t in tables.values()))
-    finally:
-        engine.close()
+    with stage_run(settings, JOB, spark=spark, purpose=settings.purpose, as_of=settings.as_of.isoformat(),
+                   engine=settings.engine) as run:
+        return _fuse(run)
+
+
+def _fuse(run: StageRun) -> dict:
+    """Verify the ledger, link consenting subjects, and publish their silver with its report."""
+    settings, lake, manifest, engine = run.settings, run.lake, run.manifest, run.engine
+    purpose, as_of = settings.purpose, settings.as_of
+    head = _verified_head(engine, lake)
+    keystore = KeyStore.open(settings)
+    purpose_version = keystore.current_purpose_version(purpose)
+    manifest.inputs["consent_snapshot"] = {"id": snapshot_id(purpose, as_of, head), "purpose": purpose,
+                                           "as_of": asof.as_of_moment(as_of).isoformat(),
+                                           "ledger_head": head.as_dict()}
+    with progress.step("fuse", "consent and linkage", unit="subjects") as shown:
+        sources = _register_bronze(engine, lake)
+        versions = _link(engine, lake, sources, purpose, as_of)
+        counts, missing = _tallies(engine)
+        shown.advance(sum(counts.values()))
+    if not counts.get("fused"):
+        _fused_nobody(lake, manifest, counts, missing)
+    register_keys(engine, "purpose_keys", keystore.purpose_secret(purpose, purpose_version))
+    engine.table("fused", fused_sql(engine.dialect, "linked", "purpose_keys"))
+    with progress.step("fuse", "silver", unit="tables", total=len(sources) + 1) as shown:
+        tables = _publish_silver(engine, lake, sources, purpose, as_of, manifest.run_id)
+        shown.advance(len(tables), rows=sum(t["silver_rows"] for t in tables.values()))
+    run.close_engine()
     manifest.outputs = {
         "silver": {t: str(lake.silver_table(t, purpose) / f"as_of={as_of.isoformat()}") for t in tables},
         "linkage": {o: counts.get(o, 0) for o in OUTCOMES}, "source_missing": missing,
@@ -240,8 +245,7 @@ def run(settings: Settings, spark=None) -> dict:
     report = lake.report("fusion") / f"{manifest.run_id}.html"
     manifest.outputs["report"] = str(report)
     html.write_page(report, fusion_page(manifest))
-    path = manifest.finish(lake, "succeeded")
-    return {"manifest": str(path), "report": str(report), "snapshot": manifest.inputs["consent_snapshot"]["id"],
+    return {"manifest": str(run.manifest_path), "report": str(report), "snapshot": manifest.inputs["consent_snapshot"]["id"],
             "linkage": manifest.outputs["linkage"], "subjects_fused": counts["fused"]}
 
 

@@ -28,9 +28,10 @@ from functools import reduce
 from typing import Any
 
 from jobs.landing import Delivery, check_landing, data_files, find_deliveries, text_bytes
+from jobs.stage import StageRun, stage_run
 from mydata import progress, storage
 from mydata.config import Settings
-from mydata.engines import Engine, UnreadableLanding, open_engine
+from mydata.engines import Engine, UnreadableLanding
 from mydata.holders import HolderRegistry, unregistered_message
 from mydata.lake import Lake
 from mydata.manifest import RunManifest, ingest_rows
@@ -590,40 +591,43 @@ def run(settings: Settings, spark: Any = None) -> dict:
         waiting = ", ".join(f"{d.source} dt={d.dt}" for d in deliveries) or "none"
         raise NoDeliveryError(f"no complete delivery{when} under {lake.landing} "
                               f"(deliveries waiting for _SUCCESS: {waiting})")
-    manifest = RunManifest.start("ingest", dt=settings.delivery_date, engine=settings.engine,
-                                 max_quarantine_rate=settings.max_quarantine_rate)
-    manifest.notes += [f"waiting for _SUCCESS, not read: {d.source} dt={d.dt}"
-                       for d in deliveries if not d.complete]
-    manifest.notes += [f"empty delivery (no data files): {d.source} dt={d.dt}"
-                       for d in complete if not data_files(d)]
-    manifest.inputs = {"deliveries": [f"{d.source} dt={d.dt}" for d in complete]}
     sources = [(source, mine) for source in SOURCES
                if (mine := [d for d in complete if d.source == source and data_files(d)])]
-    with manifest.recorded(lake):
-        # what is not a well-formed delivery fails the run, unless skipped: never read, never silent
-        manifest.outputs["landing_problems"] = [p.said() for p in check_landing(lake, settings.skip_bad_landing)]
-        engine = open_engine(settings, spark)
-        try:
-            # on Spark two sources at a time: one's driver-side work overlaps the other's jobs
-            with ThreadPoolExecutor(max_workers=engine.sources_at_once) as pool:
-                futures = [pool.submit(ingest_source, engine, lake, source, mine, manifest.run_id)
-                           for source, mine in sources]
-            outcomes = [future.exception() or future.result() for future in futures]
-        finally:
-            engine.close()
-        staged = [write for outcome in outcomes if isinstance(outcome, SourceResult) for write in outcome.staged]
-        try:
-            with progress.step("ingest", "publish", unit="tables") as shown:
-                _publish(lake, manifest, sources, outcomes, staged, settings.max_quarantine_rate)
-                shown.advance(len(staged))
-        finally:
-            storage.discard(staged)  # a failed run's staging; nothing left after a publish
-    recon = manifest.outputs["reconciliation"]
-    accepted, quarantined = ingest_rows({"outputs": manifest.outputs})
-    return {"manifest": str(manifest.path), "run_id": manifest.run_id, "rows_accepted": accepted,
+    with stage_run(settings, "ingest", spark=spark, dt=settings.delivery_date, engine=settings.engine,
+                   max_quarantine_rate=settings.max_quarantine_rate) as run:
+        run.manifest.notes += [f"waiting for _SUCCESS, not read: {d.source} dt={d.dt}"
+                               for d in deliveries if not d.complete]
+        run.manifest.notes += [f"empty delivery (no data files): {d.source} dt={d.dt}"
+                               for d in complete if not data_files(d)]
+        run.manifest.inputs = {"deliveries": [f"{d.source} dt={d.dt}" for d in complete]}
+        _ingest(run, sources)
+    recon = run.manifest.outputs["reconciliation"]
+    accepted, quarantined = ingest_rows({"outputs": run.manifest.outputs})
+    return {"manifest": str(run.manifest_path), "run_id": run.manifest.run_id, "rows_accepted": accepted,
             "rows_quarantined": quarantined,
             "failed_collections": sum(e.get("failed_collections", 0) for s in recon.values() for e in s.values()),
             "duplicates": sum(e.get("duplicates", 0) for s in recon.values() for e in s.values())}
+
+
+def _ingest(run: StageRun, sources: list) -> None:
+    """Every source's deliveries into staging, side by side where the engine gains, then one publish."""
+    settings, lake, manifest = run.settings, run.lake, run.manifest
+    # what is not a well-formed delivery fails the run, unless skipped: never read, never silent
+    manifest.outputs["landing_problems"] = [p.said() for p in check_landing(lake, settings.skip_bad_landing)]
+    engine = run.engine
+    # on Spark two sources at a time: one's driver-side work overlaps the other's jobs
+    with ThreadPoolExecutor(max_workers=engine.sources_at_once) as pool:
+        futures = [pool.submit(ingest_source, engine, lake, source, mine, manifest.run_id)
+                   for source, mine in sources]
+    outcomes = [future.exception() or future.result() for future in futures]
+    run.close_engine()
+    staged = [write for outcome in outcomes if isinstance(outcome, SourceResult) for write in outcome.staged]
+    try:
+        with progress.step("ingest", "publish", unit="tables") as shown:
+            _publish(lake, manifest, sources, outcomes, staged, settings.max_quarantine_rate)
+            shown.advance(len(staged))
+    finally:
+        storage.discard(staged)  # a failed run's staging; nothing left after a publish
 
 
 def _publish(lake: Lake, manifest: RunManifest, sources: list, outcomes: list, staged: list, threshold: float) -> None:

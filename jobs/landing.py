@@ -11,11 +11,10 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+from jobs.stage import StageRun, stage_run
 from mydata import progress
 from mydata.config import Settings
-from mydata.engines import open_engine
 from mydata.lake import Lake, is_complete
-from mydata.manifest import RunManifest
 from mydata.lock import writes_lake
 from schemas.landing import CSV_SOURCES, SOURCES
 from schemas.dialects import Dialect
@@ -156,14 +155,12 @@ def count_records_sql(d: Dialect, lines: str) -> str:
 @writes_lake("landing")
 def run(settings: Settings, spark=None) -> dict:
     """Count the records of every complete delivery (or of ``settings.delivery_date`` only)."""
-    lake = settings.lake
-    manifest = RunManifest.start("landing", dt=settings.delivery_date)
-    with manifest.recorded(lake):
-        return _inventory(settings, manifest, spark)
+    with stage_run(settings, "landing", spark=spark, dt=settings.delivery_date) as run:
+        return _inventory(run)
 
 
-def _inventory(settings: Settings, manifest: RunManifest, spark) -> dict:
-    lake = settings.lake
+def _inventory(run: StageRun) -> dict:
+    settings, lake, manifest = run.settings, run.lake, run.manifest
     problems = check_landing(lake, settings.skip_bad_landing)
     manifest.outputs["landing_problems"] = [p.said() for p in problems]
     deliveries = find_deliveries(lake, settings.delivery_date)
@@ -173,7 +170,7 @@ def _inventory(settings: Settings, manifest: RunManifest, spark) -> dict:
     files = [p for d in complete for p in data_files(d)]
     counts: dict[str, dict[str, int]] = {}
     if files:
-        engine = open_engine(settings, spark)
+        engine = run.engine
         try:
             with progress.step("landing", "inventory", unit="files", total=len(files)) as shown:
                 engine.lines("landing_lines", files)
@@ -182,14 +179,13 @@ def _inventory(settings: Settings, manifest: RunManifest, spark) -> dict:
                 shown.advance(len(files), rows=sum(n for by_dt in counts.values() for n in by_dt.values()))
         finally:
             engine.drop("landing_lines")
-            engine.close()
     manifest.inputs = {"deliveries_complete": len(complete), "deliveries_waiting": len(waiting),
                        "files": len(files)}
     manifest.outputs.update({"records": counts,
                              "total_records": sum(n for by_dt in counts.values() for n in by_dt.values())})
     if not deliveries:
         manifest.notes.append(f"no deliveries under {lake.landing}")
-    return {"manifest": str(lake.manifest("landing", manifest.run_id)), "total_records": manifest.outputs["total_records"],
+    return {"manifest": str(run.manifest_path), "total_records": manifest.outputs["total_records"],
             "deliveries_complete": len(complete), "deliveries_waiting": len(waiting),
             "skipped": manifest.outputs["landing_problems"]}
 

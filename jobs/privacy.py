@@ -10,9 +10,11 @@ generalised and suppressed, and the l-diversity of a sensitive feature.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from dataclasses import dataclass
 from datetime import date
 
+from jobs.stage import StageRun, stage_run
 from features.definitions import FEATURES, QUASI_IDENTIFIERS
 from features.release import (AREAS, BUCKET_LABELS, LEVELS, RELEASED_QUASI_IDENTIFIERS, SENSITIVE_BANDS,
                               SENSITIVE_FEATURE, SIZE_BUCKETS, SUPPRESSED, Level)
@@ -20,7 +22,7 @@ from features import health
 from features.sql import catalog_stats_sql, health_sql
 from mydata import html, progress, storage
 from mydata.config import ConfigError, Settings
-from mydata.engines import Engine, open_engine
+from mydata.engines import Engine
 from mydata.lake import Lake
 from mydata.manifest import RunManifest, missing_input, runs
 from mydata.lock import writes_lake
@@ -160,49 +162,52 @@ def run(settings: Settings, spark=None) -> dict:
     if not storage.rows_in(folder):
         raise FileNotFoundError(missing_input(lake, "feature candidate", "features", f"mydata features --as-of {as_of}",
                                               purpose=purpose, as_of=as_of.isoformat()))
-    manifest = RunManifest.start(JOB, purpose=purpose, as_of=as_of.isoformat(), k=k,
-                                 max_suppression=settings.max_suppression, engine=settings.engine)
+    with stage_run(settings, JOB, spark=spark, purpose=purpose, as_of=as_of.isoformat(), k=k,
+                   max_suppression=settings.max_suppression, engine=settings.engine) as run:
+        return _release(run, folder)
+
+
+def _release(run: StageRun, folder: Path) -> dict:
+    """Choose the least generalisation that reaches k, check feature health, publish, and catalog."""
+    settings, lake, manifest, engine = run.settings, run.lake, run.manifest, run.engine
+    purpose, as_of, k = settings.purpose, settings.as_of, settings.k_anonymity
     target, report = lake.published_features(purpose), report_path(lake, purpose, as_of)
     snapshot = target / folder.name
-    engine = open_engine(settings, spark)
-    try:
-        engine.partition("candidate_rows", folder.parent, "as_of", as_of)
-        engine.table("candidates", "SELECT * FROM candidate_rows")  # every level reads it
-        outcomes, chosen = _choose_level(engine, engine.columns("candidates"), k, settings.max_suppression)
-        manifest.inputs = {"candidate": str(folder), "subjects": outcomes[0].subjects}
-        manifest.outputs = {"levels": [{"level": o.level.description, "groups": o.groups,
-                                        "small_groups": o.small_groups, "suppressed": o.suppressed} for o in outcomes],
-                            "report": str(report)}
-        if chosen is None:
-            html.write_page(report, privacy_page(manifest, outcomes, None))
-            manifest.finish(lake, "failed")
-            raise ReleaseBlocked(f"k={k} cannot be reached with at most {settings.max_suppression:.0%} of "
-                                 f"{outcomes[0].subjects:,} subjects suppressed (the widest level would suppress "
-                                 f"{outcomes[-1].share:.1%}); nothing published; see {report}")
-        released = ["pseudonym", *RELEASED_QUASI_IDENTIFIERS,
-                    *[f.name for f in FEATURES if not f.quasi_identifier], "as_of"]
-        engine.view("to_publish", suppress_sql("generalised", released, k))
-        _check_health(engine, lake, settings, manifest, report, outcomes, chosen)
-        with progress.step("release", "publish") as shown:
-            storage.publish([engine.stage("SELECT * FROM to_publish", target, [as_of], manifest.run_id, key="as_of")])
-            engine.partition("published_rows", target, "as_of", as_of)
-            engine.table("published", "SELECT * FROM published_rows")  # the checks and the catalog read it
-            after = assess(engine, "published", LEVELS[chosen], k)
-            shown.advance(after.subjects)
-        manifest.outputs.update({
-            "snapshot": str(snapshot), "level": LEVELS[chosen].description, "published": after.subjects,
-            "suppressed": outcomes[chosen].suppressed, "suppressed_share": round(outcomes[chosen].share, 6),
-            "after_sizes": after.sizes, "l_diversity": l_diversity(engine, "published", SENSITIVE_FEATURE),
-            "smallest_group": after.smallest})
-        columns = engine.columns("published")
-        stats = engine.rows(catalog_stats_sql(engine.dialect, "published", columns))[0]
-        catalog = write_catalog(lake, purpose, as_of, stats, columns, manifest.outputs["feature_health"])
-    finally:
-        engine.close()
+    engine.partition("candidate_rows", folder.parent, "as_of", as_of)
+    engine.table("candidates", "SELECT * FROM candidate_rows")  # every level reads it
+    outcomes, chosen = _choose_level(engine, engine.columns("candidates"), k, settings.max_suppression)
+    manifest.inputs = {"candidate": str(folder), "subjects": outcomes[0].subjects}
+    manifest.outputs = {"levels": [{"level": o.level.description, "groups": o.groups,
+                                    "small_groups": o.small_groups, "suppressed": o.suppressed} for o in outcomes],
+                        "report": str(report)}
+    if chosen is None:
+        html.write_page(report, privacy_page(manifest, outcomes, None))
+        manifest.finish(lake, "failed")
+        raise ReleaseBlocked(f"k={k} cannot be reached with at most {settings.max_suppression:.0%} of "
+                             f"{outcomes[0].subjects:,} subjects suppressed (the widest level would suppress "
+                             f"{outcomes[-1].share:.1%}); nothing published; see {report}")
+    released = ["pseudonym", *RELEASED_QUASI_IDENTIFIERS,
+                *[f.name for f in FEATURES if not f.quasi_identifier], "as_of"]
+    engine.view("to_publish", suppress_sql("generalised", released, k))
+    _check_health(engine, lake, settings, manifest, report, outcomes, chosen)
+    with progress.step("release", "publish") as shown:
+        storage.publish([engine.stage("SELECT * FROM to_publish", target, [as_of], manifest.run_id, key="as_of")])
+        engine.partition("published_rows", target, "as_of", as_of)
+        engine.table("published", "SELECT * FROM published_rows")  # the checks and the catalog read it
+        after = assess(engine, "published", LEVELS[chosen], k)
+        shown.advance(after.subjects)
+    manifest.outputs.update({
+        "snapshot": str(snapshot), "level": LEVELS[chosen].description, "published": after.subjects,
+        "suppressed": outcomes[chosen].suppressed, "suppressed_share": round(outcomes[chosen].share, 6),
+        "after_sizes": after.sizes, "l_diversity": l_diversity(engine, "published", SENSITIVE_FEATURE),
+        "smallest_group": after.smallest})
+    columns = engine.columns("published")
+    stats = engine.rows(catalog_stats_sql(engine.dialect, "published", columns))[0]
+    catalog = write_catalog(lake, purpose, as_of, stats, columns, manifest.outputs["feature_health"])
+    run.close_engine()
     html.write_page(report, privacy_page(manifest, outcomes, chosen))
     manifest.outputs["catalog"] = str(catalog)
-    path = manifest.finish(lake)
-    return {"manifest": str(path), "report": str(report), "catalog": str(catalog), "snapshot": str(snapshot),
+    return {"manifest": str(run.manifest_path), "report": str(report), "catalog": str(catalog), "snapshot": str(snapshot),
             "published": after.subjects, "suppressed": outcomes[chosen].suppressed,
             "level": LEVELS[chosen].description, "blank_features": manifest.outputs["blank_features"]}
 

@@ -19,12 +19,13 @@ import pyarrow as pa
 
 from jobs import consent
 from jobs.pseudonym import pseudonym_sql, register_keys
+from jobs.stage import StageRun, stage_run
 from mydata import progress, storage
 from mydata.config import SESSION_TIME_ZONE, Settings
-from mydata.engines import Engine, open_engine
+from mydata.engines import Engine
 from mydata.keys import KeyStore
 from mydata.lake import Lake
-from mydata.manifest import RunManifest, json_text
+from mydata.manifest import json_text
 from mydata.lock import writes_lake
 from schemas.silver import FUSED_SOURCES
 from schemas.dialects import Dialect
@@ -132,16 +133,24 @@ def register_withdrawn(engine: Engine, lake: Lake, keystore: KeyStore, purpose: 
 @writes_lake("purge")
 def run(settings: Settings, spark=None, moment: datetime | None = None) -> dict:
     """Purge withdrawn subjects of ``settings.purpose`` from silver and gold, as of now (or ``moment``)."""
-    lake, purpose = settings.lake, settings.purpose
     moment = moment or datetime.now(ZoneInfo(SESSION_TIME_ZONE))
-    manifest = RunManifest.start(JOB, purpose=purpose, moment=moment.isoformat(), engine=settings.engine)
+    with stage_run(settings, JOB, spark=spark, purpose=settings.purpose, moment=moment.isoformat(),
+                   engine=settings.engine) as run:
+        return _purge(run, moment)
+
+
+def _purge(run: StageRun, moment: datetime) -> dict:
+    """Find every withdrawn subject's rows in every derived partition, rewrite those partitions, and
+    land the rewrites, the audit line and the manifest in one journaled publish."""
+    settings, lake, manifest = run.settings, run.lake, run.manifest
+    purpose = settings.purpose
     keystore = KeyStore.open(settings)
     versions = keystore.purpose_versions(purpose)
     partitions = derived_partitions(lake, purpose)
     tables = sorted({partition.parent for _, partition in partitions})
     hits_of: dict[Path, dict[str, int]] = {}
     withdrawn_count, found, since, staged = 0, [], {}, []
-    engine = open_engine(settings, spark)
+    engine = run.engine
     try:
         if partitions and storage.has_data(lake.ledger):
             withdrawn_count = register_withdrawn(engine, lake, keystore, purpose, moment)
@@ -158,8 +167,7 @@ def run(settings: Settings, spark=None, moment: datetime | None = None) -> dict:
     except BaseException:
         storage.discard(staged)
         raise
-    finally:
-        engine.close()
+    run.close_engine()
     removed = {f"{table}/{partition.name}": sum(hits_of[partition].values())
                for table, partition in partitions if hits_of.get(partition)}
     entry = {"run_id": manifest.run_id, "at": moment.isoformat(), "purpose": purpose,

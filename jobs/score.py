@@ -12,10 +12,9 @@ from typing import Any, Callable
 
 import pandas as pd
 
+from jobs.stage import stage_run
 from mydata import progress, storage
 from mydata.config import ConfigError, Settings
-from mydata.engines import open_engine
-from mydata.manifest import RunManifest
 from mydata.lock import writes_lake
 from schemas.dialects import Dialect
 
@@ -56,30 +55,27 @@ def run(settings: Settings, spark: Any = None, version: str | None = None) -> di
     if not subjects:
         raise FileNotFoundError(f"no published feature snapshot {snapshot / f'as_of={as_of}'}: "
                                 "run features and release first")
-    manifest = RunManifest.start(JOB, purpose=purpose, as_of=as_of, model=chosen.version, engine=settings.engine)
     target = lake.segments(purpose)
     features = chosen.metadata["features"]
-    engine = open_engine(settings, spark)
-    try:
+    with stage_run(settings, JOB, spark=spark, purpose=purpose, as_of=as_of, model=chosen.version,
+                   engine=settings.engine) as run:
+        engine = run.engine
         with progress.step("score", chosen.version, total=subjects) as shown:
             engine.partition("snapshot", snapshot, "as_of", settings.as_of)
             columns = ", ".join(["pseudonym", *features])
             engine.map_batches("segments", f"SELECT {columns} FROM snapshot",
                                predictor(chosen.load(), features), SCHEMA)
             query = labelled_sql(engine.dialect, "segments", chosen.metadata, chosen.version, as_of)
-            storage.publish([engine.stage(query, target, [settings.as_of], manifest.run_id, key="as_of")])
+            storage.publish([engine.stage(query, target, [settings.as_of], run.manifest.run_id, key="as_of")])
             engine.partition("written", target, "as_of", settings.as_of)
             sizes = {int(r["segment"]): int(r["n"]) for r in engine.rows(
                 "SELECT segment, count(*) AS n FROM written GROUP BY segment")}
             shown.advance(sum(sizes.values()))
-    finally:
-        engine.close()
-    manifest.inputs = {"snapshot": str(snapshot / f"as_of={as_of}"), "model": chosen.version,
-                       "consent_snapshot": chosen.metadata.get("consent_snapshot")}
-    manifest.outputs = {"segments": str(target / f"as_of={as_of}"), "rows": sum(sizes.values()),
-                        "sizes": dict(sorted(sizes.items()))}
-    path = manifest.finish(lake)
-    return {"manifest": str(path), **manifest.outputs, "model": chosen.version}
+        run.manifest.inputs = {"snapshot": str(snapshot / f"as_of={as_of}"), "model": chosen.version,
+                               "consent_snapshot": chosen.metadata.get("consent_snapshot")}
+        run.manifest.outputs = {"segments": str(target / f"as_of={as_of}"), "rows": sum(sizes.values()),
+                                "sizes": dict(sorted(sizes.items()))}
+    return {"manifest": str(run.manifest_path), **run.manifest.outputs, "model": chosen.version}
 
 
 if __name__ == "__main__":  # spark-submit entry point

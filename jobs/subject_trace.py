@@ -19,11 +19,12 @@ import pyarrow as pa
 from jobs import purge
 from jobs.consent_review import subject_status
 from jobs.withdrawals import unrecorded_runs
+from jobs.stage import stage_run
 from mydata.config import PURPOSES, SESSION_TIME_ZONE, Settings
-from mydata.engines import Engine, open_engine
+from mydata.engines import Engine
 from mydata.keys import KeyStore, purpose_pseudonym
 from mydata.lake import Lake
-from mydata.manifest import RunManifest, runs
+from mydata.manifest import runs
 from mydata.lock import writes_lake
 from models import registry
 from schemas import asof
@@ -211,18 +212,16 @@ def run(settings: Settings, link_key: str, purposes: list[str] | None = None, sp
     zone = ZoneInfo(SESSION_TIME_ZONE)
     moment = (asof.as_of_moment(settings.as_of).replace(tzinfo=zone) if settings.as_of
               else datetime.now(zone))
-    manifest = RunManifest.start(JOB, as_of=moment.isoformat(), purposes=purposes, engine=settings.engine)
-    engine = open_engine(settings, spark)
-    try:
-        document = trace(engine, lake, KeyStore.open(settings), link_key, purposes, moment)
-    finally:
-        engine.close()
-    document = {"trace_id": manifest.run_id, "as_of": moment.isoformat(), "purposes": purposes, **document}
-    path = lake.subject_traces / f"{manifest.run_id}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(document, indent=1, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
-    report = write_page(lake.subject_traces / f"{manifest.run_id}.html", document)
-    manifest.outputs = {"report": str(report), "json": str(path), **document["verdict"],
-                        **{k: len(document[k]) for k in ("held", "fusion_runs", "derived", "segments", "purges")}}
-    return {"manifest": str(manifest.finish(lake)), **manifest.outputs}
+    with stage_run(settings, JOB, spark=spark, as_of=moment.isoformat(), purposes=purposes,
+                   engine=settings.engine) as run:
+        document = trace(run.engine, lake, KeyStore.open(settings), link_key, purposes, moment)
+        run.close_engine()
+        document = {"trace_id": run.manifest.run_id, "as_of": moment.isoformat(), "purposes": purposes, **document}
+        path = lake.subject_traces / f"{run.manifest.run_id}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(document, indent=1, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+        report = write_page(lake.subject_traces / f"{run.manifest.run_id}.html", document)
+        run.manifest.outputs = {"report": str(report), "json": str(path), **document["verdict"],
+                                **{k: len(document[k]) for k in ("held", "fusion_runs", "derived", "segments", "purges")}}
+    return {"manifest": str(run.manifest_path), **run.manifest.outputs}
 

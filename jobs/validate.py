@@ -14,12 +14,12 @@ import json
 import sys
 from datetime import date
 
+from jobs.stage import StageRun, stage_run
 from mydata import html
 from mydata.config import Settings
-from mydata.engines import open_engine
 from mydata.lake import Lake
 from mydata.lock import writes_lake
-from mydata.manifest import RunManifest, latest_manifest
+from mydata.manifest import latest_manifest
 from mydata.validation import Written
 from render import ingest as ingest_report
 
@@ -46,12 +46,15 @@ def run(settings: Settings, spark=None, ingest_run: str | None = None) -> dict:
     if ingest["status"] != "succeeded":  # it published nothing: there is no bronze of it to check
         raise ValidationFailed(f"ingest run {ingest['run_id']} {ingest['status']} and published nothing "
                                f"({ingest.get('error') or 'no error recorded'}); fix it and ingest again")
-    manifest = RunManifest.start("validate", ingest_run=ingest["run_id"], engine=settings.engine)
-    engine = open_engine(settings, spark)
-    try:
-        validations = engine.validate(written(lake, ingest))
-    finally:
-        engine.close()
+    with stage_run(settings, "validate", spark=spark, ingest_run=ingest["run_id"], engine=settings.engine) as run:
+        return _validate(run, ingest)
+
+
+def _validate(run: StageRun, ingest: dict) -> dict:
+    """The engine's checks of what the ingest run wrote, its report, and the gate."""
+    lake, manifest = run.lake, run.manifest
+    validations = run.engine.validate(written(lake, ingest))
+    run.close_engine()
     report = ingest_report.write_report(lake, ingest, validations)
     passed = all(v.success for v in validations)
     failed = [f"{v.table}: {o.rule} ({o.unexpected} of {o.checked} rows)"
@@ -65,12 +68,12 @@ def run(settings: Settings, spark=None, ingest_run: str | None = None) -> dict:
         "failed": failed,
         "tables": {v.table: {"rows": v.rows, "met": sum(o.success for o in v.outcomes),
                              "evaluated": len(v.outcomes)} for v in validations}}
-    path = manifest.finish(lake, "succeeded" if passed else "failed")
+    manifest.finish(lake, "succeeded" if passed else "failed")
     index = html.write_page(lake.report(ingest_report.FOLDER) / "index.html", ingest_report.index(lake))
     if not passed:
         raise ValidationFailed(f"bronze breaks {len(failed)} expectation(s): {'; '.join(failed[:5])}; "
                                f"see {report}")
-    return {"manifest": str(path), "report": str(report), "index": str(index),
+    return {"manifest": str(run.manifest_path), "report": str(report), "index": str(index),
             "expectations": manifest.outputs["expectations"], "rows_checked": manifest.outputs["rows_checked"]}
 
 

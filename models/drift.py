@@ -13,7 +13,6 @@ import numpy as np
 import pandas as pd
 
 from mydata.config import Settings
-from render.drift import report_path, write_report
 
 DEFAULT_THRESHOLD = Settings.drift_threshold  # MYDATA_DRIFT_THRESHOLD
 _FLOOR = 1e-4  # an empty bin counts as this share, so the logarithm stays finite
@@ -73,34 +72,3 @@ def drift(expected: pd.DataFrame, actual: pd.DataFrame, features: list[str],
     if segments is not None and segments > threshold:
         drifted.append("segment shares")
     return DriftReport(values, segments, threshold, drifted)
-
-
-def run(settings: Settings, baseline: str | None = None, version: str | None = None) -> dict:
-    """PSI between the snapshot the model (current, or ``version``) was trained on, or ``baseline``,
-    and the snapshot as of ``settings.as_of`` (default: the newest); segments from the model."""
-    from models import registry
-    from models.snapshots import load_snapshot, snapshot_folder
-    from mydata.manifest import RunManifest
-
-    lake, purpose = settings.lake, settings.purpose
-    model = registry.get(lake, purpose, version)
-    baseline = baseline or model.metadata["as_of"]
-    as_of = snapshot_folder(purpose, settings.as_of, lake.root).name.split("=", 1)[1]
-    manifest = RunManifest.start("drift", purpose=purpose, baseline=baseline, as_of=as_of, model=model.version)
-    pipeline, features = model.load(), model.metadata["features"]
-    expected, actual = load_snapshot(purpose, baseline, lake.root), load_snapshot(purpose, as_of, lake.root)
-    expected_segments = pd.Series(pipeline.predict(expected[features]))
-    actual_segments = pd.Series(pipeline.predict(actual[features]))
-    result = drift(expected, actual, features, expected_segments, actual_segments, settings.drift_threshold)
-    labels = {s["segment"]: s["label"] for s in model.metadata.get("profile", {}).get("segments", [])}
-    facts = {"purpose": purpose, "baseline": baseline, "as of": as_of, "model": model.version,
-             "subjects": f"{len(expected):,} → {len(actual):,}"}
-    report = write_report(report_path(lake, purpose, baseline, as_of), result, facts,
-                          expected_segments.value_counts(normalize=True).sort_index(),
-                          actual_segments.value_counts(normalize=True).sort_index(), labels)
-    manifest.inputs = {"baseline": baseline, "as_of": as_of, "model": model.version}
-    manifest.outputs = {"retrain": result.retrain, "drifted": result.drifted, "threshold": result.threshold,
-                        "segments_psi": result.segments, "max_feature_psi": max(result.features.values(), default=0.0),
-                        "report": str(report)}
-    path = manifest.finish(lake)
-    return {"manifest": str(path), **manifest.outputs}

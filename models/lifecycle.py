@@ -1,18 +1,16 @@
-"""The model lifecycle: train on a published snapshot and register, or refresh when drift says so.
+"""Train on a published snapshot and register the model with its lineage, profile and report.
 
-Ground truth (for generated data, the generator's latent types) is a file the caller hands in (the
-CLI's ``--truth``, the DAG's ``truth`` param); nothing here looks for one.
+Ground truth (pseudonym -> reference label) is handed in by the caller; nothing here looks for one.
+The ``segment`` stage (``jobs/segment.py``) runs this and decides when to.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Mapping
 
 from sklearn.metrics import adjusted_rand_score
 
 from models.train import DEFAULT_KS, train
-from mydata.lock import writes_lake
-from render.model import report_path, write_report
+from render.model import write_report
 
 
 def train_and_register(lake, purpose: str, as_of=None, algorithm: str = "kmeans", ks=DEFAULT_KS, seed: int = 0,
@@ -53,49 +51,3 @@ def train_and_register(lake, purpose: str, as_of=None, algorithm: str = "kmeans"
     version = registry.register(lake, purpose, model.pipeline, metadata)
     write_report(lake, version.metadata)
     return version, model
-
-
-@writes_lake("segment")
-def run(settings, algorithm: str = "kmeans", ks=DEFAULT_KS, seed: int = 0, pca_components: int | None = None,
-        k: int | None = None, promote: bool = False, truth: Path | str | None = None) -> dict:
-    """Train on the snapshot as of ``settings.as_of`` (default: the newest) and register; with
-    ``truth`` (a reference-labels file, ``models.reference``), score against it."""
-    from models import registry
-    from models.reference import reference_labels
-    from mydata.keys import KeyStore
-    from mydata.manifest import RunManifest
-
-    lake, purpose = settings.lake, settings.purpose
-    labels = reference_labels(Path(truth), KeyStore.open(settings).purpose_secret(purpose)) if truth else None
-    manifest = RunManifest.start("train", purpose=purpose, as_of=settings.as_of and settings.as_of.isoformat(),
-                                 algorithm=algorithm, seed=seed, k=k, ks=list(ks) if k is None else [k])
-    version, _ = train_and_register(lake, purpose, settings.as_of, algorithm, ks if k is None else [k], seed,
-                                    pca_components, labels)
-    if promote:
-        registry.promote(lake, purpose, version.version)
-    report = report_path(lake, purpose, version.version)
-    manifest.inputs = {"snapshot": version.metadata["snapshot"], "snapshot_hash": version.metadata["snapshot_hash"],
-                       "consent_snapshot": version.metadata["consent_snapshot"]}
-    manifest.outputs = {"version": version.version, "promoted": promote, "metrics": version.metadata["metrics"],
-                        "segments": version.metadata["profile"]["segments"], "report": str(report)}
-    path = manifest.finish(lake)
-    return {"manifest": str(path), **manifest.outputs}
-
-
-@writes_lake("segment")
-def refresh(settings, truth: Path | str | None = None, retrain: bool = False) -> dict:
-    """Train (and promote) when asked (``retrain``), when no model is current, or when the snapshot
-    as of ``settings.as_of`` drifted past ``settings.drift_threshold`` from the current model's;
-    otherwise keep the current model. This is what the DAGs call."""
-    from models import drift, registry
-
-    current = registry.current_version(settings.lake, settings.purpose)
-    checked = None
-    if current is not None and not retrain:
-        checked = drift.run(settings)
-        if not checked["retrain"]:
-            return {"trained": False, "version": current, "reason": "no drift past the threshold", "drift": checked}
-    result = run(settings, promote=True, truth=truth)
-    reason = ("requested" if retrain else "no current model" if checked is None
-              else f"drift: {', '.join(checked['drifted'])}")
-    return {"trained": True, "reason": reason, "drift": checked, **result}

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from mydata.lake import Lake
-from schemas.dialects import SESSION_TIME_ZONE  # noqa: F401: the runtime's settings name the contract's zone
+# the runtime's settings name the zone the contract declares
+from schemas.dialects import SESSION_TIME_ZONE  # noqa: F401
 
 PURPOSES = ("marketing", "credit_scoring", "analytics")
 

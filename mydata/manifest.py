@@ -6,17 +6,15 @@ link key or CI.
 """
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
-import logging
 import os
 import subprocess
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import mydata
 from mydata.config import PROJECT_ROOT
@@ -66,7 +64,6 @@ class RunManifest:
 
     def finish(self, lake: Lake, status: str = "succeeded") -> Path:
         self.path = write_json_atomic(lake.manifest(self.job, self.run_id), self.finished(status))
-        _refresh_front_page(lake)
         return self.path
 
     def finished(self, status: str = "succeeded") -> dict:
@@ -76,36 +73,9 @@ class RunManifest:
         return {k: v for k, v in asdict(self).items() if k != "path"}
 
     def landed(self, lake: Lake) -> Path:
-        """The manifest a publish landed (``finished`` staged with the outputs): recorded here, the page refreshed."""
+        """The manifest a publish landed (``finished`` staged with the outputs)."""
         self.path = lake.manifest(self.job, self.run_id)
-        _refresh_front_page(lake)
         return self.path
-
-    @contextlib.contextmanager
-    def recorded(self, lake: Lake) -> Iterator["RunManifest"]:
-        """Finish the manifest when the block ends: ``succeeded``, or ``failed`` with the error
-        (then re-raised), so a run that fails still leaves its record."""
-        try:
-            yield self
-        except BaseException as exc:
-            self.error = f"{type(exc).__name__}: {exc}".splitlines()[0][:2000]
-            try:
-                self.finish(lake, "failed")
-            except OSError:  # no room even for the manifest: the run's own error is what to say
-                pass
-            raise
-        self.finish(lake, "succeeded")
-
-
-def _refresh_front_page(lake: Lake) -> None:
-    """Every finished run shows on ``reports/index.html``; a page that cannot be built is said, and
-    never fails the run (its manifest is written)."""
-    from render import front
-
-    try:
-        front.refresh(lake)
-    except Exception as exc:  # noqa: BLE001: the run's own outcome stands
-        logging.getLogger(__name__).warning("reports/index.html not refreshed: %s: %s", type(exc).__name__, exc)
 
 
 def json_text(document: Any) -> str:

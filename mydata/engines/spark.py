@@ -5,7 +5,8 @@ outputs computed from one intermediate read it once.
 """
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -17,7 +18,7 @@ from pyspark.sql.window import Window
 from mydata import storage
 from mydata.engines import Engine
 from mydata.spark import concurrently
-from schemas.dialects import SPARK
+from schemas.dialects import SESSION_TIME_ZONE, SPARK
 
 if TYPE_CHECKING:  # Great Expectations is imported only by a run that validates
     from mydata.validation import TableValidation, Written
@@ -102,7 +103,7 @@ class SparkEngine(Engine):
         return True
 
     def rows(self, sql: str) -> list[dict[str, Any]]:
-        return [row.asDict() for row in self.spark.sql(sql).collect()]
+        return [{k: _aware(v) for k, v in row.asDict().items()} for row in self.spark.sql(sql).collect()]
 
     def arrow_rows(self, sql: str) -> pa.Table:
         return self.spark.sql(sql).toArrow()
@@ -138,3 +139,11 @@ class SparkEngine(Engine):
 
     def close(self) -> None:
         self.drop(*sorted(self._names))
+
+
+def _aware(value: Any) -> Any:
+    """An instant as the embedded engine gives it: PySpark collects a timestamp as a naive datetime
+    in this process's local time, which ``astimezone`` reads as such, then shown in KST."""
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.astimezone(ZoneInfo(SESSION_TIME_ZONE))
+    return value

@@ -99,7 +99,8 @@ def test_consent_commands_for_a_reviewer(fused, spark, capsys, tmp_path):
 
 def test_model_commands_for_a_data_scientist(tmp_path, capsys, blobs, publish_snapshot):
     """Train, list, compare, promote, show and drift, all through the CLI on published snapshots."""
-    from models import lifecycle, registry
+    from jobs import segment
+    from models import registry
 
     root = str(tmp_path)
     publish_snapshot(tmp_path, blobs(60)[0], as_of="2026-10-01")
@@ -140,9 +141,9 @@ def test_model_commands_for_a_data_scientist(tmp_path, capsys, blobs, publish_sn
     assert "RETRAIN" in page and "segment shares" in page.lower()
 
     settings = Settings(data_root=tmp_path, as_of="2026-11-01")
-    kept = lifecycle.refresh(settings)
+    kept = segment.refresh(settings)
     assert not kept["trained"] and kept["version"] == "v0001"
-    retrained = lifecycle.refresh(settings.replace(as_of="2026-12-01"))
+    retrained = segment.refresh(settings.replace(as_of="2026-12-01"))
     assert retrained["trained"] and retrained["reason"].startswith("drift: ") and retrained["version"] == "v0003"
     assert registry.current_version(settings.lake, "marketing") == "v0003"
     assert registry.get(settings.lake, "marketing").metadata["as_of"] == "2026-12-01"

@@ -15,7 +15,7 @@ import pytest
 from cli import main
 from features.definitions import FEATURES, Feature
 from jobs import dp_stats, score
-from models import lifecycle
+from jobs import segment
 from mydata.config import Settings
 
 
@@ -58,7 +58,7 @@ def test_an_epsilon_delta_release_composes_gaussian_noise_in_zcdp_within_its_eps
 def scored(tmp_path, blobs, publish_snapshot) -> Settings:
     publish_snapshot(tmp_path, blobs(150)[0], as_of="2026-10-01")
     settings = Settings(data_root=tmp_path, as_of="2026-10-01", dp_budget=3.0)
-    lifecycle.run(settings, ks=[3], promote=True)
+    segment.run(settings, ks=[3], promote=True)
     score.run(settings)
     return settings
 
@@ -71,11 +71,11 @@ def test_a_release_keeps_to_the_budget_and_holds_no_true_value(scored, capsys):
     assert [s["segment"] for s in release["segments"]] == [0, 1, 2]
     model, true_values = dp_stats.segment_values(lake, "marketing", "2026-10-01", tuple(dp_stats.shareable()))
     assert release["model"] == model == "v0001"
-    for segment in release["segments"]:  # near the truth, never the truth
-        size = len(next(iter(true_values[segment["segment"]].values())))
-        assert abs(segment["count"] - size) <= 3 * segment["count_accuracy"]
-        for name, released in segment["means"].items():
-            values = true_values[segment["segment"]][name]
+    for group in release["segments"]:  # near the truth, never the truth
+        size = len(next(iter(true_values[group["segment"]].values())))
+        assert abs(group["count"] - size) <= 3 * group["count_accuracy"]
+        for name, released in group["means"].items():
+            values = true_values[group["segment"]][name]
             assert released["mean"] != pytest.approx(np.nanmean(values), rel=1e-12)
     for path in (first["release"], first["report"], first["manifest"]):
         assert "P00" not in Path(path).read_text(encoding="utf-8")  # no pseudonym either

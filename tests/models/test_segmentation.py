@@ -107,7 +107,7 @@ def test_reference_labels_are_handed_in_and_training_goes_on_without_them(tmp_pa
     that is not there is said, not skipped."""
     from mydata.config import Settings
     from mydata.keys import KeyStore, purpose_pseudonym
-    from models import lifecycle
+    from jobs import segment
     from models.reference import BadReferenceLabels
 
     settings = Settings(data_root=tmp_path)
@@ -119,12 +119,12 @@ def test_reference_labels_are_handed_in_and_training_goes_on_without_them(tmp_pa
     labels = tmp_path / "labels.csv"
     labels.write_text("link_key,latent_type\n" + "".join(f"{k},t{t}\n" for k, t in zip(link_keys, types)))
 
-    scored = lifecycle.run(settings, ks=range(3, 4), truth=labels)
+    scored = segment.run(settings, ks=range(3, 4), truth=labels)
     assert scored["metrics"]["ari_vs_latent_types"] > 0.95 and scored["metrics"]["subjects_with_truth"] == len(frame)
-    plain = lifecycle.run(settings, ks=range(3, 4))
+    plain = segment.run(settings, ks=range(3, 4))
     assert "ari_vs_latent_types" not in plain["metrics"] and plain["metrics"]["k"] == 3
     with pytest.raises(BadReferenceLabels, match="no reference labels"):
-        lifecycle.run(settings, ks=range(3, 4), truth=tmp_path / "none.csv")
+        segment.run(settings, ks=range(3, 4), truth=tmp_path / "none.csv")
 
 
 def test_a_feature_no_holder_measured_does_not_stop_training(blobs):

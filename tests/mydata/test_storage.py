@@ -5,7 +5,6 @@ from datetime import date
 from pathlib import Path
 
 import pyarrow.parquet as pq
-import pytest
 
 from mydata import storage
 

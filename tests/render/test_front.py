@@ -27,7 +27,7 @@ def test_runs_show_under_their_role_newest_first_with_figures_and_links(tmp_path
     _finish(lake, "fuse", "2026-11-02T02:00:00",
             outputs={"subjects_fused": 1_234, "linkage": {"fused": 1_234, "no_consent": 66}})
 
-    text = (lake.reports / "index.html").read_text(encoding="utf-8")  # every finish refreshed it
+    text = front.refresh(lake).read_text(encoding="utf-8")
     assert [m.group(1) for m in re.finditer(r'<h2 class="role">([^<]+)</h2>', text)] == list(front.ROLES)
     assert text.index("Ingest runs") < text.index("Linkage") and "Data science" in text
     ingest = text[text.index("<h3>Ingest runs</h3>"):text.index("<h3>Quarantine")]

@@ -20,7 +20,7 @@ from mydata.devtools.synth.generator import ORG_CODES
 from mydata.devtools.synth.profiles import CUSTOMER_TYPES
 from schemas import codes
 from schemas.consent import verify_chain
-from schemas.landing import (APIS, CONSENT_FIELDS, CSV_SOURCES, ENVELOPE_FIELDS, FIELD_KINDS, field_kind,
+from schemas.landing import (APIS, CONSENT_FIELDS, CSV_SOURCES, ENVELOPE_FIELDS, field_kind,
                              LINK_KEY_PATTERN)
 
 CODE_SETS = {
