@@ -210,7 +210,7 @@ def run_scale(subjects: int, months: int, root: Path, driver_memory: str = Setti
     as_of = date.fromisoformat(generation["deliveries"][-1])
     settings = settings.replace(purpose="marketing", as_of=as_of, engine=engine)
 
-    from jobs import consent, features, fuse, ingest, privacy, score, validate
+    from jobs import consent, features, fuse, ingest, release, score, validate
     from jobs import segment
 
     spark = heap = None
@@ -236,7 +236,7 @@ def run_scale(subjects: int, months: int, root: Path, driver_memory: str = Setti
         computed = features.run(settings, spark)
         row["rows"] = sum(_manifest(computed)["inputs"]["silver"].values())
     with stage(stages, "release gate (k-anonymity, publish)", "subjects", heap) as row:
-        released = privacy.run(settings, spark)
+        released = release.run(settings, spark)
         row["rows"] = computed["subjects"]
     with stage(stages, "training (k over 3..10, stability)", "subjects", heap) as row:
         trained = segment.run(settings, promote=True)

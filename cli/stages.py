@@ -112,15 +112,15 @@ def _historical(args: argparse.Namespace) -> int:
 
 
 def cmd_release(args: argparse.Namespace) -> int:
-    from jobs import privacy
+    from jobs import release
 
     if args.action == "stats":
         return _release_stats(args)
     if args.action == "health":
         return _release_health(args)
     try:
-        result = privacy.run(settings_of(args))
-    except privacy.ReleaseBlocked as exc:
+        result = release.run(settings_of(args))
+    except release.ReleaseBlocked as exc:
         print(f"mydata release: {exc}", file=sys.stderr)
         return 1
     print(f"released {result['published']:,} subjects ({result['suppressed']:,} suppressed) at {result['level']}")
@@ -183,7 +183,7 @@ def _release_health(args: argparse.Namespace) -> int:
 
 
 def _release_stats(args: argparse.Namespace) -> int:
-    from jobs import dp_stats
+    from jobs.release import dp_stats
 
     if args.epsilon is None:
         raise ValueError("release stats needs --epsilon (the ε this release spends)")

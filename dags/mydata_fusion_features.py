@@ -30,7 +30,7 @@ More: `docs/orchestration.md`, `docs/stages/fuse.md`, `docs/stages/features.md`.
 )
 def mydata_fusion_features():
     (job_task("fuse", "jobs.fuse", as_of=True) >> job_task("features", "jobs.features", as_of=True)
-     >> job_task("release", "jobs.privacy", as_of=True, outlets=[Asset(GOLD_FEATURES)]))
+     >> job_task("release", "jobs.release", as_of=True, outlets=[Asset(GOLD_FEATURES)]))
 
 
 mydata_fusion_features()

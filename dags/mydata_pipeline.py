@@ -33,7 +33,7 @@ def mydata_pipeline():
      >> job_task("consent", "jobs.consent")
      >> job_task("fuse", "jobs.fuse", as_of=True)
      >> job_task("features", "jobs.features", as_of=True)
-     >> job_task("release", "jobs.privacy", as_of=True)
+     >> job_task("release", "jobs.release", as_of=True)
      >> job_task("segment", "jobs.segment", as_of=True, spark=False, function="refresh",
                  from_params=("truth", "retrain"))
      >> job_task("score", "jobs.score", as_of=True)

@@ -23,6 +23,7 @@ from mydata.manifest import runs
 from mydata.lock import writes_lake
 from render.consent import EXPIRY_WINDOWS, write_page
 from schemas import asof
+from schemas.asof import as_of_moment
 from schemas.codes import CONSENT_SOURCES
 from schemas.dialects import Dialect
 
@@ -62,7 +63,7 @@ def monthly_sql(d: Dialect, ledger: str, as_of: date) -> str:
     counted = ", ".join(f"sum(CASE WHEN event_type = '{kind}' THEN 1 ELSE 0 END) AS {kind}s"
                         for kind in ("grant", "renew", "withdraw"))
     return (f"SELECT {d.strftime('event_time', '%Y-%m')} AS month, {counted} FROM {ledger} "
-            f"WHERE event_time < {d.moment(consent.as_of_moment(as_of))} GROUP BY {d.strftime('event_time', '%Y-%m')} "
+            f"WHERE event_time < {d.moment(as_of_moment(as_of))} GROUP BY {d.strftime('event_time', '%Y-%m')} "
             "ORDER BY month")
 
 

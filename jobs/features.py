@@ -2,7 +2,7 @@
 
 Reads the fused silver tables of a purpose and as-of date; writes the release candidate, one row
 per fused subject, to ``silver/features/purpose=<p>/as_of=<date>/``: internal until the release
-gate (jobs/privacy.py) generalises its quasi-identifiers and publishes it to gold.
+gate (jobs/release/gate.py) generalises its quasi-identifiers and publishes it to gold.
 
 ``historical`` is the point-in-time training frame: for rows of (pseudonym, as_of) it gives
 every feature as of each row's own date, from one silver snapshot's records delivered by then.

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+from pathlib import Path
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -101,6 +102,12 @@ def spark_connection(master: str) -> str:
                        "extra": {"deploy-mode": "client", "spark-binary": "spark-submit"}})
 
 
+def job_script(module: str) -> Path:
+    """The file spark-submit runs for a job module: the module, or its package's ``__main__``."""
+    path = PROJECT_ROOT / module.replace(".", "/")
+    return path / "__main__.py" if path.is_dir() else path.with_suffix(".py")
+
+
 def job_task(task_id: str, module: str, *, as_of: bool = False, dt: bool | str = False, purpose: str | None = None,
              spark: bool = True, function: str = "run", from_params: tuple[str, ...] = (),
              arguments: dict[str, Any] | None = None, run_of: tuple[str, str] | None = None, **task_kwargs: Any):
@@ -122,7 +129,7 @@ def job_task(task_id: str, module: str, *, as_of: bool = False, dt: bool | str =
             env["MYDATA_DT"] = "{{ params.dt }}" if dt == "param" else "{{ params.dt or ds }}"
         env["MYDATA_PURPOSE"] = purpose or "{{ params.purpose or '" + settings.purpose + "' }}"
         return SparkSubmitOperator(
-            task_id=task_id, conn_id=SPARK_CONN_ID, application=str(PROJECT_ROOT / (module.replace(".", "/") + ".py")),
+            task_id=task_id, conn_id=SPARK_CONN_ID, application=str(job_script(module)),
             name=f"mydata-{task_id}", env_vars=env, driver_memory=settings.driver_memory,
             # the driver JVM starts before the job's SparkSession exists: its JVM-wide settings go here
             conf={**JVM_CONF, "spark.executorEnv.PYTHONPATH": str(PROJECT_ROOT)}, **task_kwargs)

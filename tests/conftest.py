@@ -16,7 +16,7 @@ os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 
 from mydata import storage  # noqa: E402
 from mydata.config import Settings  # noqa: E402
-from mydata.engines import as_engine  # noqa: E402
+from tests.on_spark import as_engine  # noqa: E402
 from mydata.keys import KeyStore  # noqa: E402
 from mydata.devtools.synth import GenerationSummary, GeneratorOptions, generate  # noqa: E402
 

@@ -117,15 +117,6 @@ class Engine(ABC):
         """Release the session (the embedded engine's connection); Spark's lives on."""
 
 
-def as_engine(session: Any) -> Engine:
-    """An engine as it is, or a SparkSession as the Spark engine."""
-    if isinstance(session, Engine):
-        return session
-    from mydata.engines.spark import SparkEngine
-
-    return SparkEngine(session)
-
-
 def open_engine(settings: Settings, spark: Any = None) -> Engine:
     """The engine ``settings.engine`` names; ``spark`` reuses a running SparkSession."""
     if settings.engine == "spark":

@@ -12,6 +12,7 @@ from cli import main
 from mydata.devtools.cluster import free_port
 from mydata.config import Settings
 from mydata.keys import KeyStore
+from tests.on_spark import read_ledger
 
 
 def test_keys_show_lists_versions_never_values(tmp_path, capsys):
@@ -70,7 +71,6 @@ def test_consent_commands_for_a_reviewer(fused, spark, capsys, tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from jobs import consent
 
     settings, results = fused
     root = tmp_path / "lake"
@@ -78,7 +78,7 @@ def test_consent_commands_for_a_reviewer(fused, spark, capsys, tmp_path):
     as_of = results["marketing"]["as_of"]
     assert main(["--data-root", str(root), "consent", "verify"]) == 0
     assert "consent ledger verifies" in capsys.readouterr().out
-    link_key = consent.read_ledger(spark, settings.lake).orderBy("seq").first()["link_key"]
+    link_key = read_ledger(spark, settings.lake).orderBy("seq").first()["link_key"]
     assert main(["--data-root", str(root), "--as-of", as_of, "consent", "status", link_key]) == 0
     out = capsys.readouterr().out
     assert "in chain order" in out and f"consent as of {as_of}" in out and link_key not in out

@@ -16,6 +16,7 @@ from pyspark.sql import functions as F
 from jobs import ingest
 from mydata.config import PROJECT_ROOT, Settings
 from mydata.devtools.synth.generator import subject_ci
+from tests.on_spark import read_quarantine
 
 BERKA = PROJECT_ROOT.parent / "shared" / "data" / "berka_pkdd99"
 CONVERTER = PROJECT_ROOT / "examples" / "berka_to_landing.py"
@@ -53,7 +54,7 @@ def test_every_transaction_is_accepted_or_quarantined_with_a_reason(berka_lake, 
     assert all(e["balanced"] for by_dt in manifest["outputs"]["reconciliation"].values() for e in by_dt.values())
 
     bronze = spark.read.parquet(str(settings.lake.bronze_table("bank_transactions")))
-    held = ingest.read_quarantine(spark, settings.lake).where(F.col("table") == "bank_transactions")
+    held = read_quarantine(spark, settings.lake).where(F.col("table") == "bank_transactions")
     reasons = {r.reason for r in held.select("reason").distinct().collect()}
     assert reasons == {"trans_type=VYBER is not a known code"}
     # by id: each transaction is in exactly one place

@@ -19,6 +19,7 @@ from schemas.bronze import CONSENT_EVENTS
 from schemas.consent import GENESIS_HASH, chain, delivered_event, event_hash
 from schemas.dialects import DUCKDB
 from tests.tables import rows_table
+from tests.on_spark import read_ledger, verify_ledger
 
 BRONZE_SCHEMA = ", ".join(f"{c.name} {c.spark_type}" for c in CONSENT_EVENTS.columns) + ", dt date"
 LK = ["A" * 43, "B" * 43, "C" * 43]
@@ -89,17 +90,17 @@ def rewrite(settings: Settings, change) -> None:
 
 def test_an_appended_ledger_is_in_chain_order_and_verifies(spark, ledger):
     settings, events = ledger
-    rows = consent.read_ledger(spark, settings.lake).orderBy("seq").collect()
+    rows = read_ledger(spark, settings.lake).orderBy("seq").collect()
     assert [r.event_id for r in rows] == [e["event_id"] for e in events]
     assert [r.seq for r in rows] == list(range(8))
-    check = consent.verify_ledger(spark, settings.lake)
+    check = verify_ledger(spark, settings.lake)
     assert check.ok and check.events == 8 and check.head.hash == events[-1]["hash"]
 
 
 def test_an_edited_event_is_named(spark, ledger):
     settings, events = ledger
     rewrite(settings, lambda rows: [dict(r, channel="web") if r["seq"] == 3 else r for r in rows])
-    problem = consent.verify_ledger(spark, settings.lake).problem
+    problem = verify_ledger(spark, settings.lake).problem
     assert (problem.position, problem.event_id) == (3, events[3]["event_id"])
     assert "edited" in problem.reason
 
@@ -107,7 +108,7 @@ def test_an_edited_event_is_named(spark, ledger):
 def test_a_deleted_event_is_named_by_the_event_after_it(spark, ledger):
     settings, events = ledger
     rewrite(settings, lambda rows: [dict(r, seq=r["seq"] - (r["seq"] > 3)) for r in rows if r["seq"] != 3])
-    problem = consent.verify_ledger(spark, settings.lake).problem
+    problem = verify_ledger(spark, settings.lake).problem
     assert (problem.position, problem.event_id) == (3, events[4]["event_id"])
     assert "deleted, inserted or reordered" in problem.reason
 
@@ -120,7 +121,7 @@ def test_an_inserted_event_is_named(spark, ledger):
         forged["hash"] = event_hash(delivered_event(dict(forged, event_time=forged["event_time"].replace(tzinfo=UTC).astimezone(KST))))
         return rows[:3] + [forged] + [dict(r, seq=r["seq"] + 1) for r in rows[3:]]
     rewrite(settings, insert)
-    problem = consent.verify_ledger(spark, settings.lake).problem
+    problem = verify_ledger(spark, settings.lake).problem
     # the forged event links and hashes (anyone can compute SHA-256): the event after it cannot
     assert (problem.position, problem.event_id) == (4, events[3]["event_id"])
 
@@ -128,14 +129,14 @@ def test_an_inserted_event_is_named(spark, ledger):
 def test_reordered_events_are_named(spark, ledger):
     settings, events = ledger
     rewrite(settings, lambda rows: [dict(r, seq={4: 5, 5: 4}.get(r["seq"], r["seq"])) for r in rows])
-    problem = consent.verify_ledger(spark, settings.lake).problem
+    problem = verify_ledger(spark, settings.lake).problem
     assert (problem.position, problem.event_id) == (4, events[5]["event_id"])
 
 
 def test_a_cut_tail_and_a_forged_tail_break_the_recorded_head(spark, ledger):
     settings, events = ledger
     rewrite(settings, lambda rows: rows[:6])
-    problem = consent.verify_ledger(spark, settings.lake).problem
+    problem = verify_ledger(spark, settings.lake).problem
     assert "deleted from the end" in problem.reason and problem.position == 6
 
     def forge_tail(rows):  # events 7 and 8 again, then a 9th: a self-consistent chain, one too long
@@ -143,7 +144,7 @@ def test_a_cut_tail_and_a_forged_tail_break_the_recorded_head(spark, ledger):
         return rows + [dict(e, seq=6 + i, event_time=utc(e["event_time"]), end_date=date(2027, 10, 14))
                        for i, e in enumerate(extra)]
     rewrite(settings, forge_tail)
-    problem = consent.verify_ledger(spark, settings.lake).problem
+    problem = verify_ledger(spark, settings.lake).problem
     assert problem.position == 8 and "not the one appended" in problem.reason
 
 
@@ -174,7 +175,7 @@ def test_deliveries_continue_the_chain_and_a_broken_one_is_held_with_all_after_i
     manifest = json.loads(sorted((settings.lake.manifests / "consent").glob("*.json"),
                                  key=lambda p: p.stat().st_mtime)[-1].read_text())
     assert manifest["status"] == "failed" and any("2027-02-01" in n for n in manifest["notes"])
-    assert consent.verify_ledger(spark, settings.lake).ok
+    assert verify_ledger(spark, settings.lake).ok
 
 
 def test_chain_order_recovers_the_order_and_names_a_stray_event():
@@ -285,7 +286,7 @@ def test_a_forged_event_with_rewritten_anchors_and_manifests_fails(spark, ledger
                                      separators=(",", ":")).encode()
                 head["signature"] = hmac.new(b"k" * 32, payload, hashlib.sha256).hexdigest()
         path.write_text(json.dumps(document))
-    problem = consent.verify_ledger(spark, settings.lake).problem
+    problem = verify_ledger(spark, settings.lake).problem
     assert problem is not None and "rewritten outside the pipeline" in problem.reason
     assert {"unsigned": "is not signed", "another key": "does not match", "old signature": "does not match"}[signing] \
         in problem.reason
@@ -298,10 +299,10 @@ def test_no_ledger_at_all_fails_when_anything_shows_consent_was_ingested(spark, 
 
     settings, _ = ledger
     shutil.rmtree(settings.lake.consent)  # ledger and anchors gone; the append's manifest remains
-    problem = consent.verify_ledger(spark, settings.lake).problem
+    problem = verify_ledger(spark, settings.lake).problem
     assert "there is no consent ledger" in problem.reason and "8 events were appended" in problem.reason
     shutil.rmtree(settings.lake.manifests)  # the bronze consent events still show it
-    problem = consent.verify_ledger(spark, settings.lake).problem
+    problem = verify_ledger(spark, settings.lake).problem
     assert "consent events were ingested into bronze" in problem.reason
     assert main(["--data-root", str(settings.data_root), "consent", "verify"]) == 1
     assert "BROKEN" in capsys.readouterr().err
@@ -317,7 +318,7 @@ def test_a_ledger_without_its_anchors_fails(spark, ledger):
     consent.anchors_path(settings.lake).unlink()
     for path in (settings.lake.manifests / "consent").glob("*.json"):
         path.unlink()
-    problem = consent.verify_ledger(spark, settings.lake).problem
+    problem = verify_ledger(spark, settings.lake).problem
     assert "signed anchors" in problem.reason and "are missing" in problem.reason
 
 

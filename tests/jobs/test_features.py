@@ -13,7 +13,7 @@ from features.definitions import FEATURES, QUASI_IDENTIFIERS, SOURCES
 from features.definitions import Feature
 from features.sql import features_sql, historical_sql, months_before
 from jobs import features
-from mydata.engines import as_engine
+from tests.on_spark import as_engine
 from schemas.bronze import STATE, TABLES
 from schemas.silver import silver_columns
 from tests.tables import differing_cells, rows_table

@@ -7,7 +7,7 @@ from datetime import date
 import pyarrow.parquet as pq
 import pytest
 
-from jobs import consent, fuse
+from jobs import fuse
 from mydata import storage
 from mydata.keys import KeyStore, link_key, purpose_pseudonym
 from mydata.devtools.synth import subject_ci
@@ -15,6 +15,7 @@ from schemas.bronze import TABLES
 from schemas.silver import silver_columns
 from schemas.dialects import DUCKDB
 from tests.tables import rows_table
+from tests.on_spark import verify_ledger
 
 STATES = "link_key string, key_version int, source string, state string, end_date date"
 IDENTITY = "link_key string, key_version int"
@@ -161,7 +162,7 @@ def test_a_fusion_run_names_the_consent_snapshot_it_used(fused, spark):
     settings, results = fused
     manifest = json.loads(open(results["marketing"]["manifest"]).read())
     snapshot = manifest["inputs"]["consent_snapshot"]
-    head = consent.verify_ledger(spark, settings.lake).head
+    head = verify_ledger(spark, settings.lake).head
     assert snapshot["ledger_head"] == head.as_dict()
     assert snapshot["id"] == fuse.snapshot_id("marketing", date.fromisoformat(results["marketing"]["as_of"]), head)
 

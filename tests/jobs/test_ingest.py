@@ -11,9 +11,11 @@ import pytest
 from pyspark.sql import functions as F
 
 from jobs import ingest
+from jobs.ingest import sql as ingest_sql
 from mydata import storage
 from mydata.config import Settings
 from schemas.bronze import TABLES
+from tests.on_spark import read_quarantine
 
 LK = "A" * 43
 LK2 = "B" * 43
@@ -30,9 +32,9 @@ def lines_table(engine, rows, name="raw_lines") -> str:
 
 def split_rows(engine, spec, candidates: str, parsed: str | None = None) -> tuple[list[dict], list[dict]]:
     """(accepted rows, quarantine rows) of candidate rows (of the parsed lines ``parsed``), as ingest splits them."""
-    engine.table("ranked", ingest.ranked_rows(engine.dialect, spec, candidates))
-    return (engine.rows(ingest.accepted_rows(engine.dialect, spec, "ranked")),
-            engine.rows(ingest.quarantined_rows(engine.dialect, spec, "ranked", parsed)))
+    engine.table("ranked", ingest_sql.ranked_rows(engine.dialect, spec, candidates))
+    return (engine.rows(ingest_sql.accepted_rows(engine.dialect, spec, "ranked")),
+            engine.rows(ingest_sql.quarantined_rows(engine.dialect, spec, "ranked", parsed)))
 
 
 def test_customer_rows_are_typed_or_quarantined_with_the_rule_and_a_reason(duckdb_engine):
@@ -47,7 +49,7 @@ def test_customer_rows_are_typed_or_quarantined_with_the_rule_and_a_reason(duckd
         (f"{LK},1,1990,F,11,20200115", "2026-06-01"),
     ])
     spec = TABLES["customers"]
-    rows, quarantined = split_rows(duckdb_engine, spec, ingest.csv_rows(duckdb_engine.dialect, spec, lines))
+    rows, quarantined = split_rows(duckdb_engine, spec, ingest_sql.csv_rows(duckdb_engine.dialect, spec, lines))
     assert [(r["link_key"], r["birth_year"], r["gender"], r["customer_since"]) for r in rows] == \
         [(LK, 1990, "F", date(2020, 1, 15))]
     found = sorted((q["rule"], q["reason"]) for q in quarantined)
@@ -81,7 +83,7 @@ def parsed_lines(engine, raw: str, earlier: list[tuple[str, date]] | None) -> li
     if earlier is not None:
         engine.arrow("delivered", pa.table({"x_api_tran_id": [t for t, _ in earlier], "dt": [d for _, d in earlier]}))
     d = engine.dialect
-    return engine.rows(ingest.mark_duplicates(d, ingest.parse_mydata(d, "bank", raw),
+    return engine.rows(ingest_sql.mark_duplicates(d, ingest_sql.parse_mydata(d, "bank", raw),
                                               "delivered" if earlier is not None else None, [date(2026, 11, 1)]))
 
 
@@ -108,7 +110,7 @@ def test_a_line_whose_objects_or_lists_have_another_type_is_unreadable_on_both_e
     the line unreadable; an object where a string belongs is kept as its JSON text."""
     import json as js
 
-    from mydata.engines import as_engine
+    from tests.on_spark import as_engine
 
     def edited(tran: str, change) -> str:
         record = js.loads(envelope(tran=tran))
@@ -139,14 +141,14 @@ def test_an_id_read_earlier_in_the_run_makes_a_duplicate_though_its_date_is_bein
     duckdb_engine.arrow("delivered", pa.table({"x_api_tran_id": ["T8"], "dt": [date(2026, 10, 1)]}))
     duckdb_engine.arrow("earlier", pa.table({"x_api_tran_id": ["T9"], "dt": [date(2026, 10, 1)]}))
     d = duckdb_engine.dialect
-    lines = duckdb_engine.rows(ingest.mark_duplicates(d, ingest.parse_mydata(d, "bank", raw), "delivered",
+    lines = duckdb_engine.rows(ingest_sql.mark_duplicates(d, ingest_sql.parse_mydata(d, "bank", raw), "delivered",
                                                       [date(2026, 10, 1), date(2026, 11, 1)], "earlier"))
     assert sorted((r["x_api_tran_id"], r["status"]) for r in lines) == [("T8", "ok"), ("T9", "duplicate")]
 
 
 @pytest.mark.parametrize("engine_name", ["duckdb", "spark"])
 def test_a_line_of_json_that_is_not_an_object_is_unreadable_on_both_engines(request, engine_name):
-    from mydata.engines import as_engine
+    from tests.on_spark import as_engine
 
     engine = request.getfixturevalue("duckdb_engine") if engine_name == "duckdb" \
         else as_engine(request.getfixturevalue("spark"))
@@ -174,8 +176,8 @@ def test_transactions_are_exploded_typed_and_bad_items_quarantined_alone(duckdb_
     bad = dict(good, trans_no="2", trans_amt="-5.000", trans_dtime="20260231093000")
     engine, d, spec = duckdb_engine, duckdb_engine.dialect, TABLES["bank_transactions"]
     raw = lines_table(engine, [(envelope(items=[good, bad]), "2026-11-01")])
-    engine.table("parsed", ingest.mark_duplicates(d, ingest.parse_mydata(d, "bank", raw), None, []))
-    row, q = split_rows(engine, spec, ingest.mydata_rows(d, spec, "parsed"), "parsed")
+    engine.table("parsed", ingest_sql.mark_duplicates(d, ingest_sql.parse_mydata(d, "bank", raw), None, []))
+    row, q = split_rows(engine, spec, ingest_sql.mydata_rows(d, spec, "parsed"), "parsed")
     assert len(row) == 1 and row[0]["trans_no"] == "1" and row[0]["item_no"] == 0
     assert str(row[0]["trans_amt"]) == "2500000.000"
     assert row[0]["trans_dtime"].astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S") == "2026-10-02 03:15:30"
@@ -192,7 +194,7 @@ def test_every_record_is_accounted_for_and_matches_the_planted_defects(ingested,
     recon = manifest["outputs"]["reconciliation"]
     assert manifest["status"] == "succeeded"
     assert all(e["balanced"] for by_dt in recon.values() for e in by_dt.values())
-    quarantine = ingest.read_quarantine(spark, settings.lake)
+    quarantine = read_quarantine(spark, settings.lake)
     for source, planted in summary.defects.items():
         total = {k: sum(e.get(k, 0) for e in recon[source].values())
                  for k in ("records_read", "duplicates", "failed_collections", "lines_quarantined",
@@ -216,7 +218,7 @@ def test_every_record_is_accounted_for_and_matches_the_planted_defects(ingested,
 
 def test_quarantine_rows_carry_table_rule_reason_and_the_original_record(ingested, spark):
     settings = ingested[0]
-    quarantine = ingest.read_quarantine(spark, settings.lake)
+    quarantine = read_quarantine(spark, settings.lake)
     assert quarantine.where(F.col("rule").isNull() | (F.length("reason") == 0)
                             | F.col("record").isNull() | F.col("file_path").isNull()).count() == 0
     assert {r.table for r in quarantine.select("table").distinct().collect()} >= {

@@ -6,7 +6,7 @@ import base64
 import pytest
 
 from jobs.pseudonym import pseudonym_sql, register_keys
-from mydata.engines import as_engine
+from tests.on_spark import as_engine
 from mydata.keys import Secret, purpose_pseudonym
 from tests.tables import rows_table
 

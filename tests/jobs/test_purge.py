@@ -12,6 +12,7 @@ from jobs import consent, purge, status
 from mydata import storage
 from mydata.engines import open_engine
 from mydata.keys import KeyStore, purpose_pseudonym
+from tests.on_spark import read_ledger, verify_ledger
 
 KST = ZoneInfo("Asia/Seoul")
 @pytest.mark.slow
@@ -25,7 +26,7 @@ def test_a_withdrawn_subject_is_purged_from_every_derived_table(lake_copy, spark
     keystore = KeyStore.open(settings)
     secret = keystore.purpose_secret("marketing")
     by_pseudonym = {purpose_pseudonym(secret, r.link_key): r.link_key for r in
-                    consent.read_ledger(spark, lake).select("link_key").distinct().collect()}
+                    read_ledger(spark, lake).select("link_key").distinct().collect()}
     target = transactions.groupBy("pseudonym").count().orderBy(F.desc("count"), "pseudonym").first()
     pseudonym, link_key = target["pseudonym"], by_pseudonym[target["pseudonym"]]
     # a later stage's table (segment assignments) is purged as it appears, without being listed
@@ -34,7 +35,7 @@ def test_a_withdrawn_subject_is_purged_from_every_derived_table(lake_copy, spark
                                gold, [subjects.first()["as_of"]], "test-gold", key="as_of")
     before = {t: spark.read.parquet(str(p)).count() for t, p in purge.derived_partitions(lake, "marketing")}
 
-    head = consent.verify_ledger(spark, lake).head
+    head = verify_ledger(spark, lake).head
     moment = datetime.fromisoformat(as_of).replace(tzinfo=KST) + timedelta(days=2, hours=9)
     deliver_withdrawal(spark, settings, link_key, head.hash, moment, ["card"])  # one source is enough
     consent.run(settings, spark)
@@ -81,7 +82,7 @@ def test_consent_review_shows_runs_purges_and_a_subject(lake_copy, spark):
         assert heading in text
     snapshot = json.loads(open(results["marketing"]["manifest"]).read())["inputs"]["consent_snapshot"]["id"]
     assert snapshot in text
-    link_keys = {r.link_key for r in consent.read_ledger(spark, settings.lake).select("link_key").distinct().collect()}
+    link_keys = {r.link_key for r in read_ledger(spark, settings.lake).select("link_key").distinct().collect()}
     assert not any(lk in text for lk in link_keys)
 
     one = sorted(link_keys)[0]

@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
 from jobs import ingest
+from jobs.ingest import sql as ingest_sql
 from mydata import storage
 from mydata.config import Settings
 from mydata.engines import open_engine
@@ -242,8 +243,8 @@ def test_line_numbers_are_true_line_numbers_whatever_the_engine_splits(tmp_path,
         with patch("mydata.engines.duckdb.BLOCK_BYTES", 16 << 10):
             engine.lines("c_lines", [path])
         numbered = {r["line_no"]: r["value"] for r in engine.rows("SELECT line_no, value FROM c_lines")}
-        engine.table("c_ranked", ingest.ranked_rows(engine.dialect, spec, ingest.csv_rows(engine.dialect, spec, "c_lines")))
-        spoilt = sorted(r["line_no"] for r in engine.rows(ingest.quarantined_rows(engine.dialect, spec, "c_ranked")))
+        engine.table("c_ranked", ingest_sql.ranked_rows(engine.dialect, spec, ingest_sql.csv_rows(engine.dialect, spec, "c_lines")))
+        spoilt = sorted(r["line_no"] for r in engine.rows(ingest_sql.quarantined_rows(engine.dialect, spec, "c_ranked")))
     finally:
         spark.conf.unset("spark.sql.files.maxPartitionBytes")
         engine.drop("c_lines", "c_ranked")
@@ -276,8 +277,8 @@ def test_a_field_of_unicode_spaces_is_not_missing_whatever_the_engine(tmp_path, 
     spec = TABLES["customers"]
     try:
         engine.lines("c_lines", [path])
-        engine.table("c_ranked", ingest.ranked_rows(engine.dialect, spec, ingest.csv_rows(engine.dialect, spec, "c_lines")))
-        found = sorted((r["line_no"], r["rule"]) for r in engine.rows(ingest.quarantined_rows(engine.dialect, spec, "c_ranked")))
+        engine.table("c_ranked", ingest_sql.ranked_rows(engine.dialect, spec, ingest_sql.csv_rows(engine.dialect, spec, "c_lines")))
+        found = sorted((r["line_no"], r["rule"]) for r in engine.rows(ingest_sql.quarantined_rows(engine.dialect, spec, "c_ranked")))
     finally:
         engine.drop("c_lines", "c_ranked")
         engine.close()
@@ -340,9 +341,9 @@ def test_every_usage_row_is_accepted_or_quarantined_once(duckdb_engine, rows):
     engine.arrow("u_lines", pa.table({"value": lines, "bad_bytes": [False] * len(lines),
                                       "file_path": [f"/lake/landing/telecom_usage/dt={DT}/u.csv"] * len(lines),
                                       "line_no": list(range(1, len(lines) + 1)), "dt": [date(2026, 11, 1)] * len(lines)}))
-    engine.table("u_ranked", ingest.ranked_rows(d, spec, ingest.csv_rows(d, spec, "u_lines")))
-    accepted = engine.rows(f"SELECT count(*) AS n FROM ({ingest.accepted_rows(d, spec, 'u_ranked')}) a")[0]["n"]
-    quarantined = engine.rows(ingest.quarantined_rows(d, spec, "u_ranked"))
+    engine.table("u_ranked", ingest_sql.ranked_rows(d, spec, ingest_sql.csv_rows(d, spec, "u_lines")))
+    accepted = engine.rows(f"SELECT count(*) AS n FROM ({ingest_sql.accepted_rows(d, spec, 'u_ranked')}) a")[0]["n"]
+    quarantined = engine.rows(ingest_sql.quarantined_rows(d, spec, "u_ranked"))
     assert accepted + len(quarantined) == len(rows)
     assert not [q for q in quarantined if not q["rule"] or not q["reason"]]
 

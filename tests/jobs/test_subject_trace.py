@@ -15,6 +15,7 @@ from jobs import consent, purge, subject_trace
 from mydata.config import Settings
 from mydata.keys import KeyStore, purpose_pseudonym
 from mydata.manifest import latest_matching
+from tests.on_spark import read_ledger, verify_ledger
 
 KST = ZoneInfo("Asia/Seoul")
 
@@ -44,7 +45,7 @@ def test_a_subject_is_traced_used_withdrawn_and_purged(lake_copy, spark, deliver
     lake, as_of = settings.lake, results["marketing"]["as_of"]
     secret = KeyStore.open(settings).purpose_secret("marketing")
     by_pseudonym = {purpose_pseudonym(secret, r.link_key): r.link_key
-                    for r in consent.read_ledger(spark, lake).select("link_key").distinct().collect()}
+                    for r in read_ledger(spark, lake).select("link_key").distinct().collect()}
     pseudonym = spark.read.parquet(str(lake.silver_table("subjects", "marketing"))).orderBy("pseudonym").first()[0]
     link_key = by_pseudonym[pseudonym]
 
@@ -63,7 +64,7 @@ def test_a_subject_is_traced_used_withdrawn_and_purged(lake_copy, spark, deliver
     _no_identifiers(used, link_key, pseudonym)
 
     moment = datetime.fromisoformat(as_of).replace(tzinfo=KST) + timedelta(days=2)
-    deliver_withdrawal(spark, settings, link_key, consent.verify_ledger(spark, lake).head.hash, moment, ["card"])
+    deliver_withdrawal(spark, settings, link_key, verify_ledger(spark, lake).head.hash, moment, ["card"])
     consent.run(settings, spark)
     # as the CLI runs it, with a link key that may start with '-'
     assert main(["--data-root", str(lake.root), "--purpose", "marketing", "subject", "trace", link_key]) == 0
@@ -86,7 +87,7 @@ def test_the_trace_on_spark_holds_what_the_trace_on_duckdb_holds(lake_copy, spar
     lake, as_of = settings.lake, results["marketing"]["as_of"]
     secret = KeyStore.open(settings).purpose_secret("marketing")
     pseudonym = spark.read.parquet(str(lake.silver_table("subjects", "marketing"))).orderBy("pseudonym").first()[0]
-    link_key = next(r.link_key for r in consent.read_ledger(spark, lake).select("link_key").distinct().collect()
+    link_key = next(r.link_key for r in read_ledger(spark, lake).select("link_key").distinct().collect()
                     if purpose_pseudonym(secret, r.link_key) == pseudonym)
     traced = {}
     for engine in ("duckdb", "spark"):

@@ -15,6 +15,7 @@ from jobs import consent, consent_review, fuse, purge, status, withdrawals
 from mydata.engines import open_engine
 from mydata.keys import KeyStore, purpose_pseudonym
 from mydata.manifest import latest_matching
+from tests.on_spark import read_ledger, verify_ledger
 
 KST = ZoneInfo("Asia/Seoul")
 
@@ -39,10 +40,10 @@ def test_purges_are_timed_and_no_fusion_run_uses_a_withdrawn_subject(lake_copy, 
     keystore = KeyStore.open(settings)
     secret = keystore.purpose_secret("marketing")
     by_pseudonym = {purpose_pseudonym(secret, r.link_key): r.link_key
-                    for r in consent.read_ledger(spark, lake).select("link_key").distinct().collect()}
+                    for r in read_ledger(spark, lake).select("link_key").distinct().collect()}
     pseudonym = spark.read.parquet(str(lake.silver_table("subjects", "marketing"))).orderBy("pseudonym").first()[0]
     moment = datetime.fromisoformat(as_of).replace(tzinfo=KST) + timedelta(days=2)
-    deliver_withdrawal(spark, settings, by_pseudonym[pseudonym], consent.verify_ledger(spark, lake).head.hash,
+    deliver_withdrawal(spark, settings, by_pseudonym[pseudonym], verify_ledger(spark, lake).head.hash,
                        moment, ["bank"])
     consent.run(settings, spark)
     waiting = status.run(settings, moment=moment + timedelta(hours=5)).withdrawals

@@ -12,7 +12,7 @@ from models.pipeline import ModelSpec, build_pipeline, model_features
 from models.profile import standardised
 from models.snapshots import feature_dtypes
 from models.train import train
-from mydata.engines import as_engine
+from tests.on_spark import as_engine
 from mydata.lake import Lake
 from schemas.dialects import DUCKDB
 from tests.tables import rows_table

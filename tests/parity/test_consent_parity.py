@@ -13,6 +13,7 @@ from jobs import consent
 from mydata.config import Settings
 from mydata.engines import open_engine
 from tests.parity.test_ingest_parity import differences
+from tests.on_spark import verify_ledger
 
 
 def heads(root) -> list[tuple]:
@@ -51,8 +52,8 @@ def test_both_engines_name_the_same_problem(ingested, spark, tmp_path, tampering
     pq.write_table(pa.Table.from_pylist(rows, schema=table.schema), folder / "part-0.parquet")
     duck = open_engine(settings)
     try:
-        embedded = consent.verify_ledger(duck, settings.lake)
+        embedded = verify_ledger(duck, settings.lake)
     finally:
         duck.close()
-    on_spark = consent.verify_ledger(spark, settings.lake)
+    on_spark = verify_ledger(spark, settings.lake)
     assert not embedded.ok and embedded == on_spark

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import pyarrow.parquet as pq
 import pytest
 
-from jobs import consent, features, fuse, privacy, purge, score
+from jobs import consent, features, fuse, release, purge, score
 from models import registry
 from models.lifecycle import train_and_register
 from mydata.config import Settings
@@ -38,7 +38,7 @@ def downstream(settings: Settings, spark, deliver_withdrawal, model_from: Path |
     consent.run(settings, spark)
     counted = {"fuse": counts(fuse.run(settings, spark), "linkage", "source_missing", "tables", "key_versions"),
                "features": counts(features.run(settings, spark), "subjects", "features")}
-    counted["privacy"] = counts(privacy.run(settings, spark), "levels", "published", "suppressed", "after_sizes",
+    counted["privacy"] = counts(release.run(settings, spark), "levels", "published", "suppressed", "after_sizes",
                                 "l_diversity", "smallest_group", "feature_health", "blank_features")
     if model_from is None:
         version, _ = train_and_register(settings.lake, settings.purpose, settings.as_of, ks=(3, 4))

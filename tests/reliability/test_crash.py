@@ -20,6 +20,7 @@ from jobs import consent
 from mydata import storage
 from mydata.config import Settings
 from tests.parity.test_ingest_parity import differences
+from tests.on_spark import read_ledger, verify_ledger
 
 pytestmark = pytest.mark.slow
 
@@ -175,11 +176,11 @@ def test_a_purge_killed_while_publishing_leaves_a_complete_audit_after_the_next_
     lake, as_of = settings.lake, results["marketing"]["as_of"]
     secret = KeyStore.open(settings).purpose_secret("marketing")
     by_pseudonym = {purpose_pseudonym(secret, r.link_key): r.link_key
-                    for r in consent.read_ledger(spark, lake).select("link_key").distinct().collect()}
+                    for r in read_ledger(spark, lake).select("link_key").distinct().collect()}
     fused = set(spark.read.parquet(str(lake.silver_table("subjects", "marketing"))).toPandas()["pseudonym"])
     pseudonym = min(p for p in by_pseudonym if p in fused)
     moment = datetime.fromisoformat(as_of).replace(tzinfo=ZoneInfo("Asia/Seoul")) + timedelta(days=2, hours=9)
-    deliver_withdrawal(spark, settings, by_pseudonym[pseudonym], consent.verify_ledger(spark, lake).head.hash,
+    deliver_withdrawal(spark, settings, by_pseudonym[pseudonym], verify_ledger(spark, lake).head.hash,
                        moment, ["card"])
     consent.run(settings, spark)
     control = tmp_path / "control"

@@ -10,7 +10,8 @@ import pytest
 
 from features.definitions import FEATURES
 from features.release import LEVELS, RELEASED_QUASI_IDENTIFIERS, Level
-from jobs import features, privacy
+from jobs import features, release
+from jobs.release import gate
 from models.registry import snapshot_hash
 from models.snapshots import feature_dtypes, load_snapshot
 from schemas.dialects import DUCKDB
@@ -23,7 +24,7 @@ COLUMNS = ["pseudonym", "age", "gender", "region_code", "bank_inflow_3m_avg"]
 
 
 def generalised(engine, level: Level) -> list[dict]:
-    return engine.rows(privacy.generalise_sql(DUCKDB, "candidates", COLUMNS, level) + " ORDER BY pseudonym")
+    return engine.rows(gate.generalise_sql(DUCKDB, "candidates", COLUMNS, level) + " ORDER BY pseudonym")
 
 
 def test_generalising_replaces_raw_quasi_identifiers(duckdb_engine):
@@ -42,17 +43,17 @@ def test_the_gate_counts_small_groups_and_suppresses_them(duckdb_engine):
     rows_table(duckdb_engine, "candidates", SCHEMA, [(f"W{i}", 31 + i % 3, "F", "11", float(i)) for i in range(6)]
                + [("M1", 36, "M", "26", 1.0), ("M2", 41, "M", "26", 2.0)])
     level = LEVELS[0]
-    duckdb_engine.view("generalised", privacy.generalise_sql(DUCKDB, "candidates", COLUMNS, level))
-    outcome = privacy.assess(duckdb_engine, "generalised", level, k=5)
+    duckdb_engine.view("generalised", gate.generalise_sql(DUCKDB, "candidates", COLUMNS, level))
+    outcome = gate.assess(duckdb_engine, "generalised", level, k=5)
     assert (outcome.groups, outcome.small_groups, outcome.suppressed, outcome.subjects) == (3, 2, 2, 8)
     assert outcome.sizes == {"1": 2, "5-9": 1} and outcome.smallest == 1
     released = ["pseudonym", *RELEASED_QUASI_IDENTIFIERS, "bank_inflow_3m_avg"]
-    duckdb_engine.table("kept", privacy.suppress_sql("generalised", released, 5))
+    duckdb_engine.table("kept", gate.suppress_sql("generalised", released, 5))
     assert sorted(r["pseudonym"] for r in duckdb_engine.rows("SELECT pseudonym FROM kept")) == [f"W{i}" for i in range(6)]
-    row = duckdb_engine.rows(privacy.l_diversity_sql(DUCKDB, "kept", "bank_inflow_3m_avg", [1.5, 3.5]))[0]
+    row = duckdb_engine.rows(gate.l_diversity_sql(DUCKDB, "kept", "bank_inflow_3m_avg", [1.5, 3.5]))[0]
     assert (row["min_l"], row["below_2"]) == (3, 0)
     # quantile cuts of 0..5 in five bands: every woman's band differs from her neighbours'
-    assert privacy.l_diversity(duckdb_engine, "kept", "bank_inflow_3m_avg")["min_l"] == 5
+    assert gate.l_diversity(duckdb_engine, "kept", "bank_inflow_3m_avg")["min_l"] == 5
 
 
 @pytest.fixture
@@ -66,7 +67,7 @@ def candidate(fused, tmp_path):
 
 @pytest.mark.slow
 def test_a_release_meets_k_and_loads_in_one_call(candidate):
-    result = privacy.run(candidate)
+    result = release.run(candidate)
     published = pq.read_table(result["snapshot"]).to_pandas()
     assert published.groupby(list(RELEASED_QUASI_IDENTIFIERS)).size().min() >= 5
     assert not {"age", "region_code", "birth_year"} & set(published.columns)
@@ -84,11 +85,11 @@ def test_a_release_meets_k_and_loads_in_one_call(candidate):
 
 @pytest.mark.slow
 def test_a_rerun_of_the_same_inputs_writes_the_same_bytes_and_the_registry_the_same_snapshot_hash(candidate):
-    first = privacy.run(candidate)
+    first = release.run(candidate)
     hashed, candidate_bytes = snapshot_hash(Path(first["snapshot"])), _bytes(candidate.lake.silver)
     assert hashed == snapshot_hash(Path(first["snapshot"]))  # nothing random in the hash itself
     features.run(candidate)
-    again = privacy.run(candidate)
+    again = release.run(candidate)
     assert again["snapshot"] == first["snapshot"] and snapshot_hash(Path(again["snapshot"])) == hashed
     assert _bytes(candidate.lake.silver) == candidate_bytes
 
@@ -99,10 +100,10 @@ def _bytes(folder) -> dict:
 
 @pytest.mark.slow
 def test_a_release_that_cannot_reach_k_publishes_nothing(candidate):
-    with pytest.raises(privacy.ReleaseBlocked, match="nothing published"):
-        privacy.run(candidate.replace(k_anonymity=10_000))
+    with pytest.raises(release.ReleaseBlocked, match="nothing published"):
+        release.run(candidate.replace(k_anonymity=10_000))
     assert not candidate.lake.published_features("marketing").exists()
-    report = privacy.report_path(candidate.lake, "marketing", candidate.as_of).read_text(encoding="utf-8")
+    report = release.report_path(candidate.lake, "marketing", candidate.as_of).read_text(encoding="utf-8")
     assert "BLOCKED" in report
 
 
@@ -127,18 +128,18 @@ def _later_candidate(settings, days: int, **blanked) -> object:
 
 @pytest.mark.slow
 def test_feature_health_names_blank_features_and_a_feature_gone_blank_fails_the_release(candidate):
-    first = privacy.run(candidate)
+    first = release.run(candidate)
     health = json.loads(open(first["manifest"]).read())["outputs"]["feature_health"]
     assert set(health) == {f.name for f in FEATURES if not f.quasi_identifier}
     assert health["card_spend_1m"]["status"] == "ok" and 0 <= health["card_spend_1m"]["zero_share"] < 1
     # a holder stops delivering card approvals: card_spend_1m and telecom_lines are blank in the next candidate
     later = _later_candidate(candidate, 7, card_spend_1m=None, telecom_lines=1)
-    with pytest.raises(privacy.FeaturesWentBlank, match=r"card_spend_1m \(all null\), telecom_lines \(constant\)"):
-        privacy.run(later)
+    with pytest.raises(release.FeaturesWentBlank, match=r"card_spend_1m \(all null\), telecom_lines \(constant\)"):
+        release.run(later)
     assert not (candidate.lake.published_features("marketing") / f"as_of={later.as_of}").exists()
-    report = privacy.report_path(candidate.lake, "marketing", later.as_of).read_text(encoding="utf-8")
+    report = release.report_path(candidate.lake, "marketing", later.as_of).read_text(encoding="utf-8")
     assert "WENT BLANK" in report and "card_spend_1m" in report
-    allowed = privacy.run(later.replace(allow_blank_features=True))
+    allowed = release.run(later.replace(allow_blank_features=True))
     assert allowed["blank_features"] == {"card_spend_1m": "all null", "telecom_lines": "constant"}
     catalog = open(allowed["catalog"], encoding="utf-8").read()
     assert "Blank (constant or all null) in this snapshot: card_spend_1m, telecom_lines" in catalog

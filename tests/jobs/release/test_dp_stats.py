@@ -14,7 +14,8 @@ import pytest
 
 from cli import main
 from features.definitions import FEATURES, Feature
-from jobs import dp_stats, score
+from jobs import score
+from jobs.release import dp_stats
 from jobs import segment
 from mydata.config import Settings
 

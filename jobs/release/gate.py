@@ -9,7 +9,6 @@ generalised and suppressed, and the l-diversity of a sensitive feature.
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from dataclasses import dataclass
 from datetime import date
@@ -240,6 +239,3 @@ def _previous_release(lake: Lake, settings: Settings) -> dict | None:
                and m["parameters"].get("as_of", "") < settings.as_of.isoformat()]
     return max(earlier, key=lambda m: (m["parameters"]["as_of"], m.get("finished_at", "")), default=None)
 
-
-if __name__ == "__main__":  # spark-submit entry point
-    print(run(Settings.load()), file=sys.stdout)
