@@ -21,13 +21,14 @@ import json
 import shutil
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from models.pipeline import ModelSpec
 from mydata.config import PROJECT_ROOT, Settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -69,8 +70,7 @@ def main() -> None:
     if not published:
         raise SystemExit(f"no published snapshot under {args.source}: run benchmarks/bench_pipeline.py 10000 first")
 
-    from jobs import score
-    from jobs import segment
+    from jobs import score, segment
     from models import registry
     from mydata.spark import spark_session
 
@@ -86,7 +86,7 @@ def main() -> None:
             spark = spark_session(settings, "bench-models")
         for algorithm in args.algorithms.split(","):
             started = time.perf_counter()
-            trained = segment.run(settings, algorithm=algorithm, promote=True)
+            trained = segment.run(settings, ModelSpec(algorithm=algorithm), promote=True)
             training = time.perf_counter() - started
             started = time.perf_counter()
             scored = score.run(settings, spark)
@@ -101,7 +101,7 @@ def main() -> None:
     print(f"features per row: {features}")
     save([{"rows": rows, "features": features, "algorithm": algorithm, "train_s": training, "k": k,
            "silhouette": silhouette, "stability_ari": stability, "score_s": scoring,
-           "measured": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+           "measured": datetime.now(UTC).isoformat(timespec="seconds")}
           for rows, algorithm, training, k, silhouette, stability, scoring in results])
     print("| rows | algorithm | training (k over 3..10, stability) | k | silhouette | stability ARI | "
           "scoring (Spark) | scoring rows/s |")

@@ -21,14 +21,14 @@ import sys
 import threading
 import time
 from contextlib import contextmanager
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import psutil
 
 from mydata.config import PROJECT_ROOT, Settings
-from mydata.keys import KeyStore
 from mydata.devtools.synth import GeneratorOptions, generate
+from mydata.keys import KeyStore
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -63,7 +63,7 @@ class PeakMemory:
             self.peak = max(self.peak, self._rss())
             self._stop.wait(self.interval)
 
-    def __enter__(self) -> "PeakMemory":
+    def __enter__(self) -> PeakMemory:
         self.peak = self._rss()
         self._thread.start()
         return self
@@ -149,9 +149,10 @@ def compare_features(project: Path, other: Path) -> dict:
 def run_reference(settings: Settings, bronze_rows: int, spark=None) -> dict:
     """Fusion + features again from the same bronze, written plainly for the engine of the run
     (DuckDB, or Spark SQL when ``spark`` is given); its feature table compared with the project's."""
+    from reference import run_duckdb, run_spark
+
     from jobs import consent
     from mydata.engines import open_engine
-    from reference import run_duckdb, run_spark
 
     # what fusion does that the references do not: verify the whole consent ledger first
     engine = open_engine(settings, spark)
@@ -210,8 +211,7 @@ def run_scale(subjects: int, months: int, root: Path, driver_memory: str = Setti
     as_of = date.fromisoformat(generation["deliveries"][-1])
     settings = settings.replace(purpose="marketing", as_of=as_of, engine=engine)
 
-    from jobs import consent, features, fuse, ingest, release, score, validate
-    from jobs import segment
+    from jobs import consent, features, fuse, ingest, release, score, segment, validate
 
     spark = heap = None
     if engine == "spark":
@@ -256,7 +256,7 @@ def run_scale(subjects: int, months: int, root: Path, driver_memory: str = Setti
             "bronze_rows": bronze_rows,
             "fused": fused["subjects_fused"], "published": released["published"], "k": trained["metrics"]["k"],
             "stages": stages, "whole_s": whole, "project_fusion_features_s": project_fusion_features,
-            "references": references, "measured": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+            "references": references, "measured": datetime.now(UTC).isoformat(timespec="seconds")}
 
 
 def machine() -> dict:

@@ -9,18 +9,27 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 from cli.airflow import cmd_airflow, cmd_demo
 from cli.consent import cmd_consent
 from cli.data import cmd_generate, cmd_holders, cmd_keys, cmd_tokenize
 from cli.model import cmd_model
 from cli.settings import settings_of
+from cli.stages import (
+    cmd_features,
+    cmd_fuse,
+    cmd_ingest,
+    cmd_landing,
+    cmd_purge,
+    cmd_recover,
+    cmd_release,
+    cmd_score,
+    cmd_validate,
+)
 from cli.status import cmd_status
 from cli.subject import cmd_subject
-from cli.stages import (cmd_features, cmd_recover, cmd_fuse, cmd_ingest, cmd_landing, cmd_purge, cmd_release, cmd_score,
-                        cmd_validate)
 from mydata import progress, storage
 from mydata.config import PURPOSES, ConfigError
 from mydata.keys import KeyStoreError

@@ -8,10 +8,10 @@ from features.health import named
 from mydata import progress
 from mydata.airflow_runner import RunProgress, dags_test
 from mydata.config import Settings
-from mydata.keys import KeyStore
-from mydata.manifest import latest_manifest
 from mydata.devtools.synth import GeneratorOptions, generate
 from mydata.devtools.synth.generator import REAL_SHAPES
+from mydata.keys import KeyStore
+from mydata.manifest import latest_manifest
 from schemas.asof import default_as_of
 
 DEMO_DAG = "mydata_pipeline"

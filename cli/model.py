@@ -22,14 +22,15 @@ def _truth(settings, given: str | None) -> Path | None:
 def cmd_model(args: argparse.Namespace) -> int:
     from jobs import drift, segment
     from models import registry
+    from models.pipeline import ModelSpec
     from render.model import write_report
 
     settings = settings_of(args)
     lake, purpose = settings.lake, settings.purpose
     if args.action == "train":
-        ks = range(args.k_min, args.k_max + 1)
-        result = segment.run(settings, args.algorithm, ks, args.seed, args.pca, args.k, args.promote,
-                               _truth(settings, args.truth))
+        options = ModelSpec(algorithm=args.algorithm, k=args.k, ks=range(args.k_min, args.k_max + 1), seed=args.seed,
+                            pca_components=args.pca)
+        result = segment.run(settings, options, args.promote, _truth(settings, args.truth))
         m = result["metrics"]
         extra = f", ARI vs latent types {m['ari_vs_latent_types']:.3f}" if "ari_vs_latent_types" in m else ""
         print(f"registered {purpose} {result['version']}{' (promoted to current)' if result['promoted'] else ''}: "

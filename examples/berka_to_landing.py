@@ -35,12 +35,12 @@ from datetime import date
 from pathlib import Path
 
 from mydata.config import Settings
+from mydata.devtools.synth.generator import subject_ci
+from mydata.holders import Holder, HolderRegistry
 from mydata.keys import KeyStore
 from mydata.lake import SUCCESS_MARKER
-from mydata.devtools.synth.generator import subject_ci
 from mydata.tokenizer import tokenize_file
 from schemas import codes
-from mydata.holders import Holder, HolderRegistry
 from schemas.landing import CSV_SOURCES
 
 TRANSACTIONS = "trans.first49102rows.asc"
@@ -141,7 +141,7 @@ def convert(berka: Path, settings: Settings, seed: int = 1) -> Converted:
         bank.mkdir(parents=True, exist_ok=True)
         tran = 0
 
-        def envelope(client_id: str, api: str, request: dict, response: dict) -> str:
+        def envelope(client_id: str, api: str, request: dict, response: dict, stamp: str = stamp) -> str:
             nonlocal tran
             tran += 1
             link_key, version = keys[client_id]

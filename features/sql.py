@@ -20,8 +20,8 @@ from features.definitions import FEATURES, SOURCES, Feature, Source, inputs_of
 from features.release import RELEASED_QUASI_IDENTIFIERS
 from schemas.asof import DELIVERED, AsOf, in_window, known, latest_state_sql, months_before, window_slot
 from schemas.bronze import EVENT, STATE
-from schemas.silver import ITEM
 from schemas.dialects import Dialect
+from schemas.silver import ITEM
 
 __all__ = ["features_sql", "historical_sql", "months_before", "catalog_stats_sql", "health_sql"]
 

@@ -9,8 +9,8 @@ again unless ``refetch``.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
-from typing import Callable
 
 from jobs import consent
 from jobs.stage import stage_run
@@ -20,8 +20,8 @@ from mydata.config import PURPOSES, ConfigError, Settings
 from mydata.engines import Engine
 from mydata.holders import HolderRegistry
 from mydata.lake import Lake
-from mydata.manifest import RunManifest
 from mydata.lock import writes_lake
+from mydata.manifest import RunManifest
 
 JOB = "collect"
 SOURCES = ("bank", "card", "telecom")

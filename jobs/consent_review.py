@@ -19,8 +19,8 @@ from mydata.config import PURPOSES, SESSION_TIME_ZONE, Settings
 from mydata.engines import Engine
 from mydata.keys import KeyStore
 from mydata.lake import Lake
-from mydata.manifest import runs
 from mydata.lock import writes_lake
+from mydata.manifest import runs
 from render.consent import EXPIRY_WINDOWS, write_page
 from schemas import asof
 from schemas.asof import as_of_moment

@@ -16,15 +16,15 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from jobs.stage import stage_run
 from features.definitions import FEATURES, SOURCES
 from features.sql import SPINE_AS_OF, features_sql, historical_sql
+from jobs.stage import stage_run
 from mydata import progress, storage
 from mydata.config import ConfigError, Settings
 from mydata.engines import Engine, open_engine
 from mydata.lake import Lake
-from mydata.manifest import missing_input
 from mydata.lock import writes_lake
+from mydata.manifest import missing_input
 from schemas import asof
 
 JOB = "features"
@@ -83,7 +83,7 @@ def latest_silver_snapshot(lake: Lake, purpose: str) -> date:
     return found
 
 
-def spine_table(spine: "pa.Table | Path | str") -> pa.Table:
+def spine_table(spine: pa.Table | Path | str) -> pa.Table:
     """A spine as (pseudonym string, as_of date): a table, or a Parquet or CSV file; a timestamp's
     day is its date (deliveries are dated by day)."""
     if not isinstance(spine, pa.Table):
@@ -128,7 +128,7 @@ def _day(text: str) -> date:
         raise BadSpine(f"spine date {text!r} is not YYYY-MM-DD or an ISO timestamp") from None
 
 
-def historical(settings: Settings, spine: "pa.Table | Path | str", spark=None) -> TrainingFrame:
+def historical(settings: Settings, spine: pa.Table | Path | str, spark=None) -> TrainingFrame:
     """Every declared feature for each spine row as of its own date, under the definition the
     snapshots use (schemas/asof.py), from the silver snapshot as of ``settings.as_of`` (default the
     newest): nothing delivered after a row's date reaches it."""

@@ -20,14 +20,13 @@ from mydata.config import ConfigError, Settings
 from mydata.engines import Engine
 from mydata.keys import KeyStore
 from mydata.lake import Lake
-from mydata.manifest import RunManifest
 from mydata.lock import writes_lake
+from mydata.manifest import RunManifest
 from render.fusion import page as fusion_page
 from schemas import asof
 from schemas.bronze import CUSTOMERS, STATE, TableSpec
-from schemas.silver import (FUSED_SOURCES, ITEM, SUBJECTS, consent_source, dropped_columns, fused_tables,
-                            silver_columns)
 from schemas.dialects import Dialect
+from schemas.silver import FUSED_SOURCES, ITEM, SUBJECTS, consent_source, dropped_columns, fused_tables, silver_columns
 from schemas.sql import empty_table
 
 JOB = "fuse"

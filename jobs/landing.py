@@ -16,8 +16,8 @@ from mydata import progress
 from mydata.config import Settings
 from mydata.lake import Lake, is_complete
 from mydata.lock import writes_lake
-from schemas.landing import CSV_SOURCES, SOURCES
 from schemas.dialects import Dialect
+from schemas.landing import CSV_SOURCES, SOURCES
 
 DATA_SUFFIXES = (".jsonl", ".jsonl.gz", ".csv", ".csv.gz")
 

@@ -25,10 +25,10 @@ from mydata.config import SESSION_TIME_ZONE, Settings
 from mydata.engines import Engine
 from mydata.keys import KeyStore
 from mydata.lake import Lake
-from mydata.manifest import json_text
 from mydata.lock import writes_lake
-from schemas.silver import FUSED_SOURCES
+from mydata.manifest import json_text
 from schemas.dialects import Dialect
+from schemas.silver import FUSED_SOURCES
 
 JOB = "purge"
 

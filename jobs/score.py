@@ -8,7 +8,8 @@ so a snapshot of any size is scored without holding it whole.
 from __future__ import annotations
 
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pandas as pd
 

@@ -12,8 +12,8 @@ from jobs import drift
 from jobs.stage import stage_run
 from models import registry
 from models.lifecycle import train_and_register
+from models.pipeline import ModelSpec
 from models.reference import reference_labels
-from models.train import DEFAULT_KS
 from mydata.keys import KeyStore
 from mydata.lock import writes_lake
 from render.model import report_path
@@ -22,16 +22,15 @@ JOB = "train"
 
 
 @writes_lake("segment")
-def run(settings, algorithm: str = "kmeans", ks=DEFAULT_KS, seed: int = 0, pca_components: int | None = None,
-        k: int | None = None, promote: bool = False, truth: Path | str | None = None) -> dict:
+def run(settings, options: ModelSpec = ModelSpec(), promote: bool = False, truth: Path | str | None = None) -> dict:
     """Train on the snapshot as of ``settings.as_of`` (default: the newest) and register; with
     ``truth`` (a reference-labels file, ``models.reference``), score against it."""
     lake, purpose = settings.lake, settings.purpose
     labels = reference_labels(Path(truth), KeyStore.open(settings).purpose_secret(purpose)) if truth else None
     with stage_run(settings, JOB, purpose=purpose, as_of=settings.as_of and settings.as_of.isoformat(),
-                   algorithm=algorithm, seed=seed, k=k, ks=list(ks) if k is None else [k]) as run:
-        version, _ = train_and_register(lake, purpose, settings.as_of, algorithm, ks if k is None else [k], seed,
-                                        pca_components, labels)
+                   algorithm=options.algorithm, seed=options.seed, k=options.k,
+                   ks=list(options.candidates)) as run:
+        version, _ = train_and_register(lake, purpose, settings.as_of, options, labels)
         if promote:
             registry.promote(lake, purpose, version.version)
         run.manifest.inputs = {"snapshot": version.metadata["snapshot"],

@@ -16,13 +16,13 @@ import pyarrow.parquet as pq
 
 from features import health
 from jobs import consent, purge, withdrawals
+from models import registry
 from mydata import storage
 from mydata.config import SESSION_TIME_ZONE, Settings
 from mydata.engines import Engine, open_engine
 from mydata.keys import KeyStore
 from mydata.lake import Lake
 from mydata.manifest import ingest_rows, latest_manifest, latest_matching
-from models import registry
 
 
 @dataclass(frozen=True)

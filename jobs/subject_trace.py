@@ -18,15 +18,15 @@ import pyarrow as pa
 
 from jobs import purge
 from jobs.consent_review import subject_status
-from jobs.withdrawals import unrecorded_runs
 from jobs.stage import stage_run
+from jobs.withdrawals import unrecorded_runs
+from models import registry
 from mydata.config import PURPOSES, SESSION_TIME_ZONE, Settings
 from mydata.engines import Engine
 from mydata.keys import KeyStore, purpose_pseudonym
 from mydata.lake import Lake
-from mydata.manifest import runs
 from mydata.lock import writes_lake
-from models import registry
+from mydata.manifest import runs
 from schemas import asof
 from schemas.silver import FUSED_SOURCES
 

@@ -5,16 +5,17 @@ The ``segment`` stage (``jobs/segment.py``) runs this and decides when to.
 """
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 from sklearn.metrics import adjusted_rand_score
 
-from models.train import DEFAULT_KS, train
+from models.pipeline import ModelSpec
+from models.train import train
 from render.model import write_report
 
 
-def train_and_register(lake, purpose: str, as_of=None, algorithm: str = "kmeans", ks=DEFAULT_KS, seed: int = 0,
-                       pca_components: int | None = None, truth: Mapping[str, str] | None = None):
+def train_and_register(lake, purpose: str, as_of=None, options: ModelSpec = ModelSpec(),
+                       truth: Mapping[str, str] | None = None):
     """Train on a published snapshot, register the model with its lineage and profile, write its
     report; returns (the registered version, the trained model).
 
@@ -28,7 +29,7 @@ def train_and_register(lake, purpose: str, as_of=None, algorithm: str = "kmeans"
     folder = snapshot_folder(purpose, as_of, lake.root)
     as_of = folder.name.split("=", 1)[1]
     frame = load_snapshot(purpose, as_of, lake.root).sort_values("pseudonym").reset_index(drop=True)
-    model = train(frame, algorithm, ks, seed, pca_components)
+    model = train(frame, options)
     fused = latest_matching(lake, "fuse", purpose=purpose, as_of=as_of)
     metrics = dict(model.metrics)
     if truth:

@@ -7,7 +7,7 @@ Gaussian mixture. Everything is seeded: the same snapshot and parameters give th
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -45,21 +45,40 @@ def signed_log1p(values: np.ndarray) -> np.ndarray:
     return np.sign(values) * np.log1p(np.abs(values))
 
 
-@dataclass(frozen=True)
+DEFAULT_KS = tuple(range(3, 11))
+
+
+@dataclass(frozen=True, kw_only=True)
 class ModelSpec:
+    """A segmentation model's options, checked when built: the algorithm, ``k`` (unset: chosen
+    from the candidates ``ks`` by the selection rule), the seed and an optional PCA step."""
+
     algorithm: str = "kmeans"
-    k: int = 6
+    k: int | None = None
+    ks: tuple[int, ...] = DEFAULT_KS
     seed: int = 0
     pca_components: int | None = None
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "ks", tuple(self.ks))  # a range or a list is accepted, a tuple kept
         if self.algorithm not in ALGORITHMS:
             raise ValueError(f"algorithm must be one of {', '.join(ALGORITHMS)}, got {self.algorithm!r}")
-        if self.k < 2:
+        if self.k is not None and self.k < 2:
             raise ValueError(f"k must be at least 2, got {self.k}")
+        if not self.ks or min(self.ks) < 2:
+            raise ValueError(f"the candidate ks must be at least 2, got {list(self.ks)}")
+
+    @property
+    def candidates(self) -> tuple[int, ...]:
+        """The ks model selection tries: k alone when it is given."""
+        return (self.k,) if self.k is not None else self.ks
+
+    def with_k(self, k: int) -> ModelSpec:
+        """This spec with k chosen (its candidates stay on record)."""
+        return replace(self, k=k, ks=self.candidates)
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "ks": list(self.candidates)}
 
 
 def preprocessing(features: list[str], pca_components: int | None = None, seed: int = 0) -> Pipeline:

@@ -12,7 +12,7 @@ import json
 import os
 import platform
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib.metadata import version as package_version
 from pathlib import Path
 
@@ -85,7 +85,7 @@ def register(lake: Lake, purpose: str, artifact, metadata: dict) -> ModelVersion
     staging.mkdir()
     joblib.dump(artifact, staging / "model.joblib")
     document = {**metadata, "purpose": purpose, "version": name,
-                "created_at": datetime.now(timezone.utc).isoformat(), "libraries": library_versions()}
+                "created_at": datetime.now(UTC).isoformat(), "libraries": library_versions()}
     write_json_atomic(staging / "metadata.json", document)
     os.rename(staging, root / name)
     return ModelVersion(purpose, name, root / name, document)

@@ -7,7 +7,7 @@ bootstrap samples, all compared on the full snapshot.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import combinations
 
 import numpy as np
@@ -17,11 +17,18 @@ from sklearn.metrics import adjusted_rand_score, silhouette_score
 from sklearn.pipeline import Pipeline
 
 from features.health import frame_blank
-from mydata import progress
-from models.pipeline import ModelSpec, build_pipeline, clusterer, model_features, model_matrix, preprocessing
+from models.pipeline import (
+    DEFAULT_KS,
+    ModelSpec,
+    build_pipeline,
+    clusterer,
+    model_features,
+    model_matrix,
+    preprocessing,
+)
 from models.profile import standardised
+from mydata import progress
 
-DEFAULT_KS = tuple(range(3, 11))
 #: models are fitted on at most this many subjects (a seeded sample); every subject is then assigned.
 #: Centres found on 50,000 subjects move very little with more, and training time stops growing.
 FIT_ROWS = 50_000
@@ -76,7 +83,7 @@ def select_k(prepared: np.ndarray, algorithm: str, ks=DEFAULT_KS, seed: int = 0,
 
 def _fit_k(selection: Selection, prepared: np.ndarray, algorithm: str, k: int, seed: int, sample: int) -> None:
     """Fit ``k`` segments into ``selection``: the model, its silhouette and its BIC or inertia."""
-    model = selection.models[k] = clusterer(ModelSpec(algorithm, k, seed)).fit(prepared)
+    model = selection.models[k] = clusterer(ModelSpec(algorithm=algorithm, k=k, seed=seed)).fit(prepared)
     labels = model.predict(prepared)
     if len(set(labels)) > 1:
         selection.silhouette[k] = float(silhouette_score(prepared, labels, sample_size=min(sample, len(prepared)),
@@ -95,14 +102,13 @@ def stability(frame: pd.DataFrame, spec: ModelSpec, features: list[str], runs: i
     labelings = []
     for run in range(runs):
         rows = rng.choice(len(frame), size=len(frame), replace=True)
-        pipeline = build_pipeline(ModelSpec(spec.algorithm, spec.k, spec.seed + 1 + run, spec.pca_components),
+        pipeline = build_pipeline(replace(spec, seed=spec.seed + 1 + run),
                                   features).fit(frame.iloc[rows][features])
         labelings.append(pipeline.predict(frame[features]))
     return float(np.mean([adjusted_rand_score(a, b) for a, b in combinations(labelings, 2)]))
 
 
-def train(frame: pd.DataFrame, algorithm: str = "kmeans", ks=DEFAULT_KS, seed: int = 0,
-          pca_components: int | None = None, k: int | None = None, fit_rows: int = FIT_ROWS) -> TrainedModel:
+def train(frame: pd.DataFrame, options: ModelSpec = ModelSpec(), fit_rows: int = FIT_ROWS) -> TrainedModel:
     """Choose k (unless given), fit the final pipeline, measure stability; seeded end to end.
 
     Fitting uses a seeded sample of ``fit_rows`` subjects when there are more; ``labels`` cover all.
@@ -113,11 +119,12 @@ def train(frame: pd.DataFrame, algorithm: str = "kmeans", ks=DEFAULT_KS, seed: i
         raise ValueError("every feature of the snapshot is constant or all null: nothing to segment on")
     frame = frame.sort_values("pseudonym").reset_index(drop=True)  # row order never changes a model
     matrix = model_matrix(frame, features)
+    seed = options.seed
     fit = matrix if len(matrix) <= fit_rows else matrix.sample(n=fit_rows, random_state=seed).sort_index()
-    prep = preprocessing(features, pca_components, seed)
+    prep = preprocessing(features, options.pca_components, seed)
     prepared = prep.fit_transform(fit)
-    selection = select_k(prepared, algorithm, ks if k is None else [k], seed)
-    spec = ModelSpec(algorithm, selection.chosen, seed, pca_components)
+    selection = select_k(prepared, options.algorithm, options.candidates, seed)
+    spec = options.with_k(selection.chosen)
     pipeline = Pipeline([("prep", prep), ("model", selection.models[spec.k])])  # both already fitted
     scaled = standardised(pipeline, matrix, features)  # a PCA step, if any, comes after
     labels = selection.models[spec.k].predict(prep[2:].transform(scaled.to_numpy()) if len(prep) > 2

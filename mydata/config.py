@@ -9,12 +9,14 @@ import dataclasses
 import math
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from mydata.lake import Lake
+
 # the runtime's settings name the zone the contract declares
 from schemas.dialects import SESSION_TIME_ZONE  # noqa: F401
 
@@ -207,7 +209,7 @@ class Settings:
         return engine
 
     @classmethod
-    def load(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
+    def load(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Defaults, then ``MYDATA_*`` variables from ``env``, then non-None ``overrides``."""
         env = os.environ if env is None else env
         values: dict[str, Any] = {}
@@ -257,7 +259,7 @@ class Settings:
         too, with ``group_access``): bronze, the ledger and airflow.db hold pseudonymised personal data."""
         os.umask(0o027 if self.group_access else 0o077)
 
-    def replace(self, **changes: Any) -> "Settings":
+    def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
 
     def as_env(self) -> dict[str, str]:

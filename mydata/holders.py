@@ -16,10 +16,10 @@ import json
 import os
 import re
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import date
 from pathlib import Path
-from typing import Mapping
 
 from mydata.config import ConfigError, Settings
 from mydata.manifest import write_json_atomic
@@ -69,7 +69,7 @@ class HolderRegistry:
         self._path = path
 
     @classmethod
-    def open(cls, settings: Settings, env: Mapping[str, str] | None = None) -> "HolderRegistry":
+    def open(cls, settings: Settings, env: Mapping[str, str] | None = None) -> HolderRegistry:
         """``MYDATA_HOLDERS`` if set, else the data root's file (empty when it does not exist yet)."""
         env = os.environ if env is None else env
         if env.get(HOLDERS_ENV_VAR):

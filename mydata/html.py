@@ -9,9 +9,9 @@ from __future__ import annotations
 import html
 import os
 import threading
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
 _STYLE = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;max-width:72rem;
@@ -104,10 +104,12 @@ def line_chart(xs: Sequence[float], series: dict[str, Sequence[float]], marked: 
             continue
         lo, hi = min(ys), max(ys)
         span, xspan = (hi - lo) or 1.0, (max(xs) - min(xs)) or 1.0
-        def px(x: float) -> float:
+        def px(x: float, xspan: float = xspan) -> float:
             return 44 + (x - min(xs)) / xspan * (width - 56)
-        def py(y: float) -> float:
+
+        def py(y: float, lo: float = lo, span: float = span) -> float:
             return 14 + (1 - (y - lo) / span) * (height - 40)
+
         points = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in zip(xs, ys))
         parts = [f'<svg width="{width}" height="{height}" role="img" font-size="11" '
                  f'font-family="system-ui,sans-serif"><text x="44" y="10" font-weight="600">{html.escape(name)}</text>',

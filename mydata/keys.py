@@ -25,9 +25,9 @@ import hmac
 import json
 import os
 import secrets as _random
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 from mydata.config import PURPOSES, Settings
 
@@ -128,7 +128,7 @@ class KeyStore:
 
     # construction ------------------------------------------------------------
     @classmethod
-    def open(cls, settings: Settings, env: Mapping[str, str] | None = None) -> "KeyStore":
+    def open(cls, settings: Settings, env: Mapping[str, str] | None = None) -> KeyStore:
         """The production store from ``MYDATA_KEYS`` if set, else the embedded file (made if missing)."""
         env = os.environ if env is None else env
         if env.get(KEYS_ENV_VAR):
@@ -140,7 +140,7 @@ class KeyStore:
         return cls.open_file(settings.lake.keys / "keystore.json")
 
     @classmethod
-    def open_file(cls, path: Path) -> "KeyStore":
+    def open_file(cls, path: Path) -> KeyStore:
         path = Path(path)
         if not path.exists():
             cls._create_file(path)

@@ -23,11 +23,12 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import wraps
 from pathlib import Path
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, TypeVar
 
 from filelock import FileLock, Timeout
 
@@ -128,7 +129,7 @@ def lake_lock(root: Path, stage: str, wait: float) -> Iterator[Holder]:
     left = current_holder(root)
     if left is not None:  # its process ended without releasing: the kernel let go of its lock
         _say(f"{stage}: took over the lake lock from {left.said()}, which ended without releasing it")
-    holder = Holder(stage, os.getpid(), socket.gethostname(), datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    holder = Holder(stage, os.getpid(), socket.gethostname(), datetime.now(UTC).isoformat(timespec="seconds"))
     _write_holder(holder_file, holder)
     held = _Held(lock, holder_file, holder)
     with _guard:

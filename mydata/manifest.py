@@ -12,18 +12,18 @@ import os
 import subprocess
 import uuid
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import mydata
-from mydata.config import PROJECT_ROOT
 from mydata import lock
+from mydata.config import PROJECT_ROOT
 from mydata.lake import Lake
 
 
 def new_run_id(job: str) -> str:
-    return f"{job}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+    return f"{job}-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
 
 
 @functools.lru_cache(maxsize=1)
@@ -47,7 +47,7 @@ class RunManifest:
     quarantined: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     status: str = "running"
-    started_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
+    started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
     finished_at: str | None = None
     code_version: str = field(default_factory=code_version)
     #: why a failed run failed, in one line
@@ -56,7 +56,7 @@ class RunManifest:
     path: Path | None = field(default=None, repr=False, compare=False)
 
     @classmethod
-    def start(cls, job: str, **parameters: Any) -> "RunManifest":
+    def start(cls, job: str, **parameters: Any) -> RunManifest:
         manifest = cls(job=job, run_id=new_run_id(job), parameters=parameters)
         # those waiting for the lake learn which run holds it; the run records what taking it finished
         manifest.notes += lock.announce(manifest.run_id)
@@ -69,7 +69,7 @@ class RunManifest:
     def finished(self, status: str = "succeeded") -> dict:
         """The manifest as it is written when the run ends (for a run that lands it with its outputs)."""
         self.status = status
-        self.finished_at = datetime.now(timezone.utc).isoformat()
+        self.finished_at = datetime.now(UTC).isoformat()
         return {k: v for k, v in asdict(self).items() if k != "path"}
 
     def landed(self, lake: Lake) -> Path:

@@ -17,8 +17,8 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
-from pathlib import Path
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from mydata.config import PROJECT_ROOT, Settings

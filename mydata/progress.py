@@ -11,9 +11,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import IO, Callable, Iterator, Protocol
+from typing import IO, Protocol
 
 from rich.console import Console
 from rich.markup import escape
@@ -47,7 +48,7 @@ class Step:
     failed: bool = False
     #: how the step ended when that is more than done or failed (an Airflow task's state)
     outcome: str = ""
-    _display: "Display | None" = field(default=None, repr=False)
+    _display: Display | None = field(default=None, repr=False)
 
     def advance(self, done: int = 1, rows: int | None = None) -> None:
         """Count ``done`` more units (and ``rows`` more rows) and let the display know."""

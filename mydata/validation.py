@@ -5,10 +5,11 @@ table's suite run, and batches combined. Each engine runs the suites its own way
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from schemas.bronze import TABLES
 from schemas.expectations import expectation_suite, gx
@@ -58,7 +59,10 @@ def new_context():
 def _is_row_check(expectation_type: str) -> bool:
     """Map expectations judge every row: passing one means no row broke it."""
     from great_expectations.expectations.expectation import (
-        ColumnMapExpectation, ColumnPairMapExpectation, MulticolumnMapExpectation)
+        ColumnMapExpectation,
+        ColumnPairMapExpectation,
+        MulticolumnMapExpectation,
+    )
     from great_expectations.expectations.registry import get_expectation_impl
 
     return issubclass(get_expectation_impl(expectation_type),

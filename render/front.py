@@ -8,10 +8,10 @@ folder can be copied or served as it is.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable
 
 from mydata import html
 from mydata.lake import Lake
@@ -193,7 +193,7 @@ def page(lake: Lake) -> str:
     found = {job: runs(lake, job) for job in {shelf.job for shelf in SHELVES}}  # a job on two shelves is read once
     latest = [by_job[0] for by_job in found.values() if by_job]
     failed = sorted({m["job"] for m in latest if m["status"] != "succeeded"})
-    facts = {"lake": lake.root, "updated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    facts = {"lake": lake.root, "updated": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
              "runs": sum(len(by_job) for by_job in found.values()),
              "latest runs": f"not succeeded: {', '.join(failed)}" if failed else "all succeeded"}
     sections = [_glance(lake, found)]

@@ -10,8 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from schemas import codes
-from schemas.landing import (APIS, CONSENT_FIELDS, CSV_SOURCES, OPTIONAL_FIELDS, REQUIRED_WHEN,
-                             TELECOM_USAGE_REQUIRED, field_kind, max_length)
+from schemas.landing import (
+    APIS,
+    CONSENT_FIELDS,
+    CSV_SOURCES,
+    OPTIONAL_FIELDS,
+    REQUIRED_WHEN,
+    TELECOM_USAGE_REQUIRED,
+    field_kind,
+    max_length,
+)
 
 #: landing kind -> Spark SQL type of the parsed column
 SPARK_TYPES = {

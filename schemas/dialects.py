@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from datetime import date as calendar_date, datetime
+from datetime import date as calendar_date
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 

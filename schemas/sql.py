@@ -6,7 +6,6 @@ their queries from these functions and run them on the configured engine.
 """
 from __future__ import annotations
 
-
 from schemas.bronze import Column, TableSpec
 from schemas.dialects import Dialect
 from schemas.landing import LINK_KEY_PATTERN

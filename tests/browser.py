@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
-from typing import Iterator
+from collections.abc import Iterator
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service

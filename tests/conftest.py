@@ -16,9 +16,9 @@ os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 
 from mydata import storage  # noqa: E402
 from mydata.config import Settings  # noqa: E402
-from tests.on_spark import as_engine  # noqa: E402
-from mydata.keys import KeyStore  # noqa: E402
 from mydata.devtools.synth import GenerationSummary, GeneratorOptions, generate  # noqa: E402
+from mydata.keys import KeyStore  # noqa: E402
+from tests.on_spark import as_engine  # noqa: E402
 
 
 @pytest.fixture(scope="session")

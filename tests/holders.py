@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-from typing import Iterable
+from collections.abc import Iterable
 
 from mydata.collect.collector import GAVE_UP
 from mydata.devtools.simulator import MID_PAGE_RSP_CODE, REFUSED_RSP_CODE, SERVER_ERROR_RSP_CODE, Faults

@@ -6,8 +6,7 @@
 """
 from jobs.consent.export import export_anchors
 from jobs.consent.job import append, run
-from jobs.consent.ledger import (ConsentChainBroken, LedgerHead, anchors_path, chain_order, ledger_path,
-                                 read_anchors)
+from jobs.consent.ledger import ConsentChainBroken, LedgerHead, anchors_path, chain_order, ledger_path, read_anchors
 from jobs.consent.snapshot import consent_states_sql
 from jobs.consent.verify import Verification, verify_ledger
 

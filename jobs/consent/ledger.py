@@ -5,8 +5,9 @@ event of the whole log). A chain proves order and content; every append also rec
 Here: the paths, the hash checked on the engine, ordering a delivery by its links, the head."""
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 import pyarrow as pa
 

@@ -17,14 +17,14 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import numpy as np
 import opendp.prelude as dp
 import pyarrow.parquet as pq
 
-from jobs.stage import StageRun, stage_run
 from features.definitions import FEATURES, Feature
+from jobs.stage import StageRun, stage_run
 from mydata.config import Settings
 from mydata.lake import Lake
 from mydata.lock import writes_lake
@@ -240,7 +240,7 @@ def _release(run: StageRun, epsilon: float, delta: float, before: float) -> dict
     path.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
     report = write_page(lake.report("dp") / purpose / f"{manifest.run_id}.html", document, before + cost,
                         settings.dp_budget)
-    _record_spend(lake, {"release": manifest.run_id, "at": datetime.now(timezone.utc).isoformat(), "purpose": purpose,
+    _record_spend(lake, {"release": manifest.run_id, "at": datetime.now(UTC).isoformat(), "purpose": purpose,
                          "as_of": as_of, "model": model, "epsilon": cost, "delta": delta})
     manifest.outputs = {"release": str(path), "report": str(report), "epsilon": cost, "segments": len(released),
                         "budget_spent": round(before + cost, 9), "budget": settings.dp_budget}

@@ -9,22 +9,31 @@ generalised and suppressed, and the l-diversity of a sensitive feature.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
-from jobs.stage import StageRun, stage_run
-from features.definitions import FEATURES, QUASI_IDENTIFIERS
-from features.release import (AREAS, BUCKET_LABELS, LEVELS, RELEASED_QUASI_IDENTIFIERS, SENSITIVE_BANDS,
-                              SENSITIVE_FEATURE, SIZE_BUCKETS, SUPPRESSED, Level)
 from features import health
+from features.definitions import FEATURES, QUASI_IDENTIFIERS
+from features.release import (
+    AREAS,
+    BUCKET_LABELS,
+    LEVELS,
+    RELEASED_QUASI_IDENTIFIERS,
+    SENSITIVE_BANDS,
+    SENSITIVE_FEATURE,
+    SIZE_BUCKETS,
+    SUPPRESSED,
+    Level,
+)
 from features.sql import catalog_stats_sql, health_sql
+from jobs.stage import StageRun, stage_run
 from mydata import html, progress, storage
 from mydata.config import ConfigError, Settings
 from mydata.engines import Engine
 from mydata.lake import Lake
-from mydata.manifest import RunManifest, missing_input, runs
 from mydata.lock import writes_lake
+from mydata.manifest import RunManifest, missing_input, runs
 from render.catalog import write_catalog
 from render.privacy import page as privacy_page
 from schemas.dialects import Dialect

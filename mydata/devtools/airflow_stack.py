@@ -24,14 +24,14 @@ import subprocess
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 from mydata.airflow_runner import airflow_bin, airflow_env
-from mydata.devtools.cluster import free_port
 from mydata.config import Settings
+from mydata.devtools.cluster import free_port
 from mydata.orchestration import lake_pool_command
 
 PG_VERSION_DIRS = Path("/usr/lib/postgresql")
@@ -248,11 +248,11 @@ def _start(stack: AirflowStack, commands: dict[str, list[str]], timeout: float) 
             try:
                 with urllib.request.urlopen(f"{stack.api_url}/api/v2/monitor/health", timeout=5):  # noqa: S310
                     break
-            except OSError:
+            except OSError as exc:
                 stack.check_alive()
                 if time.monotonic() > deadline:
                     raise StackError(f"the api-server did not answer in {timeout:.0f}s; "
-                                     f"see {stack.logs / 'api-server.log'}")
+                                     f"see {stack.logs / 'api-server.log'}") from exc
                 time.sleep(1)
     except BaseException:
         stack.stop()

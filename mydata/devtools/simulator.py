@@ -104,7 +104,7 @@ class HolderSimulator:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}"
 
-    def start(self) -> "HolderSimulator":
+    def start(self) -> HolderSimulator:
         handler = type("Handler", (_Handler,), {"simulator": self})
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.server.daemon_threads = True
@@ -116,7 +116,7 @@ class HolderSimulator:
             self.server.shutdown()
             self.server.server_close()
 
-    def __enter__(self) -> "HolderSimulator":
+    def __enter__(self) -> HolderSimulator:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -9,9 +9,10 @@ Both read and write the same Parquet lake, so a table written by one is read by 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from mydata.config import Settings
 from schemas.dialects import Dialect
@@ -52,7 +53,7 @@ class Engine(ABC):
         ``streamed``: one query reads them, once, so the files are read as it runs, not kept."""
 
     @abstractmethod
-    def arrow(self, name: str, table: "pa.Table") -> None:
+    def arrow(self, name: str, table: pa.Table) -> None:
         """Register a small Arrow table (keys, parameters, test inputs) as ``name``."""
 
     @abstractmethod
@@ -77,7 +78,7 @@ class Engine(ABC):
         """The (small) result of ``sql`` as dicts."""
 
     @abstractmethod
-    def arrow_rows(self, sql: str) -> "pa.Table":
+    def arrow_rows(self, sql: str) -> pa.Table:
         """The result of ``sql`` as an Arrow table in this process (a frame a person asked for)."""
 
     @abstractmethod
@@ -89,18 +90,18 @@ class Engine(ABC):
         """The column names of the registered ``name``."""
 
     @abstractmethod
-    def map_batches(self, name: str, sql: str, fn: Callable[["pd.DataFrame"], "pd.DataFrame"],
+    def map_batches(self, name: str, sql: str, fn: Callable[[pd.DataFrame], pd.DataFrame],
                     schema: str) -> None:
         """Register ``name``: ``fn`` applied to the result of ``sql`` batch by batch (pandas in and
         out, ``schema`` in Spark's words); for a Python library such as a fitted model."""
 
     @abstractmethod
     def stage(self, sql: str, table: Path, dts: list[date], run_id: str,
-              tables: list[str] | None = None, key: str = "dt") -> "Staged":
+              tables: list[str] | None = None, key: str = "dt") -> Staged:
         """``mydata.storage.stage`` of the result of ``sql``."""
 
     @abstractmethod
-    def validate(self, written: list["Written"], rows_at_once: int | None = None) -> list["TableValidation"]:
+    def validate(self, written: list[Written], rows_at_once: int | None = None) -> list[TableValidation]:
         """Each bronze table's Great Expectations suite (``schemas.expectations``) over the delivery
         dates written, run inside the engine; ``rows_at_once`` bounds a batch (None: as the engine's
         memory allows)."""
@@ -113,7 +114,7 @@ class Engine(ABC):
         """Run ``(function, *args)`` calls, their results in order (at once where the engine gains)."""
         return [call[0](*call[1:]) for call in calls]
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (most engines have nothing to release)
         """Release the session (the embedded engine's connection); Spark's lives on."""
 
 

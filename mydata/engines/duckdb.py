@@ -11,15 +11,16 @@ import inspect
 import re
 import shutil
 import zlib
+from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-from duckdb import sqltypes
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from duckdb import sqltypes
 
 from mydata import storage
 from mydata.config import SESSION_TIME_ZONE, Settings
@@ -147,7 +148,7 @@ class DuckDBEngine(Engine):
         self.checked_rows_at_once: int | None = None  # rows validated at once (None: a table whole)
 
     @classmethod
-    def connect(cls, settings: Settings) -> "DuckDBEngine":
+    def connect(cls, settings: Settings) -> DuckDBEngine:
         spill = settings.lake.spill
         spill.mkdir(parents=True, exist_ok=True)
         config = {"memory_limit": settings.duckdb_memory, "temp_directory": str(spill),
@@ -293,7 +294,7 @@ class DuckDBEngine(Engine):
                 self._streams.discard(name)
                 self.con.unregister(f"{name}_raw")
 
-    def validate(self, written: list["Written"], rows_at_once: int | None = None) -> list["TableValidation"]:
+    def validate(self, written: list[Written], rows_at_once: int | None = None) -> list[TableValidation]:
         from mydata.engines import gx_duckdb
 
         return gx_duckdb.validate(self, written, rows_at_once or self.checked_rows_at_once)

@@ -50,7 +50,7 @@ def enable() -> None:
     _enabled = True
 
 
-def validate(engine: "DuckDBEngine", written: list[Written], rows_at_once: int) -> list[TableValidation]:
+def validate(engine: DuckDBEngine, written: list[Written], rows_at_once: int) -> list[TableValidation]:
     """The suites through Great Expectations' SQL data source on DuckDB: every table written, over
     the delivery dates it was written for, as a view in a database file under the spill folder that
     GX opens with its own connection (the engine's memory limit and spill folder); the checks run

@@ -5,10 +5,11 @@ outputs computed from one intermediate read it once.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
-from zoneinfo import ZoneInfo
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 from pyspark.sql import SparkSession
@@ -121,7 +122,7 @@ class SparkEngine(Engine):
     def concurrently(self, calls: list[tuple]) -> list:
         return concurrently(calls)
 
-    def validate(self, written: list["Written"], rows_at_once: int | None = None) -> list["TableValidation"]:
+    def validate(self, written: list[Written], rows_at_once: int | None = None) -> list[TableValidation]:
         from mydata.engines import gx_spark
 
         return gx_spark.validate(self.spark, written)  # a table at a time, spread over the executors

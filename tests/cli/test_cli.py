@@ -9,8 +9,8 @@ import urllib.request
 import pytest
 
 from cli import main
-from mydata.devtools.cluster import free_port
 from mydata.config import Settings
+from mydata.devtools.cluster import free_port
 from mydata.keys import KeyStore
 from tests.on_spark import read_ledger
 

@@ -12,11 +12,11 @@ import pytest
 from jobs import consent, ingest
 from jobs.collect import connection_id
 from mydata.airflow_runner import dags_test
-from mydata.devtools.simulator import REFUSED_RSP_CODE, Faults, HolderSimulator, busiest_holder
-from tests.holders import FAILED_CODES, FAULTS, kept
 from mydata.config import Settings
+from mydata.devtools.simulator import REFUSED_RSP_CODE, Faults, HolderSimulator, busiest_holder
 from mydata.holders import Holder, HolderRegistry
 from mydata.manifest import latest_manifest
+from tests.holders import FAILED_CODES, FAULTS, kept
 
 
 @pytest.mark.slow

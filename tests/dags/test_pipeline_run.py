@@ -11,16 +11,16 @@ from pathlib import Path
 
 import pytest
 
+from cli.demo import print_summary
 from jobs import status
 from mydata import progress
 from mydata.airflow_runner import RunProgress, dags_test
+from mydata.config import Settings
 from mydata.devtools.airflow_stack import start_ui, ui_login
 from mydata.devtools.cluster import free_port
-from cli.demo import print_summary
-from mydata.config import Settings
-from mydata.manifest import latest_manifest
 from mydata.devtools.synth import GenerationSummary
 from mydata.devtools.synth.generator import REAL_SHAPES
+from mydata.manifest import latest_manifest
 from schemas.asof import default_as_of
 from tests.browser import chromium
 

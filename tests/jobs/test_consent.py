@@ -3,14 +3,15 @@ from __future__ import annotations
 
 import json
 import random
-from datetime import date, datetime, timedelta
-from datetime import timezone
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from hypothesis import given, settings as hsettings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from jobs import consent
 from mydata import storage
@@ -18,12 +19,12 @@ from mydata.config import Settings
 from schemas.bronze import CONSENT_EVENTS
 from schemas.consent import GENESIS_HASH, chain, delivered_event, event_hash
 from schemas.dialects import DUCKDB
-from tests.tables import rows_table
 from tests.on_spark import read_ledger, verify_ledger
+from tests.tables import rows_table
 
 BRONZE_SCHEMA = ", ".join(f"{c.name} {c.spark_type}" for c in CONSENT_EVENTS.columns) + ", dt date"
 LK = ["A" * 43, "B" * 43, "C" * 43]
-UTC = timezone.utc
+UTC = UTC
 KST = ZoneInfo("Asia/Seoul")  # the session's time zone: timestamps mean what the landing says
 
 

@@ -9,13 +9,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from features.definitions import FEATURES, QUASI_IDENTIFIERS, SOURCES
-from features.definitions import Feature
+from features.definitions import FEATURES, QUASI_IDENTIFIERS, SOURCES, Feature
 from features.sql import features_sql, historical_sql, months_before
 from jobs import features
-from tests.on_spark import as_engine
 from schemas.bronze import STATE, TABLES
 from schemas.silver import silver_columns
+from tests.on_spark import as_engine
 from tests.tables import differing_cells, rows_table
 
 KST = ZoneInfo("Asia/Seoul")

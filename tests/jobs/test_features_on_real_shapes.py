@@ -11,8 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from jobs import consent, features, fuse, ingest
-from mydata.keys import KeyStore, purpose_pseudonym
 from mydata.devtools.synth.generator import REAL_SHAPES, SILENT_OPERATOR, GeneratorOptions, make_subject
+from mydata.keys import KeyStore, purpose_pseudonym
 from tests.tables import differing_cells
 
 pytestmark = pytest.mark.slow

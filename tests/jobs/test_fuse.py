@@ -9,13 +9,13 @@ import pytest
 
 from jobs import fuse
 from mydata import storage
-from mydata.keys import KeyStore, link_key, purpose_pseudonym
 from mydata.devtools.synth import subject_ci
+from mydata.keys import KeyStore, link_key, purpose_pseudonym
 from schemas.bronze import TABLES
-from schemas.silver import silver_columns
 from schemas.dialects import DUCKDB
-from tests.tables import rows_table
+from schemas.silver import silver_columns
 from tests.on_spark import verify_ledger
+from tests.tables import rows_table
 
 STATES = "link_key string, key_version int, source string, state string, end_date date"
 IDENTITY = "link_key string, key_version int"

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import date, timezone
+from datetime import UTC, date
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -180,7 +180,7 @@ def test_transactions_are_exploded_typed_and_bad_items_quarantined_alone(duckdb_
     row, q = split_rows(engine, spec, ingest_sql.mydata_rows(d, spec, "parsed"), "parsed")
     assert len(row) == 1 and row[0]["trans_no"] == "1" and row[0]["item_no"] == 0
     assert str(row[0]["trans_amt"]) == "2500000.000"
-    assert row[0]["trans_dtime"].astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S") == "2026-10-02 03:15:30"
+    assert row[0]["trans_dtime"].astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") == "2026-10-02 03:15:30"
     assert engine.rows("SELECT typeof(trans_amt) AS t FROM ranked LIMIT 1") == [{"t": "DECIMAL(18,3)"}]
     assert [(r["rule"], r["item_no"]) for r in q] == [("trans_dtime.format", 1)]
     assert "trans_amt=-5.000 is not a non-negative decimal" in q[0]["reason"]

@@ -6,8 +6,8 @@ import base64
 import pytest
 
 from jobs.pseudonym import pseudonym_sql, register_keys
-from tests.on_spark import as_engine
 from mydata.keys import Secret, purpose_pseudonym
+from tests.on_spark import as_engine
 from tests.tables import rows_table
 
 SECRET = Secret(bytes(range(7, 39)))

@@ -7,13 +7,14 @@ import gzip
 import json
 from datetime import date
 from pathlib import Path
-
 from unittest.mock import patch
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from jobs import ingest
 from jobs.ingest import sql as ingest_sql
@@ -213,7 +214,7 @@ def test_bad_bytes_and_overlong_fields_are_quarantined_with_a_reason(tmp_path, s
     long_line = response("bank.deposit.transactions", BANK_ORG, "T1", {"trans_cnt": 1, "trans_list": [item]}, request)
     broken = response("bank.deposit.transactions", BANK_ORG, "T2",
                       {"trans_cnt": 1, "trans_list": [dict(item, trans_memo="급여", trans_no="2")]},
-                      request).encode("utf-8").replace("급여".encode("utf-8"), b"\xff\xfe")
+                      request).encode("utf-8").replace("급여".encode(), b"\xff\xfe")
     deliver(tmp_path, "bank", [long_line, broken])
     deliver(tmp_path, "customer", ["link_key,key_version,birth_year,gender,region_code,customer_since",
                                    f"{LK},1,1990,F,11,20200115".encode() + b"\xc3"], name="c.csv")

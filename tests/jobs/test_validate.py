@@ -11,9 +11,9 @@ from pyspark.sql import functions as F
 
 from jobs import validate
 from mydata import storage
+from mydata.config import Settings
 from mydata.engines import gx_spark
 from mydata.engines.spark import SparkEngine
-from mydata.config import Settings
 from tests.tables import rows_table
 
 LK, LK2 = "A" * 43, "B" * 43

@@ -6,11 +6,11 @@ import xml.dom.minidom
 
 import pandas as pd
 
-from models.pipeline import model_features
+from models.pipeline import ModelSpec, model_features
 from models.profile import label_segment, profile, readable
-from render.model import write_report
 from models.train import train
 from mydata.lake import Lake
+from render.model import write_report
 
 
 def test_labels_name_the_most_distinctive_features_once():
@@ -29,7 +29,7 @@ def test_labels_name_the_most_distinctive_features_once():
 
 def test_profile_and_its_report(tmp_path, blobs):
     frame, truth = blobs(60)
-    model = train(frame, ks=range(2, 6), seed=2)
+    model = train(frame, ModelSpec(ks=range(2, 6), seed=2))
     found = profile(model.pipeline, frame, model.labels, model.features)
     segments = found["segments"]
     assert sorted(s["size"] for s in segments) == [60, 60, 60] and len({s["label"] for s in segments}) == 3

@@ -12,21 +12,21 @@ from models.pipeline import ModelSpec, build_pipeline, model_features
 from models.profile import standardised
 from models.snapshots import feature_dtypes
 from models.train import train
-from tests.on_spark import as_engine
 from mydata.lake import Lake
 from schemas.dialects import DUCKDB
+from tests.on_spark import as_engine
 from tests.tables import rows_table
 
 
 def test_training_finds_the_kinds_and_is_reproducible(blobs):
     frame, truth = blobs()
-    model = train(frame, ks=range(2, 7), seed=5)
+    model = train(frame, ModelSpec(ks=range(2, 7), seed=5))
     assert model.spec.k == 3 and model.selection.rule == "highest silhouette"
     assert adjusted_rand_score(truth, model.labels) > 0.95  # frame is already in pseudonym order
     assert model.stability > 0.9 and set(model.selection.silhouette) == set(range(2, 7))
-    again = train(frame.sample(frac=1, random_state=1), ks=range(2, 7), seed=5)  # row order changes nothing
+    again = train(frame.sample(frac=1, random_state=1), ModelSpec(ks=range(2, 7), seed=5))  # row order changes nothing
     assert (again.labels == model.labels).all()
-    mixture = train(frame, algorithm="gmm", ks=range(2, 6), seed=5)
+    mixture = train(frame, ModelSpec(algorithm="gmm", ks=range(2, 6), seed=5))
     assert mixture.selection.rule == "lowest BIC" and set(mixture.selection.bic) == set(range(2, 6))
 
 
@@ -35,16 +35,16 @@ def test_the_labels_are_what_the_stored_pipeline_predicts(blobs, pca_components)
     """Training transforms every subject once and shares it: the labels it reports and the scale the
     profile describes must be exactly what the pipeline it hands to the registry gives."""
     frame, _ = blobs()
-    model = train(frame, ks=[3], seed=5, pca_components=pca_components)
+    model = train(frame, ModelSpec(ks=[3], seed=5, pca_components=pca_components))
     assert (model.pipeline.predict(frame[model_features()]) == model.labels).all()
     pd.testing.assert_frame_equal(model.scaled, standardised(model.pipeline, frame, model.features))
 
 
 def test_a_bad_model_spec_is_refused():
     with pytest.raises(ValueError, match="algorithm"):
-        ModelSpec("dbscan")
+        ModelSpec(algorithm="dbscan")
     with pytest.raises(ValueError, match="k must be"):
-        ModelSpec("kmeans", 1)
+        ModelSpec(algorithm="kmeans", k=1)
 
 
 def test_the_registry_versions_promotes_and_compares(tmp_path, blobs):
@@ -105,10 +105,10 @@ def test_reference_labels_are_handed_in_and_training_goes_on_without_them(tmp_pa
     """The caller hands in reference labels (link_key, latent_type), read by purpose pseudonym: the
     ARI is scored against them; without them (a user's own landing) there is no ARI, and a file
     that is not there is said, not skipped."""
-    from mydata.config import Settings
-    from mydata.keys import KeyStore, purpose_pseudonym
     from jobs import segment
     from models.reference import BadReferenceLabels
+    from mydata.config import Settings
+    from mydata.keys import KeyStore, purpose_pseudonym
 
     settings = Settings(data_root=tmp_path)
     secret = KeyStore.open(settings).purpose_secret("marketing")
@@ -119,19 +119,19 @@ def test_reference_labels_are_handed_in_and_training_goes_on_without_them(tmp_pa
     labels = tmp_path / "labels.csv"
     labels.write_text("link_key,latent_type\n" + "".join(f"{k},t{t}\n" for k, t in zip(link_keys, types)))
 
-    scored = segment.run(settings, ks=range(3, 4), truth=labels)
+    scored = segment.run(settings, ModelSpec(ks=range(3, 4)), truth=labels)
     assert scored["metrics"]["ari_vs_latent_types"] > 0.95 and scored["metrics"]["subjects_with_truth"] == len(frame)
-    plain = segment.run(settings, ks=range(3, 4))
+    plain = segment.run(settings, ModelSpec(ks=range(3, 4)))
     assert "ari_vs_latent_types" not in plain["metrics"] and plain["metrics"]["k"] == 3
     with pytest.raises(BadReferenceLabels, match="no reference labels"):
-        segment.run(settings, ks=range(3, 4), truth=tmp_path / "none.csv")
+        segment.run(settings, ModelSpec(ks=range(3, 4)), truth=tmp_path / "none.csv")
 
 
 def test_a_feature_no_holder_measured_does_not_stop_training(blobs):
     frame, truth = blobs()
     for name in ("telecom_data_mb_3m_avg", "telecom_night_ratio_3m", "telecom_finance_app_3m_avg"):
         frame[name] = np.nan  # an operator without data volume, night share or app sessions
-    model = train(frame, ks=range(2, 5), seed=5)
+    model = train(frame, ModelSpec(ks=range(2, 5), seed=5))
     assert model.spec.k == 3 and adjusted_rand_score(truth, model.labels) > 0.95
     assert np.isfinite(model.scaled.to_numpy()).all()
 
@@ -141,12 +141,12 @@ def test_training_leaves_out_a_constant_or_empty_feature_and_the_profile_says_wh
 
     frame, truth = blobs()
     frame["bank_accounts"], frame["loan_rate_mean"] = 0, np.nan
-    model = train(frame, ks=[3], seed=5)
+    model = train(frame, ModelSpec(ks=[3], seed=5))
     assert model.left_out == {"bank_accounts": "constant", "loan_rate_mean": "all null"}
     assert not {"bank_accounts", "loan_rate_mean"} & set(model.features) and model.metrics["features_left_out"] == 2
     assert adjusted_rand_score(truth, model.labels) > 0.95
     publish_snapshot(tmp_path, frame)
-    version, _ = train_and_register(Lake(tmp_path), "marketing", "2026-10-01", ks=[3])
+    version, _ = train_and_register(Lake(tmp_path), "marketing", "2026-10-01", ModelSpec(ks=[3]))
     assert version.metadata["features_left_out"] == {"bank_accounts": "constant", "loan_rate_mean": "all null"}
     page = (tmp_path / "reports").rglob("*.html")
     profile = next(p for p in page if version.version in p.name).read_text(encoding="utf-8")

@@ -20,7 +20,7 @@ def synthetic_ci(i: int) -> str:
 
 def test_csv_ci_column_is_replaced_by_link_key_and_version(tmp_path):
     src, dst = tmp_path / "in.csv", tmp_path / "out.csv"
-    src.write_text("name_ref,ci,amount\nr1,%s,100\nr2,%s,200\n" % (synthetic_ci(1), synthetic_ci(2)))
+    src.write_text(f"name_ref,ci,amount\nr1,{synthetic_ci(1)},100\nr2,{synthetic_ci(2)},200\n")
     result = tokenize_file(src, dst, SECRET, 4)
     rows = list(csv.DictReader(dst.open()))
     assert result.records == 2
@@ -56,7 +56,7 @@ def test_bad_csv_errors_name_the_line_not_the_ci(tmp_path, content, message):
 def test_bad_json_line_error_does_not_echo_the_record(tmp_path):
     src = tmp_path / "in.jsonl"
     ci = synthetic_ci(5)
-    src.write_text(json.dumps({"ci": ci}) + "\n" + '{"ci": "%s", broken\n' % ci)
+    src.write_text(json.dumps({"ci": ci}) + "\n" + '{"ci": "' + ci + '", broken\n')
     with pytest.raises(TokenizeError) as excinfo:
         tokenize_file(src, tmp_path / "out.jsonl", SECRET, 1)
     assert "line 2: not valid JSON" in str(excinfo.value)
@@ -65,7 +65,7 @@ def test_bad_json_line_error_does_not_echo_the_record(tmp_path):
 
 def test_cli_tokenize_uses_the_key_store_newest_link_version(tmp_path, capsys):
     src, dst = tmp_path / "in.csv", tmp_path / "out.csv"
-    src.write_text("ci\n%s\n" % synthetic_ci(7))
+    src.write_text(f"ci\n{synthetic_ci(7)}\n")
     assert main(["--data-root", str(tmp_path), "tokenize", "--in", str(src), "--out", str(dst)]) == 0
     store = KeyStore.open(Settings(data_root=tmp_path), env={})
     row = next(csv.DictReader(dst.open()))

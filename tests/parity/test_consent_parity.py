@@ -12,8 +12,8 @@ import pytest
 from jobs import consent
 from mydata.config import Settings
 from mydata.engines import open_engine
-from tests.parity.test_ingest_parity import differences
 from tests.on_spark import verify_ledger
+from tests.parity.test_ingest_parity import differences
 
 
 def heads(root) -> list[tuple]:

@@ -9,12 +9,14 @@ from __future__ import annotations
 import json
 import math
 import shutil
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
 import pytest
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from jobs import consent, fuse, ingest
 from mydata import storage
@@ -204,4 +206,4 @@ def test_a_lake_written_by_one_engine_is_read_by_the_other(tmp_path, spark, engi
     assert {str(r["charge_month"]) for r in rows} == {"2026-10-01"}
     # 2026-11-01 09:30:15 KST is the same instant whichever engine wrote it and whichever reads it
     # (Spark hands back the process's local wall time, DuckDB an aware datetime)
-    assert {r["collected_at"].timestamp() for r in rows} == {datetime(2026, 11, 1, 0, 30, 15, tzinfo=timezone.utc).timestamp()}
+    assert {r["collected_at"].timestamp() for r in rows} == {datetime(2026, 11, 1, 0, 30, 15, tzinfo=UTC).timestamp()}

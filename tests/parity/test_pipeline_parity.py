@@ -14,9 +14,10 @@ from zoneinfo import ZoneInfo
 import pyarrow.parquet as pq
 import pytest
 
-from jobs import consent, features, fuse, release, purge, score
+from jobs import consent, features, fuse, purge, release, score
 from models import registry
 from models.lifecycle import train_and_register
+from models.pipeline import ModelSpec
 from mydata.config import Settings
 from mydata.keys import KeyStore, purpose_pseudonym
 from tests.parity.test_ingest_parity import differences
@@ -41,7 +42,7 @@ def downstream(settings: Settings, spark, deliver_withdrawal, model_from: Path |
     counted["privacy"] = counts(release.run(settings, spark), "levels", "published", "suppressed", "after_sizes",
                                 "l_diversity", "smallest_group", "feature_health", "blank_features")
     if model_from is None:
-        version, _ = train_and_register(settings.lake, settings.purpose, settings.as_of, ks=(3, 4))
+        version, _ = train_and_register(settings.lake, settings.purpose, settings.as_of, ModelSpec(ks=(3, 4)))
         registry.promote(settings.lake, settings.purpose, version.version)
     else:
         shutil.copytree(model_from / "models", settings.lake.models)

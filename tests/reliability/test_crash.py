@@ -19,8 +19,8 @@ import pytest
 from jobs import consent
 from mydata import storage
 from mydata.config import Settings
-from tests.parity.test_ingest_parity import differences
 from tests.on_spark import read_ledger, verify_ledger
+from tests.parity.test_ingest_parity import differences
 
 pytestmark = pytest.mark.slow
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter
-from typing import Iterator
+from collections.abc import Iterator
 
 from schemas.landing import APIS, CSV_SOURCES, field_kind
 

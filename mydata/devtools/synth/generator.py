@@ -22,19 +22,29 @@ import os
 import random
 import shutil
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO
 
-from mydata.keys import KeyStore, Secret, link_key
-from mydata.lake import SUCCESS_MARKER, Lake
 from mydata.devtools.synth import defects as planted
 from mydata.devtools.synth.profiles import (
-    BRANCHED, BRANCHES, CUSTOMER_TYPES, GAMING_MICROPAYMENTS, MERCHANTS, METRO, MICROPAYMENTS,
-    PLANS, REGION_WEIGHTS, SUBSCRIPTION_MICROPAYMENTS, CustomerType,
+    BRANCHED,
+    BRANCHES,
+    CUSTOMER_TYPES,
+    GAMING_MICROPAYMENTS,
+    MERCHANTS,
+    METRO,
+    MICROPAYMENTS,
+    PLANS,
+    REGION_WEIGHTS,
+    SUBSCRIPTION_MICROPAYMENTS,
+    CustomerType,
 )
+from mydata.keys import KeyStore, Secret, link_key
+from mydata.lake import SUCCESS_MARKER, Lake
 from schemas import codes
 from schemas.consent import GENESIS_HASH, chain
 from schemas.landing import CSV_SOURCES
@@ -367,7 +377,7 @@ class ChunkWriter:
         self.compress = compress
         self.defects = defects
         self._handles: dict[tuple[str, int], IO[str]] = {}
-        self._csv: dict[tuple[str, int], "csv._writer"] = {}
+        self._csv: dict[tuple[str, int], csv._writer] = {}
 
     def _handle(self, source: str, month: int, suffix: str) -> IO[str]:
         key = (source, month)

@@ -14,9 +14,9 @@ import pytest
 
 from cli import main
 from features.definitions import FEATURES, Feature
-from jobs import score
+from jobs import score, segment
 from jobs.release import dp_stats
-from jobs import segment
+from models.pipeline import ModelSpec
 from mydata.config import Settings
 
 
@@ -59,7 +59,7 @@ def test_an_epsilon_delta_release_composes_gaussian_noise_in_zcdp_within_its_eps
 def scored(tmp_path, blobs, publish_snapshot) -> Settings:
     publish_snapshot(tmp_path, blobs(150)[0], as_of="2026-10-01")
     settings = Settings(data_root=tmp_path, as_of="2026-10-01", dp_budget=3.0)
-    segment.run(settings, ks=[3], promote=True)
+    segment.run(settings, ModelSpec(ks=[3]), promote=True)
     score.run(settings)
     return settings
 

@@ -109,8 +109,9 @@ def test_a_release_that_cannot_reach_k_publishes_nothing(candidate):
 
 def _later_candidate(settings, days: int, **blanked) -> object:
     """The candidate copied to a later as-of date with some features set to one value for everyone."""
-    import pyarrow as pa
     from datetime import timedelta
+
+    import pyarrow as pa
 
     later = settings.as_of + timedelta(days=days)
     source = settings.lake.feature_candidates("marketing") / f"as_of={settings.as_of}"

@@ -9,11 +9,11 @@ import pytest
 
 from jobs import ingest
 from mydata.collect.collector import HolderConnection, Limits, collect, mark_complete, period
-from mydata.devtools.simulator import REFUSED_RSP_CODE, Faults, HolderSimulator, busiest_holder
-from tests.holders import FAILED_CODES, FAULTS, kept
 from mydata.config import Settings
+from mydata.devtools.simulator import REFUSED_RSP_CODE, Faults, HolderSimulator, busiest_holder
 from mydata.holders import Holder, HolderRegistry
 from mydata.manifest import latest_manifest
+from tests.holders import FAILED_CODES, FAULTS, kept
 
 
 def test_a_delivery_asks_for_the_month_before_it():

@@ -8,10 +8,10 @@ from datetime import date
 
 import pytest
 
-from mydata.storage import has_data
 from mydata.airflow_runner import dags_test_each
 from mydata.devtools.airflow_stack import airflow_stack, local_postgres
 from mydata.manifest import latest_matching
+from mydata.storage import has_data
 
 DATES = [date(2026, 9, 1), date(2026, 9, 2), date(2026, 9, 3)]
 TASKS = ["consent_ledger", "ingest", "validate", "wait_for_deliveries"]

@@ -14,14 +14,13 @@ from pathlib import Path
 import pytest
 
 from mydata.config import Settings
-from mydata.keys import KeyStore
 from mydata.devtools.synth import GeneratorOptions, generate, subject_ci
 from mydata.devtools.synth.generator import ORG_CODES
 from mydata.devtools.synth.profiles import CUSTOMER_TYPES
+from mydata.keys import KeyStore
 from schemas import codes
 from schemas.consent import verify_chain
-from schemas.landing import (APIS, CONSENT_FIELDS, CSV_SOURCES, ENVELOPE_FIELDS, field_kind,
-                             LINK_KEY_PATTERN)
+from schemas.landing import APIS, CONSENT_FIELDS, CSV_SOURCES, ENVELOPE_FIELDS, LINK_KEY_PATTERN, field_kind
 
 CODE_SETS = {
     "currency_code": codes.CURRENCY_CODES, "account_type": codes.ACCOUNT_TYPES,
@@ -233,8 +232,8 @@ def test_consent_log_is_well_formed_and_its_chain_verifies_across_deliveries(sma
     # a delivery holds the events up to its date
     for path in data_files(settings.data_root, "consent"):
         dt = path.parent.name[3:].replace("-", "")
-        assert all(json.loads(l)["event_time"] < dt + "000000" or dt == summary.deliveries[-1].replace("-", "")
-                   for l in path.read_text(encoding="utf-8").splitlines())
+        assert all(json.loads(line)["event_time"] < dt + "000000" or dt == summary.deliveries[-1].replace("-", "")
+                   for line in path.read_text(encoding="utf-8").splitlines())
 
 
 def test_tampering_with_one_consent_event_breaks_the_chain_there(small_landing):
@@ -324,7 +323,9 @@ def test_types_drive_correlated_bank_and_telecom_behaviour(tmp_path, make_landin
                 for item in record["response"]["trans_list"]:
                     if item["trans_memo"] == "급여":
                         salary.setdefault(truth[record["link_key"]], []).append(float(item["trans_amt"]))
-    mean = lambda xs: sum(xs) / len(xs)
+    def mean(xs: list[float]) -> float:
+        return sum(xs) / len(xs)
+
     assert mean(data_gb["young_commuter"]) > 4 * mean(data_gb["senior"])
     assert mean(salary["affluent_saver"]) > 2 * mean(salary["young_commuter"])
     assert "senior" not in salary  # pensions, not salaries
