@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from cli.parsing import Commands
 from cli.settings import settings_of
 
 
@@ -53,3 +54,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from cli.demo import run_demo
 
     return run_demo(settings_of(args), subjects=args.subjects, months=args.months, seed=args.seed)
+
+
+def register(commands: Commands) -> None:
+    p = commands.add("demo", cmd_demo, "generate sample data and run the pipeline DAG through Airflow", lake=None)
+    p.add_argument("--subjects", type=int, default=2_000, help="data subjects to generate (default 2000)")
+    p.add_argument("--months", type=int, default=6, help="months of history (default 6)")
+    p.add_argument("--seed", type=int, default=7, help="generator seed (default 7)")
+    p = commands.add("airflow", cmd_airflow, "run the airflow CLI against the project's Airflow home; `mydata "
+                                             "airflow ui [--port 8080]` serves its UI at http://127.0.0.1:8080; "
+                                             "`mydata airflow pool` sets the lake's pool of one slot", lake=None)
+    p.add_argument("airflow_args", nargs=argparse.REMAINDER, help="the airflow command and its arguments")

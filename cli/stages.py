@@ -7,17 +7,14 @@ import json
 import sys
 from pathlib import Path
 
+from cli.parsing import Commands
 from cli.settings import settings_of
 
 
 def cmd_landing(args: argparse.Namespace) -> int:
     from jobs import landing
 
-    try:
-        result = landing.run(settings_of(args))
-    except landing.BadLanding as exc:
-        print(f"mydata landing: {exc}", file=sys.stderr)
-        return 1
+    result = landing.run(settings_of(args))
     print(json.dumps(result, indent=1))
     for problem in result["skipped"]:
         print(f"skipped (MYDATA_SKIP_BAD_LANDING): {problem}", file=sys.stderr)
@@ -26,16 +23,8 @@ def cmd_landing(args: argparse.Namespace) -> int:
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     from jobs import ingest
-    from jobs.landing import BadLanding
 
-    try:
-        result = ingest.run(settings_of(args))
-    except ingest.NoDeliveryError as exc:
-        print(f"mydata ingest: {exc}", file=sys.stderr)
-        return 2
-    except (ingest.IngestFailed, BadLanding) as exc:
-        print(f"mydata ingest FAILED: {exc}", file=sys.stderr)
-        return 1
+    result = ingest.run(settings_of(args))
     print(f"ingested: {result['rows_accepted']:,} rows accepted, {result['rows_quarantined']:,} "
           f"quarantined, {result['failed_collections']:,} failed collections, "
           f"{result['duplicates']:,} duplicate deliveries")
@@ -50,24 +39,16 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def _validate(args: argparse.Namespace, ingest_run: str | None = None) -> int:
     from jobs import validate
 
-    try:
-        result = validate.run(settings_of(args), ingest_run=ingest_run)
-    except validate.ValidationFailed as exc:
-        print(f"mydata validate: {exc}", file=sys.stderr)
-        return 1
+    result = validate.run(settings_of(args), ingest_run=ingest_run)
     print(f"validated: {result['expectations']:,} expectations met over {result['rows_checked']:,} bronze rows")
     print(f"report: {result['report']}")
     return 0
 
 
 def cmd_fuse(args: argparse.Namespace) -> int:
-    from jobs import consent, fuse
+    from jobs import fuse
 
-    try:
-        result = fuse.run(settings_of(args))
-    except (consent.ConsentChainBroken, fuse.FusedNobody) as exc:
-        print(f"mydata fuse: {exc}", file=sys.stderr)
-        return 1
+    result = fuse.run(settings_of(args))
     counts = ", ".join(f"{k} {v:,}" for k, v in result["linkage"].items())
     print(f"fused {result['subjects_fused']:,} subjects (consent snapshot {result['snapshot']}); {counts}")
     print(f"report: {result['report']}")
@@ -78,29 +59,20 @@ def cmd_fuse(args: argparse.Namespace) -> int:
 def cmd_features(args: argparse.Namespace) -> int:
     from jobs import features
 
-    if args.action == "historical":
-        return _historical(args)
     result = features.run(settings_of(args))
     print(f"features: {result['features']} features for {result['subjects']:,} subjects -> {result['candidate']} "
           "(release candidate; `mydata release` publishes it)")
     return 0
 
 
-def _historical(args: argparse.Namespace) -> int:
+def cmd_features_historical(args: argparse.Namespace) -> int:
     """The point-in-time training frame of a spine file, written as Parquet."""
     import pyarrow.parquet as pq
 
     from jobs import features
 
-    if not args.spine:
-        print("mydata features historical needs --spine FILE (CSV or Parquet with pseudonym and as_of)", file=sys.stderr)
-        return 2
     settings = settings_of(args)
-    try:
-        built = features.historical(settings, args.spine)
-    except features.BadSpine as bad:
-        print(f"features historical: {bad}", file=sys.stderr)
-        return 1
+    built = features.historical(settings, args.spine)
     out = Path(args.out) if args.out else Path(args.spine).with_name(Path(args.spine).stem + "-features.parquet")
     out.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(built.frame, out)
@@ -114,15 +86,7 @@ def _historical(args: argparse.Namespace) -> int:
 def cmd_release(args: argparse.Namespace) -> int:
     from jobs import release
 
-    if args.action == "stats":
-        return _release_stats(args)
-    if args.action == "health":
-        return _release_health(args)
-    try:
-        result = release.run(settings_of(args))
-    except release.ReleaseBlocked as exc:
-        print(f"mydata release: {exc}", file=sys.stderr)
-        return 1
+    result = release.run(settings_of(args))
     print(f"released {result['published']:,} subjects ({result['suppressed']:,} suppressed) at {result['level']}")
     from features.health import named
 
@@ -163,7 +127,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
-def _release_health(args: argparse.Namespace) -> int:
+def cmd_release_health(args: argparse.Namespace) -> int:
     """Every feature's health line in the purpose's latest release (or the one as of --as-of)."""
     from features.health import from_manifest
     from mydata.manifest import latest_matching
@@ -182,18 +146,55 @@ def _release_health(args: argparse.Namespace) -> int:
     return 0
 
 
-def _release_stats(args: argparse.Namespace) -> int:
+def cmd_release_stats(args: argparse.Namespace) -> int:
     from jobs.release import dp_stats
 
-    if args.epsilon is None:
-        raise ValueError("release stats needs --epsilon (the ε this release spends)")
-    try:
-        result = dp_stats.run(settings_of(args), args.epsilon, args.delta)
-    except dp_stats.BudgetExceeded as exc:
-        print(f"mydata release stats: {exc}", file=sys.stderr)
-        return 1
+    result = dp_stats.run(settings_of(args), args.epsilon, args.delta)
     print(f"released noisy statistics of {result['segments']} segment(s) at ε {result['epsilon']:g} "
           f"(budget spent {result['budget_spent']:g} of {result['budget']:g})")
     print(f"release: {result['release']}")
     print(f"report: {result['report']}")
     return 0
+
+
+def register(commands: Commands) -> None:
+    commands.add("landing", cmd_landing, "inventory the landing zone (complete deliveries, record counts)")
+    commands.add("recover", cmd_recover, "hold the lake and finish what dead runs left: unfinished publishes, "
+                                         "interrupted swaps, staging (docs/concurrency.md)")
+    commands.add("ingest", cmd_ingest, "landing -> typed bronze with quarantine (all complete deliveries, or --dt), "
+                                       "then validate")
+    p = commands.add("validate", cmd_validate, "check an ingest run's bronze with Great Expectations; write its "
+                                               "report")
+    p.add_argument("--run", help="ingest run id (default: the latest)")
+    commands.add("fuse", cmd_fuse, "bronze -> silver for --purpose as of --as-of, only subjects with valid consent "
+                                   "for every source; writes the linkage report")
+
+    features = commands.group("features", "silver -> feature release candidate for --purpose as of --as-of; "
+                                          "historical: the point-in-time training frame of a spine",
+                              default=cmd_features)
+    features.add("build", cmd_features, "the release candidate (the default)")
+    p = features.add("historical", cmd_features_historical,
+                     "every feature for each --spine row as of its own date, from the silver snapshot as of "
+                     "--as-of (default the newest)")
+    p.add_argument("--spine", required=True, help="CSV or Parquet with columns pseudonym and as_of (a date, or a "
+                                                  "timestamp whose day counts)")
+    p.add_argument("--out", help="the Parquet file to write (default <spine>-features.parquet)")
+
+    release = commands.group("release", "what leaves the lake: the k-anonymity gate and publish to gold, partner "
+                                        "statistics under differential privacy, feature health",
+                             default=cmd_release)
+    release.add("features", cmd_release, "the k-anonymity gate (MYDATA_K_ANONYMITY, MYDATA_MAX_SUPPRESSION), then "
+                                         "publish the feature snapshot to gold with its privacy report and catalog "
+                                         "(the default)")
+    p = release.add("stats", cmd_release_stats, "per-segment counts and means of the shareable features for "
+                                                "partners, under differential privacy, within the snapshot's budget "
+                                                "(MYDATA_DP_BUDGET)")
+    p.add_argument("--epsilon", type=float, required=True, help="the ε this release spends")
+    p.add_argument("--delta", type=float, default=0.0,
+                   help="δ of an (ε, δ) release with Gaussian noise (default 0: pure ε-DP, Laplace noise)")
+    release.add("health", cmd_release_health, "every feature's health line in the latest release", lake="read")
+
+    commands.add("purge", cmd_purge, "remove subjects who withdrew consent for --purpose from every derived table")
+    p = commands.add("score", cmd_score, "assign segments to every subject of the snapshot as of --as-of -> "
+                                         "gold/segments")
+    p.add_argument("--model", help="model version (default: current)")

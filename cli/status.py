@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from cli.parsing import Commands
 from cli.settings import settings_of
 
 
@@ -59,3 +60,11 @@ def describe(found) -> str:
     lines += ["", "needs attention:" if found.attention else "healthy: nothing needs attention"]
     lines += [f"  - {said}" for said in found.attention]
     return "\n".join(lines)
+
+
+def register(commands: Commands) -> None:
+    p = commands.add("status", cmd_status, "the lake at a glance: every job's latest run, quarantine share, the "
+                                           "consent ledger's head and check, the current model and its drift, "
+                                           "withdrawals not yet purged (exit 1 when something needs attention)",
+                     lake="read")
+    p.add_argument("--json", action="store_true", help="print it as JSON")

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import argparse
 
+from cli.consent import link_key_argument
+from cli.parsing import Commands
 from cli.settings import link_key_of, settings_of
 
 
-def cmd_subject(args: argparse.Namespace) -> int:
+def cmd_subject_trace(args: argparse.Namespace) -> int:
     from jobs import subject_trace
 
     link_key = link_key_of(args, "subject trace")
@@ -19,3 +21,12 @@ def cmd_subject(args: argparse.Namespace) -> int:
     print(f"report: {result['report']}")
     print(f"json: {result['json']}")
     return 0
+
+
+def register(commands: Commands) -> None:
+    subject = commands.group("subject", "one data subject (right of access)")
+    p = subject.add("trace", cmd_subject_trace,
+                    "a data subject's full trace: consent events and validity over time, rows held per table "
+                    "(counts only), the fusion runs that used them under which consent snapshot, derived tables, "
+                    "segments, models and purges; every purpose, or --purpose; consent as of --as-of (default now)")
+    link_key_argument(p)

@@ -22,6 +22,7 @@ from jobs.stage import stage_run
 from mydata import progress, storage
 from mydata.config import ConfigError, Settings
 from mydata.engines import Engine, open_engine
+from mydata.errors import MissingInput, StageFailed
 from mydata.lake import Lake
 from mydata.lock import writes_lake
 from mydata.manifest import missing_input
@@ -37,7 +38,7 @@ def register_silver(engine: Engine, lake: Lake, purpose: str, as_of: date) -> di
         if engine.partition(f"silver_{name}", lake.silver_table(name, purpose), "as_of", as_of):
             tables[name] = f"silver_{name}"
     if "subjects" not in tables:
-        raise FileNotFoundError(missing_input(lake, "fused subjects", "fuse", f"mydata fuse --as-of {as_of}",
+        raise MissingInput(missing_input(lake, "fused subjects", "fuse", f"mydata fuse --as-of {as_of}",
                                               purpose=purpose, as_of=as_of.isoformat()))
     return tables
 
@@ -64,7 +65,7 @@ def run(settings: Settings, spark=None) -> dict:
     return {"manifest": str(run.manifest_path), **run.manifest.outputs}
 
 
-class BadSpine(ValueError):
+class BadSpine(StageFailed, ValueError):
     """A training-frame spine the frame cannot be built for (missing columns, dates after the snapshot)."""
 
 
@@ -79,7 +80,7 @@ class TrainingFrame:
 def latest_silver_snapshot(lake: Lake, purpose: str) -> date:
     found = asof.latest_snapshot(lake.silver_table("subjects", purpose))
     if found is None:
-        raise FileNotFoundError(missing_input(lake, "fused subjects", "fuse", "mydata fuse --as-of DATE", purpose=purpose))
+        raise MissingInput(missing_input(lake, "fused subjects", "fuse", "mydata fuse --as-of DATE", purpose=purpose))
     return found
 
 

@@ -18,6 +18,7 @@ from jobs.stage import StageRun, stage_run
 from mydata import html, progress, storage
 from mydata.config import ConfigError, Settings
 from mydata.engines import Engine
+from mydata.errors import StageFailed
 from mydata.keys import KeyStore
 from mydata.lake import Lake
 from mydata.lock import writes_lake
@@ -248,7 +249,7 @@ def _fuse(run: StageRun) -> dict:
             "linkage": manifest.outputs["linkage"], "subjects_fused": counts["fused"]}
 
 
-class FusedNobody(RuntimeError):
+class FusedNobody(StageFailed):
     """Fusion found no subject to fuse: nothing is published, and the linkage says why."""
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from jobs.stage import StageRun, stage_run
 from mydata import progress
 from mydata.config import Settings
+from mydata.errors import StageFailed
 from mydata.lake import Lake, is_complete
 from mydata.lock import writes_lake
 from schemas.dialects import Dialect
@@ -30,7 +31,7 @@ class Delivery:
     complete: bool
 
 
-class BadLanding(RuntimeError):
+class BadLanding(StageFailed):
     """The landing zone holds what is not a well-formed delivery (and no setting says to skip it)."""
 
 

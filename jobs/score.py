@@ -16,6 +16,7 @@ import pandas as pd
 from jobs.stage import stage_run
 from mydata import progress, storage
 from mydata.config import ConfigError, Settings
+from mydata.errors import MissingInput
 from mydata.lock import writes_lake
 from schemas.dialects import Dialect
 
@@ -54,7 +55,7 @@ def run(settings: Settings, spark: Any = None, version: str | None = None) -> di
     snapshot = lake.published_features(purpose)
     subjects = storage.rows_in(snapshot / f"as_of={as_of}")
     if not subjects:
-        raise FileNotFoundError(f"no published feature snapshot {snapshot / f'as_of={as_of}'}: "
+        raise MissingInput(f"no published feature snapshot {snapshot / f'as_of={as_of}'}: "
                                 "run features and release first")
     target = lake.segments(purpose)
     features = chosen.metadata["features"]

@@ -17,6 +17,7 @@ from datetime import date
 from jobs.stage import StageRun, stage_run
 from mydata import html
 from mydata.config import Settings
+from mydata.errors import MissingInput, StageFailed
 from mydata.lake import Lake
 from mydata.lock import writes_lake
 from mydata.manifest import latest_manifest
@@ -24,7 +25,7 @@ from mydata.validation import Written
 from render import ingest as ingest_report
 
 
-class ValidationFailed(RuntimeError):
+class ValidationFailed(StageFailed):
     """Published bronze breaks an expectation of its suite."""
 
 
@@ -42,7 +43,7 @@ def run(settings: Settings, spark=None, ingest_run: str | None = None) -> dict:
     ingest = (json.loads(lake.manifest("ingest", ingest_run).read_text(encoding="utf-8"))
               if ingest_run else latest_manifest(lake, "ingest"))
     if ingest is None:
-        raise FileNotFoundError(f"no ingest run to validate under {lake.manifests / 'ingest'}")
+        raise MissingInput(f"no ingest run to validate under {lake.manifests / 'ingest'}")
     if ingest["status"] != "succeeded":  # it published nothing: there is no bronze of it to check
         raise ValidationFailed(f"ingest run {ingest['run_id']} {ingest['status']} and published nothing "
                                f"({ingest.get('error') or 'no error recorded'}); fix it and ingest again")

@@ -20,6 +20,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 from models.snapshots import released_features
+from mydata.errors import UsageError
 
 ALGORITHMS = ("kmeans", "minibatch_kmeans", "gmm")
 #: units whose values are heavy-tailed: they are modelled on a signed log scale
@@ -62,11 +63,11 @@ class ModelSpec:
     def __post_init__(self) -> None:
         object.__setattr__(self, "ks", tuple(self.ks))  # a range or a list is accepted, a tuple kept
         if self.algorithm not in ALGORITHMS:
-            raise ValueError(f"algorithm must be one of {', '.join(ALGORITHMS)}, got {self.algorithm!r}")
+            raise UsageError(f"algorithm must be one of {', '.join(ALGORITHMS)}, got {self.algorithm!r}")
         if self.k is not None and self.k < 2:
-            raise ValueError(f"k must be at least 2, got {self.k}")
+            raise UsageError(f"k must be at least 2, got {self.k}")
         if not self.ks or min(self.ks) < 2:
-            raise ValueError(f"the candidate ks must be at least 2, got {list(self.ks)}")
+            raise UsageError(f"the candidate ks must be at least 2, got {list(self.ks)}")
 
     @property
     def candidates(self) -> tuple[int, ...]:

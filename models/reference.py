@@ -6,10 +6,11 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from mydata.errors import UsageError
 from mydata.keys import Secret, purpose_pseudonym
 
 
-class BadReferenceLabels(ValueError):
+class BadReferenceLabels(UsageError):
     """The reference-labels file is missing or lacks its columns."""
 
 

@@ -18,13 +18,14 @@ from pathlib import Path
 
 import joblib
 
+from mydata.errors import UsageError
 from mydata.lake import Lake
 from mydata.manifest import code_version, write_json_atomic
 
 LIBRARIES = ("scikit-learn", "numpy", "pandas", "pyarrow", "joblib", "pyspark")
 
 
-class RegistryError(LookupError):
+class RegistryError(UsageError, LookupError):
     """No such model version, or nothing promoted yet."""
 
 

@@ -20,6 +20,7 @@ from features.definitions import FEATURES, Feature
 from features.release import RELEASED_QUASI_IDENTIFIERS
 from mydata import storage
 from mydata.config import Settings
+from mydata.errors import MissingInput
 from mydata.lake import Lake
 
 _PANDAS_DTYPES = {"double": "float64", "int": "Int64", "string": "string"}
@@ -43,11 +44,11 @@ def snapshot_folder(purpose: str, as_of: date | str | None = None, data_root: Pa
     if as_of is None:
         published = sorted(p for p in table.glob("as_of=*") if any(p.glob("*.parquet")))
         if not published:
-            raise FileNotFoundError(f"no published feature snapshot for {purpose} under {table}")
+            raise MissingInput(f"no published feature snapshot for {purpose} under {table}")
         return published[-1]
     folder = table / f"as_of={as_of if isinstance(as_of, str) else as_of.isoformat()}"
     if not folder.is_dir():
-        raise FileNotFoundError(f"no published feature snapshot {folder}")
+        raise MissingInput(f"no published feature snapshot {folder}")
     return folder
 
 

@@ -28,10 +28,15 @@ from models.pipeline import (
 )
 from models.profile import standardised
 from mydata import progress
+from mydata.errors import StageFailed
 
 #: models are fitted on at most this many subjects (a seeded sample); every subject is then assigned.
 #: Centres found on 50,000 subjects move very little with more, and training time stops growing.
 FIT_ROWS = 50_000
+
+
+class SegmentationRefused(StageFailed, ValueError):
+    """The snapshot cannot be segmented: too few subjects, or no feature that separates anyone."""
 
 
 @dataclass
@@ -66,7 +71,7 @@ def select_k(prepared: np.ndarray, algorithm: str, ks=DEFAULT_KS, seed: int = 0,
     """Fit each k once; silhouette on a seeded sample, BIC for mixtures, inertia for k-means."""
     ks = [k for k in ks if 2 <= k < len(prepared)]
     if not ks:
-        raise ValueError(f"not enough subjects ({len(prepared)}) for any number of segments")
+        raise SegmentationRefused(f"not enough subjects ({len(prepared)}) for any number of segments")
     selection = Selection(ks, {})
     with progress.step("train", f"{algorithm} k={ks[0]}..{ks[-1]} on {len(prepared):,} subjects", unit="fits",
                        total=len(ks)) as shown:
@@ -116,7 +121,7 @@ def train(frame: pd.DataFrame, options: ModelSpec = ModelSpec(), fit_rows: int =
     left_out = frame_blank(frame, model_features())
     features = [f for f in model_features() if f not in left_out]
     if not features:
-        raise ValueError("every feature of the snapshot is constant or all null: nothing to segment on")
+        raise SegmentationRefused("every feature of the snapshot is constant or all null: nothing to segment on")
     frame = frame.sort_values("pseudonym").reset_index(drop=True)  # row order never changes a model
     matrix = model_matrix(frame, features)
     seed = options.seed

@@ -15,6 +15,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from mydata.errors import UsageError
 from mydata.lake import Lake
 
 # the runtime's settings name the zone the contract declares
@@ -61,7 +62,7 @@ JVM_MEMORY = re.compile(r"^[1-9][0-9]*[kKmMgGtT]?$")
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
-class ConfigError(ValueError):
+class ConfigError(UsageError):
     """A setting has a value the pipeline cannot use."""
 
 

@@ -30,13 +30,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mydata.config import PURPOSES, Settings
+from mydata.errors import UsageError
 
 KEYS_ENV_VAR = "MYDATA_KEYS"
 KEYSTORE_FORMAT = 1
 SECRET_BYTES = 32
 
 
-class KeyStoreError(RuntimeError):
+class KeyStoreError(UsageError):
     """The key store is missing, unreadable or lacks the asked-for secret (never shows a value)."""
 
 

@@ -32,13 +32,15 @@ from typing import Any, TypeVar
 
 from filelock import FileLock, Timeout
 
+from mydata.errors import StageFailed
+
 LOCK_FOLDER = "_lock"
 _POLL = 0.5  # seconds between tries while another writer holds the lake
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class LakeBusy(RuntimeError):
+class LakeBusy(StageFailed):
     """Another writer held the lake for longer than this one would wait."""
 
 

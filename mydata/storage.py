@@ -24,6 +24,8 @@ from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 
+from mydata.errors import StageFailed
+
 STAGING, TRASH = "_staging", "_trash"
 #: a partition's rows are written sorted by every column, left to right, into files named in order
 #: (one, as a rule): a rerun of the same inputs writes the same bytes (and the registry the same snapshot hash)
@@ -236,7 +238,7 @@ def roll_forward(journal: Path) -> list[str]:
     return done
 
 
-class UnfinishedPublish(RuntimeError):
+class UnfinishedPublish(StageFailed):
     """A reader asked for a partition that a run began to replace and did not finish."""
 
 

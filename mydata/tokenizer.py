@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from mydata.errors import UsageError
 from mydata.keys import Secret, link_key
 
 
-class TokenizeError(ValueError):
+class TokenizeError(UsageError):
     """The input cannot be tokenized as asked (the message never includes a CI)."""
 
 

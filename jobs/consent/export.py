@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from jobs.consent.ledger import ConsentChainBroken, read_anchors
+from mydata.errors import UsageError
 from mydata.lake import Lake
 
 ANCHOR_TABLE = "consent_anchors"
@@ -38,7 +39,7 @@ def export_anchors(lake: Lake, to_file: Path | None = None, postgres_dsn: str | 
     Heads exported before are kept as they are; one that differs from the lake's is reported."""
     anchors = read_anchors(lake)
     if to_file is None and postgres_dsn is None:
-        raise ValueError("export needs a target: a file (--to) or a Postgres DSN (--postgres or MYDATA_ANCHOR_DSN)")
+        raise UsageError("export needs a target: a file (--to) or a Postgres DSN (--postgres or MYDATA_ANCHOR_DSN)")
     current = max((a["events"] for a in anchors), default=0)
     before = exported_heads(lake, Path(to_file) if to_file is not None else None, postgres_dsn)
     if any(int(h["events"]) > current for h in before):

@@ -12,6 +12,7 @@ from typing import Any
 import pyarrow as pa
 
 from mydata.engines import Engine
+from mydata.errors import StageFailed
 from mydata.lake import Lake
 from schemas.consent import (
     EVENT_FIELDS,
@@ -27,7 +28,7 @@ LEDGER_COLUMNS = ("seq", "event_id", "link_key", "key_version", "event_type", "e
                   "sources", "end_date", "channel", "notice_version", "prev_hash", "hash")
 
 
-class ConsentChainBroken(RuntimeError):
+class ConsentChainBroken(StageFailed):
     """The ledger or an incoming delivery does not verify; names the first bad event."""
 
 

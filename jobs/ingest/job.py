@@ -56,6 +56,7 @@ from jobs.stage import StageRun, stage_run
 from mydata import progress, storage
 from mydata.config import Settings
 from mydata.engines import Engine, UnreadableLanding
+from mydata.errors import StageFailed, UsageError
 from mydata.holders import HolderRegistry, unregistered_message
 from mydata.lake import Lake
 from mydata.lock import writes_lake
@@ -65,11 +66,11 @@ from schemas.bronze import TABLES, tables_of
 from schemas.landing import MYDATA_SOURCES, SOURCES
 
 
-class NoDeliveryError(RuntimeError):
+class NoDeliveryError(UsageError):
     """Nothing complete to ingest: said plainly, not as a stack trace."""
 
 
-class IngestFailed(RuntimeError):
+class IngestFailed(StageFailed):
     """A delivery cannot be ingested as it is (an unregistered holder, too much quarantined): the
     run publishes nothing, and its manifest says why."""
 

@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 from features.definitions import FEATURES, Feature
 from jobs.stage import StageRun, stage_run
 from mydata.config import Settings
+from mydata.errors import MissingInput, StageFailed, UsageError
 from mydata.lake import Lake
 from mydata.lock import writes_lake
 from schemas import asof
@@ -37,7 +38,7 @@ ALPHA = 0.05
 dp.enable_features("contrib")
 
 
-class BudgetExceeded(RuntimeError):
+class BudgetExceeded(StageFailed):
     """The release would spend more of a snapshot's privacy budget than is left: nothing released."""
 
 
@@ -208,13 +209,13 @@ def run(settings: Settings, epsilon: float, delta: float = 0.0) -> dict:
     settings = settings.replace(as_of=asof.report_as_of(settings.as_of, lake.silver_table("subjects", purpose),
                                                         date.today()))
     if not 0 < epsilon < float("inf") or not 0 <= delta < 1e-3:
-        raise ValueError(f"epsilon must be above 0 and delta in [0, 0.001), got {epsilon} and {delta}")
+        raise UsageError(f"epsilon must be above 0 and delta in [0, 0.001), got {epsilon} and {delta}")
     as_of, before = settings.as_of.isoformat(), spent(settings.lake, purpose, settings.as_of.isoformat())
     if before + epsilon > settings.dp_budget + 1e-9:
         raise BudgetExceeded(f"{purpose} as of {as_of}: ε {before:g} of the budget {settings.dp_budget:g} is spent; "
                              f"ε {epsilon:g} more would exceed it (MYDATA_DP_BUDGET); nothing released")
     if not (lake.segments(purpose) / f"as_of={as_of}").is_dir():
-        raise FileNotFoundError(f"no scored snapshot of {purpose} as of {as_of}: run `mydata --as-of {as_of} score`")
+        raise MissingInput(f"no scored snapshot of {purpose} as of {as_of}: run `mydata --as-of {as_of} score`")
     with stage_run(settings, JOB, purpose=purpose, as_of=as_of, epsilon=epsilon, delta=delta, alpha=ALPHA) as run:
         return _release(run, epsilon, delta, before)
 

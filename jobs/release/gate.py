@@ -31,6 +31,7 @@ from jobs.stage import StageRun, stage_run
 from mydata import html, progress, storage
 from mydata.config import ConfigError, Settings
 from mydata.engines import Engine
+from mydata.errors import MissingInput, StageFailed
 from mydata.lake import Lake
 from mydata.lock import writes_lake
 from mydata.manifest import RunManifest, missing_input, runs
@@ -42,7 +43,7 @@ JOB = "privacy"
 
 
 
-class ReleaseBlocked(RuntimeError):
+class ReleaseBlocked(StageFailed):
     """k cannot be reached within the allowed suppression: nothing was published."""
 
 
@@ -168,7 +169,7 @@ def run(settings: Settings, spark=None) -> dict:
     lake, purpose, as_of, k = settings.lake, settings.purpose, settings.as_of, settings.k_anonymity
     folder = lake.feature_candidates(purpose) / f"as_of={as_of.isoformat()}"
     if not storage.rows_in(folder):
-        raise FileNotFoundError(missing_input(lake, "feature candidate", "features", f"mydata features --as-of {as_of}",
+        raise MissingInput(missing_input(lake, "feature candidate", "features", f"mydata features --as-of {as_of}",
                                               purpose=purpose, as_of=as_of.isoformat()))
     with stage_run(settings, JOB, spark=spark, purpose=purpose, as_of=as_of.isoformat(), k=k,
                    max_suppression=settings.max_suppression, engine=settings.engine) as run:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mydata.config import Settings
+from mydata.errors import StageFailed
 from schemas.dialects import Dialect
 
 if TYPE_CHECKING:
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 
 
 
-class UnreadableLanding(RuntimeError):
+class UnreadableLanding(StageFailed):
     """A landing file that cannot be read to its end (a truncated or corrupt gzip): the delivery
     as a whole is bad, so the stage that reads it fails, naming the file."""
 

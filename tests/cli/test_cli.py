@@ -1,3 +1,4 @@
+import argparse
 import base64
 import json
 import re
@@ -8,7 +9,7 @@ import urllib.request
 
 import pytest
 
-from cli import main
+from cli import build_parser, main
 from mydata.config import Settings
 from mydata.devtools.cluster import free_port
 from mydata.keys import KeyStore
@@ -125,7 +126,9 @@ def test_model_commands_for_a_data_scientist(tmp_path, capsys, blobs, publish_sn
     assert main([*model, "compare", "1", "2"]) == 0
     compared = capsys.readouterr().out
     assert "parameter k: 3 -> 4" in compared and "parameter ks: [2, 3, 4, 5] -> [4]" in compared
-    assert main([*model, "compare", "1"]) == 2 and "needs two versions" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exited:
+        main([*model, "compare", "1"])
+    assert exited.value.code == 2 and "required: VERSION_B" in capsys.readouterr().err
     assert main([*model, "promote", "9"]) == 2 and "no model v0009" in capsys.readouterr().err
     assert main([*model, "show", "1"]) == 0
     shown = capsys.readouterr().out
@@ -285,3 +288,50 @@ def test_a_malformed_link_key_is_refused_in_one_line(tmp_path, capsys, command):
     assert main(["--data-root", str(tmp_path), *command, "not-a-link-key"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "14 characters is not a link key" in err
+
+
+# -- the parser: every command registered by its module, every option explained ----------------------
+
+def _every_parser(parser: argparse.ArgumentParser):
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                yield from _every_parser(child)
+
+
+def test_every_option_and_argument_has_help():
+    unexplained = [f"{parser.prog} {action.dest}" for parser in _every_parser(build_parser())
+                   for action in parser._actions
+                   if not isinstance(action, (argparse._HelpAction, argparse._SubParsersAction))
+                   and not action.help]
+    assert not unexplained, unexplained
+
+
+def test_nouns_take_their_verbs_as_subcommands(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["--data-root", str(tmp_path), "consent", "nonsense"])
+    assert exited.value.code == 2 and "invalid choice: 'nonsense'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--data-root", str(tmp_path), "model", "--help"])
+    listed = capsys.readouterr().out
+    assert all(verb in listed for verb in ("train", "list", "show", "compare", "promote", "drift"))
+
+
+def test_a_stage_failure_exits_1_and_a_bug_keeps_its_traceback(tmp_path, capsys, monkeypatch):
+    from jobs import landing
+    from mydata.errors import StageFailed
+
+    def refuses(settings):
+        raise StageFailed("the delivery is not what the contract says")
+
+    monkeypatch.setattr(landing, "run", refuses)
+    assert main(["--data-root", str(tmp_path), "landing"]) == 1
+    assert _one_line(capsys) == "mydata landing: the delivery is not what the contract says\n"
+
+    def breaks(settings):
+        return {}["a key no one wrote"]
+
+    monkeypatch.setattr(landing, "run", breaks)
+    with pytest.raises(KeyError):  # a bug is not a "setup error": it keeps its traceback
+        main(["--data-root", str(tmp_path), "landing"])

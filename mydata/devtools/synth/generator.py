@@ -43,6 +43,7 @@ from mydata.devtools.synth.profiles import (
     SUBSCRIPTION_MICROPAYMENTS,
     CustomerType,
 )
+from mydata.errors import UsageError
 from mydata.keys import KeyStore, Secret, link_key
 from mydata.lake import SUCCESS_MARKER, Lake
 from schemas import codes
@@ -831,7 +832,7 @@ def generate(out: Path, options: GeneratorOptions, keystore: KeyStore) -> Genera
     lake = Lake(out)
     landing, truth_dir = lake.landing, lake.truth
     if landing.exists() and any(landing.iterdir()):
-        raise FileExistsError(f"{landing} already holds deliveries; pick an empty --out or remove it")
+        raise UsageError(f"{landing} already holds deliveries; pick an empty --out or remove it")
     deliveries = delivery_dates(options)
     link_secrets = {1: keystore.link_secret(1)}
     if options.key_mismatch_rate > 0 and 2 in keystore.link_versions:
