@@ -29,12 +29,18 @@ ui: venv
 test: venv browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# Debian's Chromium and its driver, for the browser tests (the reports' front page, the Airflow UI)
-browser: /usr/bin/chromedriver
+# Debian's Chromium and its driver, for the browser tests (the reports' front page, the Airflow UI),
+# and a font with Hangul: without one, Korean on the reports renders as empty boxes
+CJK_FONT := /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc
+browser: /usr/bin/chromedriver $(CJK_FONT)
 
 /usr/bin/chromedriver:
 	$(if $(filter 0,$(shell id -u)),,sudo) sh -c 'apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 || \
 	  (apt-get update -q >/dev/null && apt-get install -y -q chromium chromium-driver >/dev/null)'
+
+$(CJK_FONT):
+	$(if $(filter 0,$(shell id -u)),,sudo) sh -c 'apt-get install -y -q fonts-noto-cjk >/dev/null 2>&1 || \
+	  (apt-get update -q >/dev/null && apt-get install -y -q fonts-noto-cjk >/dev/null)'
 
 # Only the system test of the real scheduler on a throwaway Postgres backfilling mydata_ingest
 # (part of `make test`; about a minute here).

@@ -14,14 +14,14 @@ from datetime import date
 
 from jobs import consent
 from jobs.stage import stage_run
-from mydata import html, progress
+from mydata import progress
 from mydata.collect.collector import HolderConnection, Limits, collect, mark_complete
 from mydata.config import PURPOSES, ConfigError, Settings
 from mydata.engines import Engine
 from mydata.holders import HolderRegistry
 from mydata.lake import Lake
 from mydata.lock import writes_lake
-from mydata.manifest import RunManifest
+from render.collect import write_report
 
 JOB = "collect"
 SOURCES = ("bank", "card", "telecom")
@@ -53,22 +53,6 @@ def consented_subjects(engine: Engine, lake: Lake, source: str, dt: date) -> lis
     found = engine.rows(f"SELECT link_key, key_version FROM ({states}) u ORDER BY link_key, key_version")
     engine.drop("ledger")
     return [(r["link_key"], int(r["key_version"])) for r in found]
-
-
-def write_report(lake: Lake, manifest: RunManifest) -> str:
-    rows = [(org, h.get("subjects", 0), h.get("calls", 0), h.get("pages", 0), h.get("retries", 0),
-             h.get("throttles", 0), ", ".join(f"{code} {n}" for code, n in sorted(h.get("failures", {}).items())) or "none",
-             h.get("bytes", 0), h.get("seconds", "skipped" if h.get("skipped") else ""))
-            for org, h in manifest.outputs["holders"].items()]
-    path = lake.report("collect") / f"{manifest.run_id}.html"
-    html.write_page(path, html.page(f"Collection: {manifest.parameters['source']} on {manifest.parameters['dt']}", {
-        "source": manifest.parameters["source"], "delivery": manifest.parameters["dt"],
-        "complete": html.status(manifest.outputs["complete"], "yes (_SUCCESS)", "NO")}, [
-        html.section("Per holder", html.table(("holder", "subjects", "calls", "pages", "retries", "throttled",
-                                               "failed collections by rsp_code", "bytes", "seconds"), rows),
-                     note="A failed collection is landed with the holder's rsp_code (or the collector's C0xxx "
-                          "when no good answer came) and counted by ingest.")]))
-    return str(path)
 
 
 @writes_lake("collect")

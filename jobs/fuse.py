@@ -15,7 +15,7 @@ from datetime import date
 from jobs import consent
 from jobs.pseudonym import pseudonym_sql, register_keys
 from jobs.stage import StageRun, stage_run
-from mydata import html, progress, storage
+from mydata import progress, storage
 from mydata.config import ConfigError, Settings
 from mydata.engines import Engine
 from mydata.errors import StageFailed
@@ -23,6 +23,7 @@ from mydata.keys import KeyStore
 from mydata.lake import Lake
 from mydata.lock import writes_lake
 from mydata.manifest import RunManifest
+from render import html
 from render.fusion import page as fusion_page
 from schemas import asof
 from schemas.bronze import CUSTOMERS, STATE, TableSpec

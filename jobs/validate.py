@@ -15,13 +15,13 @@ import sys
 from datetime import date
 
 from jobs.stage import StageRun, stage_run
-from mydata import html
 from mydata.config import Settings
 from mydata.errors import MissingInput, StageFailed
 from mydata.lake import Lake
 from mydata.lock import writes_lake
 from mydata.manifest import latest_manifest
 from mydata.validation import Written
+from render import html
 from render import ingest as ingest_report
 
 

@@ -1,3 +1,3 @@
 """HTML of the reports, apart from the jobs: each module turns a run's figures (its manifest, the
-outcomes it computed) into a page with ``mydata.html``. Named so it is not confused with the
+outcomes it computed) into a page with ``render.html`` and its templates. Named so it is not confused with the
 lake's ``reports/`` zone, where the pages are written."""

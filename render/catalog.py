@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from features.definitions import FEATURES
-from mydata import html
 from mydata.lake import Lake
+from render import html
 
 
 def catalog_path(lake: Lake, purpose: str) -> Path:

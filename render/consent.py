@@ -7,9 +7,9 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from mydata import html
 from mydata.config import PURPOSES
 from mydata.lake import Lake
+from render import html
 from schemas.codes import CONSENT_SOURCES
 
 EXPIRY_WINDOWS = (30, 60, 90)

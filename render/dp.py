@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mydata import html
+from render import html
 
 
 def write_page(path: Path, release: dict, spent: float, budget: float) -> Path:

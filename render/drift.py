@@ -7,8 +7,8 @@ from typing import Any
 
 import pandas as pd
 
-from mydata import html
 from mydata.lake import Lake
+from render import html
 
 
 def report_path(lake: Lake, purpose: str, baseline: str, as_of: str) -> Path:
@@ -29,8 +29,7 @@ def write_report(path: Path, result: Any, facts: dict, expected_shares: pd.Serie
     verdict = (f"Retraining is due: {', '.join(result.drifted)} passed the threshold." if result.retrain
                else "No feature and not the segment shares passed the threshold: the model still fits.")
     body = [
-        html.section("Verdict", f'<p>{html.status(not result.retrain, "stable", "RETRAIN").text} '
-                                f'{html.escape(verdict)}</p>',
+        html.section("Verdict", html.paragraph(html.status(not result.retrain, "stable", "RETRAIN"), " ", verdict),
                      note=f"PSI threshold {result.threshold:g} (MYDATA_DRIFT_THRESHOLD). Usual reading: below 0.1 "
                           "stable, 0.1–0.25 a moderate shift, above 0.25 a real change."),
         html.section("Segment shares", html.table(("segment", "label", "baseline share", "new share", "change"),

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from mydata import html
 from mydata.lake import Lake
 from mydata.manifest import ingest_rows, runs
+from render import html
 
 #: runs shown per shelf; older ones stay in their manifests
 SHOWN = 10
@@ -198,7 +198,7 @@ def page(lake: Lake) -> str:
              "latest runs": f"not succeeded: {', '.join(failed)}" if failed else "all succeeded"}
     sections = [_glance(lake, found)]
     for role in ROLES:
-        sections.append(f'<h2 class="role">{html.escape(role)}</h2>')
+        sections.append(html.role_heading(role))
         sections += [_shelf(lake, shelf, found[shelf.job]) for shelf in SHELVES if shelf.role == role]
     return html.page("MyData fusion: reports", facts, sections)
 

@@ -2,8 +2,8 @@
 snapshot (``reports/fusion/<run id>.html``)."""
 from __future__ import annotations
 
-from mydata import html
 from mydata.manifest import RunManifest
+from render import html
 
 OUTCOME_TEXT = {
     "fused": "fused: valid consent for every source and records from each",

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from mydata import html
 from mydata.lake import Lake
+from render import html
 
 FOLDER = "ingest"
 
@@ -118,7 +118,7 @@ def index(lake: Lake) -> str:
         doc = json.loads(path.read_text(encoding="utf-8"))
         out = doc["outputs"]
         report = Path(out.get("report", ""))
-        rows.append([html.Markup(f'<a href="{html.escape(report.name)}">{html.escape(out["ingest_run"])}</a>'),
+        rows.append([html.link(report.name, out["ingest_run"]),
                      ", ".join(out.get("delivery_dates", [])), doc["started_at"][:19].replace("T", " "),
                      out.get("rows_checked", 0), html.status(doc["status"] == "succeeded", "passed", "FAILED")])
     return html.page("Ingest runs", {"runs": len(rows)}, [html.section("Runs, newest first", html.table(

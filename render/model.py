@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from features.definitions import BY_NAME
-from mydata import html
 from mydata.lake import Lake
+from render import html
 
 HEATMAP_FEATURES = 28  # the features most different across segments, shown in the heat map
 
@@ -64,11 +64,11 @@ def write_report(lake: Lake, metadata: dict) -> Path:
         html.section("Segments", html.table(("segment", "label", "subjects", "share", "", "most distinctive"), rows),
                      note="Labels name the features whose segment mean sits furthest from the population's, in "
                           "standard deviations (σ) on the model's scale: amounts and counts after a signed log."),
-        html.section("How each segment differs from the population", heat.text,
+        html.section("How each segment differs from the population", heat,
                      note=f"The {len(shown)} features that separate segments most. Hover a cell for the means."),
         html.section("Means", html.table(("feature", "unit", "population",
                                           *[f"segment {s['segment']}" for s in segments]), means)),
-        html.section("Choosing the number of segments", html.line_chart(ks, curves, metrics.get("k")).text,
+        html.section("Choosing the number of segments", html.line_chart(ks, curves, metrics.get("k")),
                      html.table(("k", *curves, ""), k_rows),
                      note=f"k was chosen by {selection.get('rule', '?')} over {ks[0]}–{ks[-1]}." if ks else None),
         html.section("Quality", html.table(("measure", "value"), quality)),
@@ -85,8 +85,8 @@ def write_report(lake: Lake, metadata: dict) -> Path:
 def left_out_section(left_out: dict[str, str]) -> str:
     """The released features training did not use, and why."""
     if not left_out:
-        return html.section("Features left out", html.Markup(
-            "<p>None: every released numeric feature varies in the training snapshot.</p>").text)
+        return html.section("Features left out", html.paragraph(
+            "None: every released numeric feature varies in the training snapshot."))
     return html.section("Features left out", html.table(("feature", "why"), [
         (html.code(name), f"{why} in the training snapshot: it separates no segment") for name, why in left_out.items()]),
         note="A feature that is constant or all null for every subject carries no information for segmentation, "

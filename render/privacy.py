@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from features.release import BUCKET_LABELS
-from mydata import html
 from mydata.manifest import RunManifest
+from render import html
 
 
 def page(manifest: RunManifest, outcomes: list[Any], chosen: int | None) -> str:
@@ -51,7 +51,7 @@ def page(manifest: RunManifest, outcomes: list[Any], chosen: int | None) -> str:
     else:
         why = manifest.error or (f"No level reaches k = {k} with at most {p['max_suppression']:.0%} of subjects "
                                  "suppressed; nothing was published.")
-        sections.append(html.section("Not released", html.Markup(f"<p class='bad'>{html.escape(why)}</p>").text))
+        sections.append(html.section("Not released", html.paragraph(why, kind="bad")))
     if "feature_health" in out:
         sections.append(health_section(out))
     return html.page(f"Release gate: {p['purpose']} features as of {p['as_of']}", facts, sections)
@@ -66,6 +66,6 @@ def health_section(out: dict[str, Any]) -> str:
             "A blank feature separates nobody: training leaves it out. One informative in the previous release "
             "and blank now fails the release (MYDATA_ALLOW_BLANK_FEATURES allows it).")
     if not rows:
-        return html.section("Feature health", html.Markup("<p>No feature is constant or all null.</p>").text, note=note)
+        return html.section("Feature health", html.paragraph("No feature is constant or all null."), note=note)
     return html.section("Feature health: blank features", html.table(("feature", "is", "previous release"), rows),
                         note=note)

@@ -28,13 +28,14 @@ from features.release import (
 )
 from features.sql import catalog_stats_sql, health_sql
 from jobs.stage import StageRun, stage_run
-from mydata import html, progress, storage
+from mydata import progress, storage
 from mydata.config import ConfigError, Settings
 from mydata.engines import Engine
 from mydata.errors import MissingInput, StageFailed
 from mydata.lake import Lake
 from mydata.lock import writes_lake
 from mydata.manifest import RunManifest, missing_input, runs
+from render import html
 from render.catalog import write_catalog
 from render.privacy import page as privacy_page
 from schemas.dialects import Dialect

@@ -2,10 +2,9 @@
 links (relative) only to what exists."""
 import re
 
-from mydata import html
 from mydata.config import Settings
 from mydata.manifest import RunManifest
-from render import front
+from render import front, html
 
 
 def _finish(lake, job: str, started: str, status: str = "succeeded", **fields) -> RunManifest:
