@@ -16,7 +16,7 @@ def cmd_consent_append(args: argparse.Namespace) -> int:
 
     result = consent.run(settings_of(args))
     appended = ", ".join(f"dt={dt}: {n:,}" for dt, n in result["appended"].items()) or "nothing new"
-    print(f"appended {appended}; ledger head after {result['head']['events']:,} events: {result['head']['hash']}")
+    print(f"consent: {result.summary()}; appended {appended}")
     return 0
 
 
@@ -42,6 +42,7 @@ def cmd_consent_report(args: argparse.Namespace) -> int:
         used = honoured["uses_after_withdrawal"]
         print(f"{purpose}: {sla_line(honoured['sla'])}; "
               + (f"{used} USE(S) AFTER WITHDRAWAL" if used else "no use after withdrawal"))
+    print(f"consent review: {result.summary()}")
     print(f"consent report as of {result['as_of']}: {result['report']}")
     return 0 if result["ledger_ok"] else 1
 

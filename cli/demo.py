@@ -4,7 +4,6 @@ from __future__ import annotations
 import time
 from datetime import date
 
-from features.health import named
 from mydata import progress
 from mydata.airflow_runner import RunProgress, dags_test
 from mydata.config import Settings
@@ -12,6 +11,7 @@ from mydata.devtools.synth import GeneratorOptions, generate
 from mydata.devtools.synth.generator import REAL_SHAPES
 from mydata.keys import KeyStore
 from mydata.manifest import latest_manifest
+from render.summaries import summary
 from schemas.asof import default_as_of
 
 DEMO_DAG = "mydata_pipeline"
@@ -47,83 +47,38 @@ def run_demo(settings: Settings, subjects: int = 2_000, months: int = 6, seed: i
     return 0
 
 
+#: the stages the demo's DAG runs, in order: (manifest folder, what the user calls it, its pages
+#: as (what to call it, the manifest output naming it))
+DEMO_STAGES = (
+    ("landing", "landing", ()),
+    ("ingest", "ingest", (("report", "report"),)),
+    ("validate", "validate", (("report", "report"),)),
+    ("consent", "consent", ()),
+    ("fuse", "fuse", (("linkage report", "report"),)),
+    ("features", "features", ()),
+    ("privacy", "release", (("snapshot", "snapshot"), ("privacy report", "report"), ("feature catalog", "catalog"))),
+    ("train", "segment", (("profile", "report"),)),
+    ("score", "score", (("segments", "segments"),)),
+    ("purge", "purge", (("audit log", "audit"),)),
+    ("consent_review", "consent review", (("report", "report"),)),
+)
+
+
 def print_summary(settings: Settings) -> None:
+    """Each stage's latest run in the line the CLI and the front page print for it, and its pages."""
     lake = settings.lake
-    landing = latest_manifest(lake, "landing")
     print("\nWhat the run produced")
-    if landing:
-        records = landing["outputs"]["records"]
-        print(f"  landing: {landing['inputs']['deliveries_complete']} complete deliveries, "
-              f"{landing['inputs']['deliveries_waiting']} waiting, "
-              f"{landing['outputs']['total_records']:,} records")
-        for source, by_dt in sorted(records.items()):
-            print(f"    {source:<14} {sum(by_dt.values()):>10,} records in {len(by_dt)} deliveries")
-    ingest = latest_manifest(lake, "ingest")
-    if ingest:
-        print(f"  ingest: {ingest['status']}")
-        for source, by_dt in sorted(ingest["outputs"]["reconciliation"].items()):
-            total = {k: sum(e.get(k, 0) for e in by_dt.values())
-                     for k in ("records_read", "rows_accepted", "rows_quarantined", "lines_quarantined",
-                               "failed_collections", "duplicates")}
-            print(f"    {source:<14} {total['records_read']:>9,} read -> {total['rows_accepted']:>9,} rows "
-                  f"accepted, {total['rows_quarantined'] + total['lines_quarantined']:>6,} quarantined, "
-                  f"{total['failed_collections']:>4,} failed collections, {total['duplicates']:>4,} duplicates")
-    validated = latest_manifest(lake, "validate")
-    if validated:
-        out = validated["outputs"]
-        print(f"  validate: {validated['status']}, {out['expectations']:,} expectations over "
-              f"{out['rows_checked']:,} bronze rows; report {out['report']}")
-    appended = latest_manifest(lake, "consent")
-    if appended:
-        head = appended["outputs"].get("ledger_head", {})
-        print(f"  consent: {appended['status']}, ledger of {head.get('events', 0):,} events "
-              f"(head {head.get('hash', '')[:16]}…); `mydata consent verify` re-checks it")
-    fused = latest_manifest(lake, "fuse")
-    if fused:
-        out = fused["outputs"]
-        left_out = ", ".join(f"{k} {v:,}" for k, v in out["linkage"].items() if k != "fused")
-        print(f"  fuse: {fused['status']}, {fused['parameters']['purpose']} as of {fused['parameters']['as_of']}: "
-              f"{out['subjects_fused']:,} subjects fused (left out: {left_out})")
-        print(f"    silver: {lake.silver}; linkage report {out['report']}")
-    computed = latest_manifest(lake, "features")
-    if computed:
-        print(f"  features: {computed['status']}, {computed['outputs']['features']} features for "
-              f"{computed['outputs']['subjects']:,} subjects (release candidate)")
-    released = latest_manifest(lake, "privacy")
-    if released:
-        out = released["outputs"]
-        if released["status"] == "succeeded":
-            print(f"  release: k={released['parameters']['k']} reached at {out['level']}: {out['published']:,} "
-                  f"subjects published, {out['suppressed']:,} suppressed; smallest group {out['smallest_group']}")
-            print(f"    snapshot {out['snapshot']}")
-            blank = out.get("blank_features", {})
-            print("    feature health: " + (f"{len(blank)} blank for every subject: {named(blank)}" if blank
-                                              else f"all {len(out.get('feature_health', {}))} features vary"))
-            print(f"    privacy report {out['report']}; feature catalog {out['catalog']}")
-        else:
-            print(f"  release: BLOCKED, nothing published ({released.get('error') or 'k not reached'}); "
-                  f"privacy report {out['report']}")
-    trained = latest_manifest(lake, "train")
-    if trained:
-        out = trained["outputs"]
-        m = out["metrics"]
-        truth = f", ARI vs the generator's latent types {m['ari_vs_latent_types']:.3f}" if "ari_vs_latent_types" in m else ""
-        print(f"  segment: model {trained['parameters']['purpose']} {out['version']}, k={m['k']} chosen by "
-              f"silhouette {m['silhouette']:.3f}, stability {m['stability_ari']:.3f}{truth}")
-        for s in out["segments"]:
-            print(f"    segment {s['segment']}: {s['size']:>6,} ({s['share']:.1%}) {s['label']}")
-        print(f"    profile {out['report']}")
-    scored = latest_manifest(lake, "score")
-    if scored:
-        print(f"  score: {scored['status']}, {scored['outputs']['rows']:,} subjects -> {scored['outputs']['segments']}")
-    purged = latest_manifest(lake, "purge")
-    if purged:
-        print(f"  purge: {purged['status']}, {purged['outputs']['pseudonyms_purged']:,} withdrawn subject(s) "
-              f"removed from {len(purged['outputs']['rows_removed'])} partition(s)")
-    reviewed = latest_manifest(lake, "consent_review")
-    if reviewed:
-        ledger = "verifies" if reviewed["outputs"]["ledger_verifies"] else "DOES NOT VERIFY"
-        print(f"  consent review: ledger {ledger}; report {reviewed['outputs']['report']}")
+    for job, name, pages in DEMO_STAGES:
+        m = latest_manifest(lake, job)
+        if m is None:
+            continue
+        print(f"  {name}: {summary(m)}")
+        if job == "train" and m["status"] == "succeeded":
+            for s in m["outputs"]["segments"]:
+                print(f"    segment {s['segment']}: {s['size']:>6,} ({s['share']:.1%}) {s['label']}")
+        for label, output in pages:
+            if m["outputs"].get(output):
+                print(f"    {label} {m['outputs'][output]}")
     print(f"\nEvery run and report, by role: {lake.reports / 'index.html'}")
     print("\nWhere things are")
     for name, path in lake.zones().items():

@@ -28,10 +28,7 @@ def cmd_model_train(args: argparse.Namespace) -> int:
     options = ModelSpec(algorithm=args.algorithm, k=args.k, ks=range(args.k_min, args.k_max + 1), seed=args.seed,
                         pca_components=args.pca)
     result = segment.run(settings, options, args.promote, _truth(settings, args.truth))
-    m = result["metrics"]
-    extra = f", ARI vs latent types {m['ari_vs_latent_types']:.3f}" if "ari_vs_latent_types" in m else ""
-    print(f"registered {settings.purpose} {result['version']}{' (promoted to current)' if result['promoted'] else ''}: "
-          f"k={m['k']}, silhouette {m['silhouette']:.3f}, stability {m['stability_ari']:.3f}{extra}")
+    print(f"registered {result.summary()}")
     _print_segments(result["segments"])
     print(f"profile: {result['report']}")
     return 0
@@ -113,9 +110,7 @@ def cmd_model_drift(args: argparse.Namespace) -> int:
 
     settings = settings_of(args)
     result = drift.run(settings, args.baseline, args.version)
-    print(f"drift {settings.purpose}: largest feature PSI {result['max_feature_psi']:.3f}, segment shares PSI "
-          f"{result['segments_psi']:.3f} (threshold {result['threshold']:g})")
-    print(f"retraining {'is due: ' + ', '.join(result['drifted']) if result['retrain'] else 'not needed'}")
+    print(f"drift {settings.purpose}: {result.summary()}")
     print(f"report: {result['report']}")
     return 0
 

@@ -15,7 +15,7 @@ def cmd_landing(args: argparse.Namespace) -> int:
     from jobs import landing
 
     result = landing.run(settings_of(args))
-    print(json.dumps(result, indent=1))
+    print(json.dumps(dict(result), indent=1))
     for problem in result["skipped"]:
         print(f"skipped (MYDATA_SKIP_BAD_LANDING): {problem}", file=sys.stderr)
     return 0
@@ -25,9 +25,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from jobs import ingest
 
     result = ingest.run(settings_of(args))
-    print(f"ingested: {result['rows_accepted']:,} rows accepted, {result['rows_quarantined']:,} "
-          f"quarantined, {result['failed_collections']:,} failed collections, "
-          f"{result['duplicates']:,} duplicate deliveries")
+    print(f"ingested: {result.summary()}")
     print(f"manifest: {result['manifest']}")
     return _validate(args, result["run_id"])  # this run's bronze, whatever ran beside it
 
@@ -40,7 +38,7 @@ def _validate(args: argparse.Namespace, ingest_run: str | None = None) -> int:
     from jobs import validate
 
     result = validate.run(settings_of(args), ingest_run=ingest_run)
-    print(f"validated: {result['expectations']:,} expectations met over {result['rows_checked']:,} bronze rows")
+    print(f"validated: {result.summary()}")
     print(f"report: {result['report']}")
     return 0
 
@@ -49,8 +47,7 @@ def cmd_fuse(args: argparse.Namespace) -> int:
     from jobs import fuse
 
     result = fuse.run(settings_of(args))
-    counts = ", ".join(f"{k} {v:,}" for k, v in result["linkage"].items())
-    print(f"fused {result['subjects_fused']:,} subjects (consent snapshot {result['snapshot']}); {counts}")
+    print(f"fused: {result.summary()}; consent snapshot {result['snapshot']}")
     print(f"report: {result['report']}")
     print(f"manifest: {result['manifest']}")
     return 0
@@ -60,8 +57,7 @@ def cmd_features(args: argparse.Namespace) -> int:
     from jobs import features
 
     result = features.run(settings_of(args))
-    print(f"features: {result['features']} features for {result['subjects']:,} subjects -> {result['candidate']} "
-          "(release candidate; `mydata release` publishes it)")
+    print(f"features: {result.summary()} -> {result['candidate']} (release candidate; `mydata release` publishes it)")
     return 0
 
 
@@ -87,12 +83,7 @@ def cmd_release(args: argparse.Namespace) -> int:
     from jobs import release
 
     result = release.run(settings_of(args))
-    print(f"released {result['published']:,} subjects ({result['suppressed']:,} suppressed) at {result['level']}")
-    from features.health import named
-
-    blank = result["blank_features"]
-    print("feature health: " + (f"{len(blank)} BLANK for every subject: {named(blank)}" if blank
-                                else "no feature is constant or all null") + " (`mydata release health`)")
+    print(f"released: {result.summary()} (`mydata release health` for every feature)")
     print(f"snapshot: {result['snapshot']}")
     print(f"privacy report: {result['report']}")
     print(f"feature catalog: {result['catalog']}")
@@ -111,8 +102,7 @@ def cmd_purge(args: argparse.Namespace) -> int:
     from jobs import purge
 
     result = purge.run(settings_of(args))
-    print(f"purged {result['pseudonyms_purged']:,} withdrawn subject(s), {result['rows_removed_total']:,} rows "
-          f"from {len(result['rows_removed'])} partition(s)")
+    print(f"purged: {result.summary()} from {len(result['rows_removed'])} partition(s)")
     print(f"manifest: {result['manifest']}")
     return 0
 
@@ -122,7 +112,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 
     result = score.run(settings_of(args), version=args.model)
     sizes = ", ".join(f"{k}: {v:,}" for k, v in result["sizes"].items())
-    print(f"scored {result['rows']:,} subjects with {result['model']} -> {result['segments']}")
+    print(f"scored: {result.summary()} -> {result['segments']}")
     print(f"segment sizes: {sizes}")
     return 0
 
@@ -150,8 +140,7 @@ def cmd_release_stats(args: argparse.Namespace) -> int:
     from jobs.release import dp_stats
 
     result = dp_stats.run(settings_of(args), args.epsilon, args.delta)
-    print(f"released noisy statistics of {result['segments']} segment(s) at ε {result['epsilon']:g} "
-          f"(budget spent {result['budget_spent']:g} of {result['budget']:g})")
+    print(f"released statistics: {result.summary()}")
     print(f"release: {result['release']}")
     print(f"report: {result['report']}")
     return 0

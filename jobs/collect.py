@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import date
 
 from jobs import consent
-from jobs.stage import stage_run
+from jobs.stage import StageResult, stage_run
 from mydata import progress
 from mydata.collect.collector import HolderConnection, Limits, collect, mark_complete
 from mydata.config import PURPOSES, ConfigError, Settings
@@ -57,7 +57,7 @@ def consented_subjects(engine: Engine, lake: Lake, source: str, dt: date) -> lis
 
 @writes_lake("collect")
 def run(settings: Settings, source: str, connections: Callable[[str, str], HolderConnection] = airflow_connection,
-        limits: Limits | None = None, refetch: bool = False) -> dict:
+        limits: Limits | None = None, refetch: bool = False) -> StageResult:
     """Collect ``source``'s delivery of ``settings.delivery_date`` from every registered holder."""
     if source not in SOURCES:
         raise ConfigError(f"collect: source must be one of {', '.join(SOURCES)}, got {source!r}")
@@ -81,5 +81,5 @@ def run(settings: Settings, source: str, connections: Callable[[str, str], Holde
             mark_complete(lake.landing, source, dt)
             manifest.outputs["complete"] = True
         manifest.outputs["report"] = write_report(lake, manifest)
-    return {"manifest": str(run.manifest_path), **manifest.outputs}
+    return run.result()
 

@@ -14,7 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from jobs import consent, purge, withdrawals
-from jobs.stage import stage_run
+from jobs.stage import StageResult, stage_run
 from mydata.config import PURPOSES, SESSION_TIME_ZONE, Settings
 from mydata.engines import Engine
 from mydata.keys import KeyStore
@@ -121,7 +121,7 @@ def write_report(settings: Settings, engine: Engine, as_of: date) -> dict:
 
 
 @writes_lake(JOB)
-def run(settings: Settings, spark: Any = None) -> dict:
+def run(settings: Settings, spark: Any = None) -> StageResult:
     """The consent review as of ``settings.as_of`` (default: the purpose's newest snapshot, else today)
     on the configured engine, with its manifest: the review succeeds even when the ledger does not
     verify, and says so."""
@@ -132,7 +132,7 @@ def run(settings: Settings, spark: Any = None) -> dict:
                                "purges": result["purges"]}
         run.manifest.outputs = {"report": result["report"], "ledger_verifies": result["ledger_ok"],
                                 "valid": result.get("valid", {}), "withdrawals": result["withdrawals"]}
-    return {"manifest": str(run.manifest_path), "as_of": as_of.isoformat(), **result}
+    return run.result(as_of=as_of.isoformat(), **result)
 
 
 if __name__ == "__main__":  # spark-submit entry point

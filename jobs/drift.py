@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from jobs.stage import stage_run
+from jobs.stage import StageResult, stage_run
 from models.drift import drift
 from mydata.config import Settings
 from render.drift import report_path, write_report
@@ -15,7 +15,7 @@ from render.drift import report_path, write_report
 JOB = "drift"
 
 
-def run(settings: Settings, baseline: str | None = None, version: str | None = None) -> dict:
+def run(settings: Settings, baseline: str | None = None, version: str | None = None) -> StageResult:
     """PSI between the snapshot the model (current, or ``version``) was trained on, or ``baseline``,
     and the snapshot as of ``settings.as_of`` (default: the newest); segments from the model."""
     from models import registry
@@ -41,4 +41,4 @@ def run(settings: Settings, baseline: str | None = None, version: str | None = N
         run.manifest.outputs = {"retrain": result.retrain, "drifted": result.drifted, "threshold": result.threshold,
                                 "segments_psi": result.segments,
                                 "max_feature_psi": max(result.features.values(), default=0.0), "report": str(report)}
-    return {"manifest": str(run.manifest_path), **run.manifest.outputs}
+    return run.result()

@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from features.definitions import FEATURES, SOURCES
 from features.sql import SPINE_AS_OF, features_sql, historical_sql
-from jobs.stage import stage_run
+from jobs.stage import StageResult, stage_run
 from mydata import progress, storage
 from mydata.config import ConfigError, Settings
 from mydata.engines import Engine, open_engine
@@ -44,7 +44,7 @@ def register_silver(engine: Engine, lake: Lake, purpose: str, as_of: date) -> di
 
 
 @writes_lake(JOB)
-def run(settings: Settings, spark=None) -> dict:
+def run(settings: Settings, spark=None) -> StageResult:
     """Compute the release candidate for ``settings.purpose`` as of ``settings.as_of``."""
     if settings.as_of is None:
         raise ConfigError("features needs an as-of date (--as-of YYYY-MM-DD or MYDATA_AS_OF)")
@@ -62,7 +62,7 @@ def run(settings: Settings, spark=None) -> dict:
         run.manifest.inputs = {"silver": {name: storage.rows_in(lake.silver_table(name, purpose) / partition.name)
                                           for name in tables}}
         run.manifest.outputs = {"candidate": str(partition), "subjects": subjects, "features": len(FEATURES)}
-    return {"manifest": str(run.manifest_path), **run.manifest.outputs}
+    return run.result()
 
 
 class BadSpine(StageFailed, ValueError):

@@ -14,7 +14,7 @@ from datetime import date
 
 from jobs import consent
 from jobs.pseudonym import pseudonym_sql, register_keys
-from jobs.stage import StageRun, stage_run
+from jobs.stage import StageResult, StageRun, stage_run
 from mydata import progress, storage
 from mydata.config import ConfigError, Settings
 from mydata.engines import Engine
@@ -206,13 +206,14 @@ def _publish_silver(engine: Engine, lake: Lake, sources: dict[str, str], purpose
 
 
 @writes_lake(JOB)
-def run(settings: Settings, spark=None) -> dict:
+def run(settings: Settings, spark=None) -> StageResult:
     """Fuse bronze into silver for ``settings.purpose`` as of ``settings.as_of``."""
     if settings.as_of is None:
         raise ConfigError("fuse needs an as-of date (--as-of YYYY-MM-DD or MYDATA_AS_OF)")
     with stage_run(settings, JOB, spark=spark, purpose=settings.purpose, as_of=settings.as_of.isoformat(),
                    engine=settings.engine) as run:
-        return _fuse(run)
+        figures = _fuse(run)
+    return run.result(**figures)
 
 
 def _fuse(run: StageRun) -> dict:
@@ -246,7 +247,7 @@ def _fuse(run: StageRun) -> dict:
     report = lake.report("fusion") / f"{manifest.run_id}.html"
     manifest.outputs["report"] = str(report)
     html.write_page(report, fusion_page(manifest))
-    return {"manifest": str(run.manifest_path), "report": str(report), "snapshot": manifest.inputs["consent_snapshot"]["id"],
+    return {"report": str(report), "snapshot": manifest.inputs["consent_snapshot"]["id"],
             "linkage": manifest.outputs["linkage"], "subjects_fused": counts["fused"]}
 
 

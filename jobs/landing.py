@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from jobs.stage import StageRun, stage_run
+from jobs.stage import StageResult, StageRun, stage_run
 from mydata import progress
 from mydata.config import Settings
 from mydata.errors import StageFailed
@@ -154,10 +154,11 @@ def count_records_sql(d: Dialect, lines: str) -> str:
 
 
 @writes_lake("landing")
-def run(settings: Settings, spark=None) -> dict:
+def run(settings: Settings, spark=None) -> StageResult:
     """Count the records of every complete delivery (or of ``settings.delivery_date`` only)."""
     with stage_run(settings, "landing", spark=spark, dt=settings.delivery_date) as run:
-        return _inventory(run)
+        figures = _inventory(run)
+    return run.result(**figures)
 
 
 def _inventory(run: StageRun) -> dict:
@@ -186,7 +187,7 @@ def _inventory(run: StageRun) -> dict:
                              "total_records": sum(n for by_dt in counts.values() for n in by_dt.values())})
     if not deliveries:
         manifest.notes.append(f"no deliveries under {lake.landing}")
-    return {"manifest": str(run.manifest_path), "total_records": manifest.outputs["total_records"],
+    return {"total_records": manifest.outputs["total_records"],
             "deliveries_complete": len(complete), "deliveries_waiting": len(waiting),
             "skipped": manifest.outputs["landing_problems"]}
 

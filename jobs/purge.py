@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from jobs import consent
 from jobs.pseudonym import pseudonym_sql, register_keys
-from jobs.stage import StageRun, stage_run
+from jobs.stage import StageResult, StageRun, stage_run
 from mydata import progress, storage
 from mydata.config import SESSION_TIME_ZONE, Settings
 from mydata.engines import Engine
@@ -131,12 +131,13 @@ def register_withdrawn(engine: Engine, lake: Lake, keystore: KeyStore, purpose: 
 
 
 @writes_lake("purge")
-def run(settings: Settings, spark=None, moment: datetime | None = None) -> dict:
+def run(settings: Settings, spark=None, moment: datetime | None = None) -> StageResult:
     """Purge withdrawn subjects of ``settings.purpose`` from silver and gold, as of now (or ``moment``)."""
     moment = moment or datetime.now(ZoneInfo(SESSION_TIME_ZONE))
     with stage_run(settings, JOB, spark=spark, purpose=settings.purpose, moment=moment.isoformat(),
                    engine=settings.engine) as run:
-        return _purge(run, moment)
+        figures = _purge(run, moment)
+    return run.result(**figures)
 
 
 def _purge(run: StageRun, moment: datetime) -> dict:
@@ -186,7 +187,8 @@ def _purge(run: StageRun, moment: datetime) -> dict:
         storage.publish(staged, journal=lake.publish_journal)
     finally:
         storage.discard(staged)
-    return {"manifest": str(manifest.landed(lake)), **manifest.outputs}
+    manifest.landed(lake)
+    return {}
 
 
 if __name__ == "__main__":  # spark-submit entry point

@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from jobs.stage import stage_run
+from jobs.stage import StageResult, stage_run
 from mydata import progress, storage
 from mydata.config import ConfigError, Settings
 from mydata.errors import MissingInput
@@ -43,7 +43,7 @@ def labelled_sql(d: Dialect, segments: str, metadata: dict, version: str, as_of:
 
 
 @writes_lake("score")
-def run(settings: Settings, spark: Any = None, version: str | None = None) -> dict:
+def run(settings: Settings, spark: Any = None, version: str | None = None) -> StageResult:
     """Score the published snapshot of ``settings.purpose`` as of ``settings.as_of`` with the current
     model (or ``version``)."""
     from models import registry
@@ -77,7 +77,7 @@ def run(settings: Settings, spark: Any = None, version: str | None = None) -> di
                                "consent_snapshot": chosen.metadata.get("consent_snapshot")}
         run.manifest.outputs = {"segments": str(target / f"as_of={as_of}"), "rows": sum(sizes.values()),
                                 "sizes": dict(sorted(sizes.items()))}
-    return {"manifest": str(run.manifest_path), **run.manifest.outputs, "model": chosen.version}
+    return run.result(model=chosen.version)
 
 
 if __name__ == "__main__":  # spark-submit entry point

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from jobs import drift
-from jobs.stage import stage_run
+from jobs.stage import StageResult, stage_run
 from models import registry
 from models.lifecycle import train_and_register
 from models.pipeline import ModelSpec
@@ -22,7 +22,8 @@ JOB = "train"
 
 
 @writes_lake("segment")
-def run(settings, options: ModelSpec = ModelSpec(), promote: bool = False, truth: Path | str | None = None) -> dict:
+def run(settings, options: ModelSpec = ModelSpec(), promote: bool = False,
+        truth: Path | str | None = None) -> StageResult:
     """Train on the snapshot as of ``settings.as_of`` (default: the newest) and register; with
     ``truth`` (a reference-labels file, ``models.reference``), score against it."""
     lake, purpose = settings.lake, settings.purpose
@@ -39,7 +40,7 @@ def run(settings, options: ModelSpec = ModelSpec(), promote: bool = False, truth
         run.manifest.outputs = {"version": version.version, "promoted": promote, "metrics": version.metadata["metrics"],
                                 "segments": version.metadata["profile"]["segments"],
                                 "report": str(report_path(lake, purpose, version.version))}
-    return {"manifest": str(run.manifest_path), **run.manifest.outputs}
+    return run.result()
 
 
 @writes_lake("segment")

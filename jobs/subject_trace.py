@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from jobs import purge
 from jobs.consent_review import subject_status
-from jobs.stage import stage_run
+from jobs.stage import StageResult, stage_run
 from jobs.withdrawals import unrecorded_runs
 from models import registry
 from mydata.config import PURPOSES, SESSION_TIME_ZONE, Settings
@@ -203,7 +203,7 @@ def trace(engine: Engine, lake: Lake, keystore: KeyStore, link_key: str, purpose
 
 
 @writes_lake(JOB)
-def run(settings: Settings, link_key: str, purposes: list[str] | None = None, spark: Any = None) -> dict:
+def run(settings: Settings, link_key: str, purposes: list[str] | None = None, spark: Any = None) -> StageResult:
     """Trace ``link_key`` for ``purposes`` (default every purpose), its consent as of
     ``settings.as_of`` (default now); writes the page and the JSON, never the link key."""
     from render.subject import write_page
@@ -223,5 +223,5 @@ def run(settings: Settings, link_key: str, purposes: list[str] | None = None, sp
         report = write_page(lake.subject_traces / f"{run.manifest.run_id}.html", document)
         run.manifest.outputs = {"report": str(report), "json": str(path), **document["verdict"],
                                 **{k: len(document[k]) for k in ("held", "fusion_runs", "derived", "segments", "purges")}}
-    return {"manifest": str(run.manifest_path), **run.manifest.outputs}
+    return run.result()
 

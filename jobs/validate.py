@@ -14,7 +14,7 @@ import json
 import sys
 from datetime import date
 
-from jobs.stage import StageRun, stage_run
+from jobs.stage import StageResult, StageRun, stage_run
 from mydata.config import Settings
 from mydata.errors import MissingInput, StageFailed
 from mydata.lake import Lake
@@ -37,7 +37,7 @@ def written(lake: Lake, ingest: dict) -> list[Written]:
 
 
 @writes_lake("validate")
-def run(settings: Settings, spark=None, ingest_run: str | None = None) -> dict:
+def run(settings: Settings, spark=None, ingest_run: str | None = None) -> StageResult:
     """Validate the latest ingest run (or ``ingest_run``) on the configured engine and write its report."""
     lake = settings.lake
     ingest = (json.loads(lake.manifest("ingest", ingest_run).read_text(encoding="utf-8"))
@@ -48,7 +48,8 @@ def run(settings: Settings, spark=None, ingest_run: str | None = None) -> dict:
         raise ValidationFailed(f"ingest run {ingest['run_id']} {ingest['status']} and published nothing "
                                f"({ingest.get('error') or 'no error recorded'}); fix it and ingest again")
     with stage_run(settings, "validate", spark=spark, ingest_run=ingest["run_id"], engine=settings.engine) as run:
-        return _validate(run, ingest)
+        figures = _validate(run, ingest)
+    return run.result(**figures)
 
 
 def _validate(run: StageRun, ingest: dict) -> dict:
@@ -74,7 +75,7 @@ def _validate(run: StageRun, ingest: dict) -> dict:
     if not passed:
         raise ValidationFailed(f"bronze breaks {len(failed)} expectation(s): {'; '.join(failed[:5])}; "
                                f"see {report}")
-    return {"manifest": str(run.manifest_path), "report": str(report), "index": str(index),
+    return {"report": str(report), "index": str(index),
             "expectations": manifest.outputs["expectations"], "rows_checked": manifest.outputs["rows_checked"]}
 
 

@@ -83,7 +83,7 @@ def call_job(module: str, params: dict | None = None, logical_date: Any = None, 
     kwargs = {**(arguments or {}), **{name: params[name] for name in from_params if name in params}}
     settings = run_settings(params, logical_date, as_of=as_of, dt=dt, purpose=purpose)
     settings.restrict_new_files()
-    return getattr(job, function)(settings, **kwargs)
+    return dict(getattr(job, function)(settings, **kwargs))  # a stage's result, as XCom stores it
 
 
 def uses_cluster(settings: Settings | None = None) -> bool:

@@ -14,79 +14,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from mydata.lake import Lake
-from mydata.manifest import ingest_rows, runs
-from render import html
+from mydata.manifest import runs
+from render import html, summaries
 
 #: runs shown per shelf; older ones stay in their manifests
 SHOWN = 10
-
-
-def _share(part: int, whole: int) -> str:
-    return f"{part / whole:.2%}" if whole else "–"
-
-
-def _ingest(m: dict) -> str:
-    accepted, quarantined = ingest_rows(m)
-    return (f"{accepted:,} rows accepted, {quarantined:,} quarantined ({_share(quarantined, accepted + quarantined)}) "
-            f"from {len(m['inputs'].get('deliveries', []))} deliveries")
-
-
-def _quarantine(m: dict) -> str:
-    rules = sorted(((n, f"{table}: {rule}") for table, by_rule in m.get("quarantined", {}).items()
-                    for rule, n in by_rule.items()), reverse=True)
-    return "; ".join(f"{what} {n:,}" for n, what in rules[:3]) or "nothing quarantined"
-
-
-def _validate(m: dict) -> str:
-    out = m["outputs"]
-    failed = f", {len(out['failed'])} failed" if out.get("failed") else ""
-    return f"{out.get('expectations', 0):,} expectations over {out.get('rows_checked', 0):,} bronze rows{failed}"
-
-
-def _model(m: dict) -> str:
-    out, metrics = m["outputs"], m["outputs"].get("metrics", {})
-    truth = f", ARI vs truth {metrics['ari_vs_latent_types']:.3f}" if "ari_vs_latent_types" in metrics else ""
-    return (f"{out['version']}{' (promoted)' if out.get('promoted') else ''}: k={metrics.get('k')}, silhouette "
-            f"{metrics.get('silhouette', 0):.3f}, stability {metrics.get('stability_ari', 0):.3f}{truth}")
-
-
-def _drift(m: dict) -> str:
-    out = m["outputs"]
-    verdict = f"RETRAIN: {', '.join(out['drifted'])}" if out.get("retrain") else "no retraining needed"
-    return f"{m['parameters'].get('baseline')} → {m['parameters'].get('as_of')}: {verdict}"
-
-
-def _fuse(m: dict) -> str:
-    out = m["outputs"]
-    left = sum(v for k, v in out.get("linkage", {}).items() if k != "fused")
-    return f"{out.get('subjects_fused', 0):,} subjects fused, {left:,} left out"
-
-
-def _release(m: dict) -> str:
-    out = m["outputs"]
-    if "published" not in out:
-        return f"k={m['parameters'].get('k')} not reached: nothing published"
-    blank = out.get("blank_features", {})
-    return (f"k={m['parameters'].get('k')} at {out['level']}: {out['published']:,} published, "
-            f"{out['suppressed']:,} suppressed, smallest group {out.get('smallest_group')}; "
-            + (f"{len(blank)} BLANK FEATURE(S): {', '.join(blank)}" if blank else "no blank feature"))
-
-
-def _review(m: dict) -> str:
-    out = m["outputs"]
-    ledger = "ledger verifies" if out.get("ledger_verifies") else "LEDGER DOES NOT VERIFY"
-    honoured = out.get("withdrawals", {}).values()
-    used = sum(w["uses_after_withdrawal"] for w in honoured)
-    waiting = sum(w["sla"]["pending"] for w in honoured)
-    return (f"{ledger} ({m['inputs'].get('ledger_events', 0):,} events), {m['inputs'].get('fusion_runs', 0)} "
-            f"fusion runs, {m['inputs'].get('purges', 0)} purges; {waiting} withdrawal(s) waiting, "
-            + (f"{used} USE(S) AFTER WITHDRAWAL" if used else "no use after withdrawal"))
-
-
-def _purge(m: dict) -> str:
-    out = m["outputs"]
-    return (f"{m['inputs'].get('withdrawn_subjects', 0):,} withdrawn subjects, {out.get('pseudonyms_purged', 0):,} "
-            f"purged, {out.get('rows_removed_total', 0):,} rows removed")
 
 
 @dataclass(frozen=True)
@@ -96,7 +28,8 @@ class Shelf:
     role: str
     title: str
     job: str
-    figures: Callable[[dict], str]
+    #: the run's figures in a line (default: the job's line, the one the CLI and the demo print)
+    figures: Callable[[dict], str] = summaries.summary
     #: the run's page (or file) to link, if it has one, and what the link says
     report: Callable[[Lake, dict], str | None] = lambda lake, m: m["outputs"].get("report")
     report_name: str = "report"
@@ -104,47 +37,27 @@ class Shelf:
 
 ROLES = ("Data engineering", "Data science", "Compliance")
 SHELVES = (
-    Shelf("Data engineering", "Deliveries (landing inventory)", "landing",
-          lambda m: f"{m['inputs'].get('deliveries_complete', 0)} complete deliveries, "
-                    f"{m['inputs'].get('deliveries_waiting', 0)} waiting, "
-                    f"{m['outputs'].get('total_records', 0):,} records", lambda lake, m: None),
-    Shelf("Data engineering", "Collections from the holders' APIs", "collect",
-          lambda m: f"{m['parameters'].get('source')} on {m['parameters'].get('dt')}: "
-                    f"{len(m['outputs'].get('holders', {}))} holder(s), "
-                    f"{sum(h.get('calls', 0) for h in m['outputs'].get('holders', {}).values()):,} calls, "
-                    f"{sum(sum(h.get('failures', {}).values()) for h in m['outputs'].get('holders', {}).values()):,} "
-                    f"failed collections" + ("" if m["outputs"].get("complete") else ", NOT complete")),
-    Shelf("Data engineering", "Ingest runs", "ingest", _ingest,
-          lambda lake, m: str(lake.report("ingest") / f"{m['run_id']}.html")),
-    Shelf("Data engineering", "Quarantine, by ingest run (top rules)", "ingest", _quarantine,
-          lambda lake, m: str(lake.report("ingest") / f"{m['run_id']}.html")),
-    Shelf("Data engineering", "Validation (Great Expectations)", "validate", _validate),
-    Shelf("Data engineering", "Consent ledger appends", "consent",
-          lambda m: f"{sum(m['outputs'].get('appended', {}).values()):,} events appended; ledger of "
-                    f"{m['outputs'].get('ledger_head', {}).get('events', 0):,} events", lambda lake, m: None),
-    Shelf("Data science", "Feature releases and their catalog", "privacy", _release,
-          lambda lake, m: m["outputs"].get("catalog"), "catalog"),
-    Shelf("Data science", "Feature candidates", "features",
-          lambda m: f"{m['outputs'].get('features', 0)} features for {m['outputs'].get('subjects', 0):,} subjects",
-          lambda lake, m: None),
-    Shelf("Data science", "Models trained (profiles)", "train", _model),
-    Shelf("Data science", "Drift", "drift", _drift),
-    Shelf("Data science", "Scoring", "score",
-          lambda m: f"{m['outputs'].get('rows', 0):,} subjects scored with {m['parameters'].get('model')}",
-          lambda lake, m: None),
-    Shelf("Compliance", "Consent review", "consent_review", _review),
-    Shelf("Compliance", "Subject traces (right of access)", "subject_trace",
-          lambda m: (f"{m['outputs'].get('why')}; " if m["outputs"].get("never_seen") else
-                     f"{'in derived tables' if m['outputs'].get('in_derived_tables') else 'in no derived table'}: "
-                     f"{m['outputs'].get('why')}; ") + f"{m['outputs'].get('fusion_runs', 0)} fusion runs, "
-                    f"{m['outputs'].get('purges', 0)} purges", report_name="trace"),
-    Shelf("Compliance", "Linkage (consent-gated fusion)", "fuse", _fuse),
-    Shelf("Compliance", "Privacy (k-anonymity release gate)", "privacy", _release),
-    Shelf("Compliance", "Partner statistics under differential privacy", "dp_stats",
-          lambda m: f"{m['outputs'].get('segments', 0)} segments at ε {m['outputs'].get('epsilon', 0):g}; budget spent "
-                    f"{m['outputs'].get('budget_spent', 0):g} of {m['outputs'].get('budget', 0):g}"),
-    Shelf("Compliance", "Purge audit (withdrawals)", "purge", _purge,
-          lambda lake, m: m["outputs"].get("audit"), "audit log"),
+    Shelf("Data engineering", "Deliveries (landing inventory)", "landing", report=lambda lake, m: None),
+    Shelf("Data engineering", "Collections from the holders' APIs", "collect"),
+    Shelf("Data engineering", "Ingest runs", "ingest",
+          report=lambda lake, m: str(lake.report("ingest") / f"{m['run_id']}.html")),
+    Shelf("Data engineering", "Quarantine, by ingest run (top rules)", "ingest", summaries.quarantine,
+          report=lambda lake, m: str(lake.report("ingest") / f"{m['run_id']}.html")),
+    Shelf("Data engineering", "Validation (Great Expectations)", "validate"),
+    Shelf("Data engineering", "Consent ledger appends", "consent", report=lambda lake, m: None),
+    Shelf("Data science", "Feature releases and their catalog", "privacy",
+          report=lambda lake, m: m["outputs"].get("catalog"), report_name="catalog"),
+    Shelf("Data science", "Feature candidates", "features", report=lambda lake, m: None),
+    Shelf("Data science", "Models trained (profiles)", "train"),
+    Shelf("Data science", "Drift", "drift"),
+    Shelf("Data science", "Scoring", "score", report=lambda lake, m: None),
+    Shelf("Compliance", "Consent review", "consent_review"),
+    Shelf("Compliance", "Subject traces (right of access)", "subject_trace", report_name="trace"),
+    Shelf("Compliance", "Linkage (consent-gated fusion)", "fuse"),
+    Shelf("Compliance", "Privacy (k-anonymity release gate)", "privacy"),
+    Shelf("Compliance", "Partner statistics under differential privacy", "dp_stats"),
+    Shelf("Compliance", "Purge audit (withdrawals)", "purge",
+          report=lambda lake, m: m["outputs"].get("audit"), report_name="audit log"),
 )
 
 

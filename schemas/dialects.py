@@ -31,12 +31,6 @@ class Dialect(ABC):
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
-    def __eq__(self, other: object) -> bool:
-        return type(self) is type(other)
-
-    def __hash__(self) -> int:
-        return hash(type(self))
-
     # -- names and literals --------------------------------------------------------------------
     @abstractmethod
     def lit(self, value: str) -> str:

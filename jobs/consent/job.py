@@ -16,7 +16,7 @@ from jobs.consent.ledger import (
     read_anchors,
 )
 from jobs.consent.verify import verify_ledger
-from jobs.stage import stage_run
+from jobs.stage import StageResult, stage_run
 from mydata import progress, storage
 from mydata.config import Settings
 from mydata.engines import Engine
@@ -84,7 +84,7 @@ def append(engine: Engine, lake: Lake, manifest: RunManifest) -> dict:
 
 
 @writes_lake(JOB)
-def run(settings: Settings, spark: Any = None) -> dict:
+def run(settings: Settings, spark: Any = None) -> StageResult:
     """Append new consent deliveries to the ledger on the configured engine; fails (and says where)
     when a chain breaks."""
     with stage_run(settings, JOB, spark=spark, engine=settings.engine) as run:
@@ -94,4 +94,4 @@ def run(settings: Settings, spark: Any = None) -> dict:
         first = next(iter(result["held"].items()))
         raise ConsentChainBroken(f"consent delivery dt={first[0]} {first[1]}; "
                                  f"{len(result['held'])} delivery(ies) held back; see {path}")
-    return {"manifest": str(path), **result}
+    return run.result(**result)

@@ -52,7 +52,7 @@ from jobs.landing import (
     find_deliveries,
     text_bytes,
 )
-from jobs.stage import StageRun, stage_run
+from jobs.stage import StageResult, StageRun, stage_run
 from mydata import progress, storage
 from mydata.config import Settings
 from mydata.engines import Engine, UnreadableLanding
@@ -217,7 +217,7 @@ def check_holders(lake: Lake, source: str, seen: dict[tuple[str, str], int]) -> 
 
 
 @writes_lake("ingest")
-def run(settings: Settings, spark: Any = None) -> dict:
+def run(settings: Settings, spark: Any = None) -> StageResult:
     """Ingest every complete delivery (or those of ``settings.delivery_date``) into bronze on the
     configured engine (``spark``: a running SparkSession to use): all of the run's partitions are
     published together at the end, or none are."""
@@ -242,10 +242,9 @@ def run(settings: Settings, spark: Any = None) -> dict:
         _ingest(run, sources)
     recon = run.manifest.outputs["reconciliation"]
     accepted, quarantined = ingest_rows({"outputs": run.manifest.outputs})
-    return {"manifest": str(run.manifest_path), "run_id": run.manifest.run_id, "rows_accepted": accepted,
-            "rows_quarantined": quarantined,
-            "failed_collections": sum(e.get("failed_collections", 0) for s in recon.values() for e in s.values()),
-            "duplicates": sum(e.get("duplicates", 0) for s in recon.values() for e in s.values())}
+    return run.result(run_id=run.manifest.run_id, rows_accepted=accepted, rows_quarantined=quarantined,
+                      failed_collections=sum(e.get("failed_collections", 0) for s in recon.values() for e in s.values()),
+                      duplicates=sum(e.get("duplicates", 0) for s in recon.values() for e in s.values()))
 
 
 def _ingest(run: StageRun, sources: list) -> None:

@@ -24,7 +24,7 @@ import opendp.prelude as dp
 import pyarrow.parquet as pq
 
 from features.definitions import FEATURES, Feature
-from jobs.stage import StageRun, stage_run
+from jobs.stage import StageResult, StageRun, stage_run
 from mydata.config import Settings
 from mydata.errors import MissingInput, StageFailed, UsageError
 from mydata.lake import Lake
@@ -201,7 +201,7 @@ def _record_spend(lake: Lake, entry: dict) -> None:
 
 
 @writes_lake("release stats")
-def run(settings: Settings, epsilon: float, delta: float = 0.0) -> dict:
+def run(settings: Settings, epsilon: float, delta: float = 0.0) -> StageResult:
     """Release per-segment statistics of ``settings.purpose``'s snapshot as of ``settings.as_of``
     under (``epsilon``, ``delta``)-differential privacy, within the snapshot's budget (``settings.dp_budget``)."""
     lake, purpose = settings.lake, settings.purpose
@@ -217,7 +217,8 @@ def run(settings: Settings, epsilon: float, delta: float = 0.0) -> dict:
     if not (lake.segments(purpose) / f"as_of={as_of}").is_dir():
         raise MissingInput(f"no scored snapshot of {purpose} as of {as_of}: run `mydata --as-of {as_of} score`")
     with stage_run(settings, JOB, purpose=purpose, as_of=as_of, epsilon=epsilon, delta=delta, alpha=ALPHA) as run:
-        return _release(run, epsilon, delta, before)
+        figures = _release(run, epsilon, delta, before)
+    return run.result(**figures)
 
 
 def _release(run: StageRun, epsilon: float, delta: float, before: float) -> dict:
@@ -245,4 +246,4 @@ def _release(run: StageRun, epsilon: float, delta: float, before: float) -> dict
                          "as_of": as_of, "model": model, "epsilon": cost, "delta": delta})
     manifest.outputs = {"release": str(path), "report": str(report), "epsilon": cost, "segments": len(released),
                         "budget_spent": round(before + cost, 9), "budget": settings.dp_budget}
-    return {"manifest": str(run.manifest_path), **manifest.outputs}
+    return {}

@@ -27,7 +27,7 @@ from features.release import (
     Level,
 )
 from features.sql import catalog_stats_sql, health_sql
-from jobs.stage import StageRun, stage_run
+from jobs.stage import StageResult, StageRun, stage_run
 from mydata import progress, storage
 from mydata.config import ConfigError, Settings
 from mydata.engines import Engine
@@ -163,7 +163,7 @@ def _choose_level(engine: Engine, columns: list[str], k: int, max_suppression: f
 
 
 @writes_lake("release")
-def run(settings: Settings, spark=None) -> dict:
+def run(settings: Settings, spark=None) -> StageResult:
     """Gate and publish the candidate for ``settings.purpose`` as of ``settings.as_of``."""
     if settings.as_of is None:
         raise ConfigError("the release gate needs an as-of date (--as-of YYYY-MM-DD or MYDATA_AS_OF)")
@@ -174,7 +174,8 @@ def run(settings: Settings, spark=None) -> dict:
                                               purpose=purpose, as_of=as_of.isoformat()))
     with stage_run(settings, JOB, spark=spark, purpose=purpose, as_of=as_of.isoformat(), k=k,
                    max_suppression=settings.max_suppression, engine=settings.engine) as run:
-        return _release(run, folder)
+        figures = _release(run, folder)
+    return run.result(**figures)
 
 
 def _release(run: StageRun, folder: Path) -> dict:
@@ -217,7 +218,7 @@ def _release(run: StageRun, folder: Path) -> dict:
     run.close_engine()
     html.write_page(report, privacy_page(manifest, outcomes, chosen))
     manifest.outputs["catalog"] = str(catalog)
-    return {"manifest": str(run.manifest_path), "report": str(report), "catalog": str(catalog), "snapshot": str(snapshot),
+    return {"report": str(report), "catalog": str(catalog), "snapshot": str(snapshot),
             "published": after.subjects, "suppressed": outcomes[chosen].suppressed,
             "level": LEVELS[chosen].description, "blank_features": manifest.outputs["blank_features"]}
 

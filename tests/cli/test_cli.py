@@ -114,12 +114,12 @@ def test_model_commands_for_a_data_scientist(tmp_path, capsys, blobs, publish_sn
     assert main(["--data-root", root, "--as-of", "2026-10-01", "model", "train", "--k-min", "2", "--k-max", "5",
                  "--promote"]) == 0
     out, err = capsys.readouterr()
-    assert "registered marketing v0001 (promoted to current): k=3" in out and out.count("  segment ") == 3
+    assert "registered model marketing v0001 (promoted to current): k=3" in out and out.count("  segment ") == 3
     assert re.search(r"^train kmeans k=2\.\.5 on 180 subjects: 4/4 fits in [\d.]+s \([\d.]+k? fits/s\)$", err, re.M), err
     profile_page = tmp_path / "reports" / "models" / "marketing" / "v0001.html"
     assert f"profile: {profile_page}" in out and profile_page.is_file()
     assert main(["--data-root", root, "--as-of", "2026-10-01", "model", "train", "--k", "4"]) == 0
-    assert "registered marketing v0002: k=4" in capsys.readouterr().out
+    assert "registered model marketing v0002: k=4" in capsys.readouterr().out
     assert main([*model, "list"]) == 0
     listed = capsys.readouterr().out.splitlines()
     assert listed[1].startswith("* v0001") and listed[2].startswith("  v0002")
@@ -275,7 +275,7 @@ def test_a_data_scientist_builds_a_training_frame_and_reads_feature_health(lake_
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "dated after the snapshot" in err
     assert main([*root, "--as-of", as_of, "features"]) == 0 and main([*root, "--as-of", as_of, "release"]) == 0
-    assert "feature health: " in capsys.readouterr().out
+    assert "no blank feature (`mydata release health` for every feature)" in capsys.readouterr().out
     assert main([*root, "release", "health"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith(f"feature health of the marketing release as of {as_of}")

@@ -123,7 +123,7 @@ def test_pipeline_dag_runs_end_to_end_through_airflow(dag_run, capsys):
     summary_text = capsys.readouterr().out
     for line in ("rows accepted", "subjects fused (left out: ", "subjects published", "k=5 reached",
                  f"segment: model marketing {trained['outputs']['version']}", "profile ", "privacy report ",
-                 "consent review: ledger verifies; report ", f"by role: {settings.lake.reports / 'index.html'}"):
+                 "consent review: ledger verifies (", "fuse: marketing as of ", f"by role: {settings.lake.reports / 'index.html'}"):
         assert line in summary_text, line
     assert all(s["label"] in summary_text for s in trained["outputs"]["segments"])
     # the lake the DAG left is healthy, as `mydata status` tells it
@@ -152,8 +152,8 @@ def test_the_front_page_links_every_report_and_shows_the_runs_figures(dag_run):
             "Data engineering", "Data science", "Compliance"]
         shown = browser.find_element(By.TAG_NAME, "body").text
         for figure in (f"{accepted:,} rows accepted", f"{fused['outputs']['subjects_fused']:,} subjects fused",
-                       f"{released['outputs']['published']:,} published",
-                       f"{trained['outputs']['version']} (promoted): k={trained['outputs']['metrics']['k']}",
+                       f"{released['outputs']['published']:,} subjects published",
+                       f"{trained['outputs']['version']} (promoted to current): k={trained['outputs']['metrics']['k']}",
                        f"ledger verifies ({reviewed['inputs']['ledger_events']:,} events)"):
             assert figure in shown, figure
         links = [a.get_attribute("href") for a in browser.find_elements(By.TAG_NAME, "a")]

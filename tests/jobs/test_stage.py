@@ -50,3 +50,33 @@ def test_a_manifest_the_stage_wrote_itself_is_left_as_it_is(tmp_path):
     with stage_run(settings, "consent") as landed:
         landed.manifest.finish(landed.lake, "failed")  # as a journaled publish lands it, held back
     assert _manifest(landed)["status"] == "failed"
+
+
+def test_a_failure_is_recorded_before_the_engine_closes_so_a_failing_close_loses_nothing(tmp_path):
+    settings = Settings(data_root=tmp_path)
+    with pytest.raises(KeyError, match="bank"):
+        with stage_run(settings, "fuse") as run:
+            engine = run.engine
+
+            def broken_close() -> None:
+                assert run.manifest_path.exists(), "the failure is on record before the engine closes"
+                raise RuntimeError("the session went away")
+
+            engine.close = broken_close
+            raise KeyError("bank")
+    assert _manifest(run)["error"] == "KeyError: 'bank'"
+
+
+def test_a_result_says_its_run_in_the_line_the_demo_and_the_front_page_print(tmp_path):
+    from mydata.manifest import latest_manifest
+    from render.summaries import summary
+
+    settings = Settings(data_root=tmp_path)
+    with stage_run(settings, "features", purpose="marketing", as_of="2026-11-01") as run:
+        run.manifest.outputs = {"features": 63, "subjects": 1_200}
+    result = run.result(candidate="silver/features")
+    assert result["subjects"] == 1_200 and result["candidate"] == "silver/features"
+    assert result["manifest"] == str(run.manifest_path) and dict(result)["features"] == 63
+    assert result.summary() == "63 features for 1,200 subjects"
+    assert summary(latest_manifest(settings.lake, "features")) == result.summary()
+    assert result.summary() in (tmp_path / "reports" / "index.html").read_text(encoding="utf-8")

@@ -37,7 +37,7 @@ def test_runs_show_under_their_role_newest_first_with_figures_and_links(tmp_path
     assert f'href="ingest/{new.run_id}.html"' not in ingest  # the failed run has no page: no dead link
     assert f'href="../manifests/ingest/{new.run_id}.json"' in ingest
     assert "card_bills: amount.not_negative 10" in text
-    assert "1,234 subjects fused, 66 left out" in text
+    assert "marketing as of 2026-11-01: 1,234 subjects fused (left out: no_consent 66)" in text
     assert "not succeeded: ingest" in text  # the latest ingest failed
 
 
