@@ -15,8 +15,9 @@ def cmd_consent_append(args: argparse.Namespace) -> int:
     from jobs import consent
 
     result = consent.run(settings_of(args))
-    appended = ", ".join(f"dt={dt}: {n:,}" for dt, n in result["appended"].items()) or "nothing new"
-    print(f"consent: {result.summary()}; appended {appended}")
+    print(f"consent: {result.summary()}")
+    for dt, events in result["appended"].items():
+        print(f"  appended dt={dt}: {events:,} events")
     return 0
 
 

@@ -222,7 +222,7 @@ def test_two_consent_appends_at_once_append_each_delivery_once(ingested, tmp_pat
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env) for _ in range(2)]
     said = [r.communicate(timeout=300) for r in runs]
     assert [r.returncode for r in runs] == [0, 0], said
-    assert sorted(out.startswith("appended nothing new") for out, _ in said) == [False, True]
+    assert sorted(out.startswith("consent: 0 events appended") for out, _ in said) == [False, True]
     heads = json.loads((root / "consent" / "anchors.json").read_text())
     assert len(heads) == len({h["events"] for h in heads}) == 3
     assert _mydata(root, "consent", "verify").returncode == 0

@@ -17,6 +17,7 @@ from mydata.config import Settings
 from mydata.devtools.synth import GeneratorOptions, generate, subject_ci
 from mydata.devtools.synth.generator import ORG_CODES
 from mydata.devtools.synth.profiles import CUSTOMER_TYPES
+from mydata.errors import UsageError
 from mydata.keys import KeyStore
 from schemas import codes
 from schemas.consent import verify_chain
@@ -333,7 +334,7 @@ def test_types_drive_correlated_bank_and_telecom_behaviour(tmp_path, make_landin
 
 def test_writing_into_a_landing_zone_that_has_deliveries_is_refused(small_landing):
     settings, _ = small_landing
-    with pytest.raises(FileExistsError, match="already holds deliveries"):
+    with pytest.raises(UsageError, match="already holds deliveries"):
         generate(settings.data_root, GeneratorOptions(subjects=1), KeyStore.open(settings, env={}))
 
 
