@@ -26,6 +26,7 @@ from pathlib import Path
 
 import psutil
 
+from mydata import progress
 from mydata.config import PROJECT_ROOT, Settings
 from mydata.devtools.synth import GeneratorOptions, generate
 from mydata.keys import KeyStore
@@ -114,6 +115,41 @@ def stage(results: list[dict], name: str, unit: str, heap: DriverHeap | None = N
     print(f"{name}: {row['seconds']:.1f} s, {row['rows']:,} {unit}, peak {row['peak_mib']:,.0f} MiB"
           + (f", heap old-gen peak {row['heap_old_peak_mib']:,.0f} MiB, retained {row['heap_retained_mib']:,.0f} MiB"
              if heap else ""), flush=True)
+
+
+class StepTimes:
+    """A progress display that keeps each finished step's seconds (the project's ingest per source)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    def begin(self, step: progress.Step) -> None:
+        pass
+
+    def update(self, step: progress.Step) -> None:
+        pass
+
+    def end(self, step: progress.Step) -> None:
+        self.seconds[step.name] = step.elapsed
+
+    def note(self, text: str) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def run_ingest_reference(settings: Settings, project: dict[str, float]) -> dict:
+    """The MyData sources ingested plainly in DuckDB (``ingest_reference.py``) beside the project's
+    seconds for each (its per-source steps, staging included; the run's one publish is not)."""
+    import ingest_reference
+
+    out = settings.data_root / "reference" / "ingest"
+    shutil.rmtree(out, ignore_errors=True)
+    plain = ingest_reference.run(settings.data_root, out)
+    print("plain DuckDB ingest: " + ", ".join(f"{s} {f['seconds']:.1f} s (project {project.get(s, 0):.1f} s)"
+                                              for s, f in plain.items()), flush=True)
+    return {"sources": plain, "project": project}
 
 
 def _manifest(result: dict) -> dict:
@@ -221,7 +257,7 @@ def run_scale(subjects: int, months: int, root: Path, driver_memory: str = Setti
         spark.range(1).count()  # session start-up is nobody's stage
         heap = DriverHeap(spark)
     stages: list[dict] = []
-    with stage(stages, "ingest", "records read", heap) as row:
+    with stage(stages, "ingest", "records read", heap) as row, progress.shown_by(StepTimes()) as steps:
         result = ingest.run(settings, spark)
         row["rows"] = sum(_manifest(result)["inputs"]["records_read"].values())
         bronze_rows = result["rows_accepted"] + result["rows_quarantined"]
@@ -247,6 +283,10 @@ def run_scale(subjects: int, months: int, root: Path, driver_memory: str = Setti
 
     project_fusion_features = sum(s["seconds"] for s in stages if s["stage"].startswith(("fusion", "features")))
     references = run_reference(settings, stages[3]["rows"], spark)
+    if spark is None:  # the plain Spark ingest is still to write (issue 34)
+        references["ingest"] = run_ingest_reference(settings, {
+            name.removeprefix("ingest "): seconds for name, seconds in steps.seconds.items()
+            if name.startswith("ingest ") and name != "ingest publish"})
     if spark is not None:
         spark.stop()
     for row in stages:
@@ -298,6 +338,8 @@ def render(results: list[dict], models: list[dict] | None = None) -> str:
                          f"{s['rows'] / s['seconds']:,.0f} | {1e6 * s['seconds'] / max(s['rows'], 1):,.1f} | "
                          f"{s['peak_mib']:,.0f} MiB | {heap_note(s)} |")
         lines += ["", comparison(r), ""]
+        if "ingest" in r["references"]:
+            lines += [ingest_comparison(r["references"]["ingest"]), ""]
     for engine in sorted({r["engine"] for r in results}):
         scales = [r for r in results if r["engine"] == engine]
         if len(scales) < 2:
@@ -382,6 +424,19 @@ def comparison(r: dict) -> str:
             f"({seconds:.1f} s; target ≤ {target}×). Fusion first verifies the whole consent ledger (hash chain "
             f"and anchors, {verify:.1f} s alone), which the reference does not; without it "
             f"{(project - verify) / seconds:.2f}×. Feature table equal to the project's: {_equal(check)}.")
+
+
+def ingest_comparison(figures: dict) -> str:
+    """The project's ingest of each MyData source against the plain DuckDB reference of it."""
+    plain, project = figures["sources"], figures["project"]
+    per_source = "; ".join(f"{s} {project[s]:.1f} s vs {f['seconds']:.1f} s (**{project[s] / f['seconds']:.2f}×**)"
+                           for s, f in plain.items() if s in project)
+    mine, theirs = sum(project[s] for s in plain if s in project), sum(f["seconds"] for f in plain.values())
+    rows = sum(f["accepted"] for f in plain.values())
+    return (f"Ingest of the MyData sources, project against plain DuckDB (`benchmarks/ingest_reference.py`: "
+            f"read_json, unnest, typed select, the same per-field checks, Parquet; no line accounting, duplicates, "
+            f"natural-key ranking or readable reasons): {per_source}; together {mine:.1f} s vs {theirs:.1f} s, "
+            f"**{mine / theirs:.2f}×** (target ≤ 1.2×). The reference accepted {rows:,} rows.")
 
 
 def _equal(check: dict) -> str:
