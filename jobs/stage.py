@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,7 @@ class StageRun:
     def result(self, **figures: Any) -> StageResult:
         """The run's result once its block ended: its manifest's outputs (and path), plus ``figures``."""
         return StageResult({"manifest": str(self.manifest_path), **self.manifest.outputs, **figures},
-                           {k: v for k, v in asdict(self.manifest).items() if k != "path"})
+                           self.manifest.document())
 
     def close_engine(self) -> None:
         """Release the engine now (before work that needs none, such as writing a report)."""

@@ -70,6 +70,10 @@ class RunManifest:
         """The manifest as it is written when the run ends (for a run that lands it with its outputs)."""
         self.status = status
         self.finished_at = datetime.now(UTC).isoformat()
+        return self.document()
+
+    def document(self) -> dict:
+        """The manifest as the lake holds it (without the path it is written to)."""
         return {k: v for k, v in asdict(self).items() if k != "path"}
 
     def landed(self, lake: Lake) -> Path:
@@ -106,6 +110,17 @@ def ingest_rows(manifest: dict) -> tuple[int, int]:
     """Rows accepted and quarantined over every table and delivery date of an ingest manifest."""
     counts = [c for by_dt in manifest["outputs"].get("tables", {}).values() for c in by_dt.values()]
     return sum(c["accepted"] for c in counts), sum(c["quarantined"] for c in counts)
+
+
+def reconciled(manifest: dict) -> dict[str, int]:
+    """Every count of an ingest manifest's reconciliation, summed over sources and delivery dates."""
+    totals: dict[str, int] = {}
+    for by_dt in manifest["outputs"].get("reconciliation", {}).values():
+        for entry in by_dt.values():
+            for key, value in entry.items():
+                if key != "balanced":
+                    totals[key] = totals.get(key, 0) + value
+    return totals
 
 
 def latest_manifest(lake: Lake, job: str) -> dict | None:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from mydata.lake import Lake
+from mydata.manifest import reconciled
 from render import html
 
 FOLDER = "ingest"
@@ -39,9 +40,9 @@ def page(ingest: dict, validations: list[Any]) -> str:
     tables = ingest["outputs"]["tables"]
     examples = ingest["outputs"].get("rule_examples", {})
     passed = bool(validations) and all(v.success for v in validations)
-    total = {key: sum(e.get(key, 0) for by_dt in recon.values() for e in by_dt.values())
-             for key in ("records_read", "rows_accepted", "rows_quarantined", "lines_quarantined",
-                         "failed_collections", "duplicates")}
+    totals = reconciled(ingest)
+    total = {key: totals.get(key, 0) for key in ("records_read", "rows_accepted", "rows_quarantined",
+                                                  "lines_quarantined", "failed_collections", "duplicates")}
     facts = {"run": ingest["run_id"], "status": ingest["status"],
              "deliveries": len(ingest["inputs"]["deliveries"]), "code": ingest["code_version"],
              "started": ingest["started_at"][:19].replace("T", " ") + " UTC"}

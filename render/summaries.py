@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from mydata.manifest import ingest_rows
+from mydata.manifest import ingest_rows, reconciled
 
 
 def _share(part: int, whole: int) -> str:
@@ -27,9 +27,8 @@ def collect(m: dict) -> str:
 
 def ingest(m: dict) -> str:
     accepted, quarantined = ingest_rows(m)
-    recon = m["outputs"].get("reconciliation", {})
-    failed = sum(e.get("failed_collections", 0) for by_dt in recon.values() for e in by_dt.values())
-    duplicates = sum(e.get("duplicates", 0) for by_dt in recon.values() for e in by_dt.values())
+    totals = reconciled(m)
+    failed, duplicates = totals.get("failed_collections", 0), totals.get("duplicates", 0)
     return (f"{accepted:,} rows accepted, {quarantined:,} quarantined ({_share(quarantined, accepted + quarantined)}) "
             f"from {len(m['inputs'].get('deliveries', []))} deliveries; {failed:,} failed collections, "
             f"{duplicates:,} duplicate deliveries")

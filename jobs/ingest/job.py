@@ -21,7 +21,7 @@ table: rows = accepted + quarantined. Both are in the run manifest.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -60,7 +60,7 @@ from mydata.errors import StageFailed, UsageError
 from mydata.holders import HolderRegistry, unregistered_message
 from mydata.lake import Lake
 from mydata.lock import writes_lake
-from mydata.manifest import RunManifest, ingest_rows
+from mydata.manifest import RunManifest, ingest_rows, reconciled
 from render.ingest import write_report
 from schemas.bronze import TABLES, tables_of
 from schemas.landing import MYDATA_SOURCES, SOURCES
@@ -240,11 +240,10 @@ def run(settings: Settings, spark: Any = None) -> StageResult:
                                for d in complete if not data_files(d)]
         run.manifest.inputs = {"deliveries": [f"{d.source} dt={d.dt}" for d in complete]}
         _ingest(run, sources)
-    recon = run.manifest.outputs["reconciliation"]
-    accepted, quarantined = ingest_rows({"outputs": run.manifest.outputs})
+    document = run.manifest.document()
+    (accepted, quarantined), totals = ingest_rows(document), reconciled(document)
     return run.result(run_id=run.manifest.run_id, rows_accepted=accepted, rows_quarantined=quarantined,
-                      failed_collections=sum(e.get("failed_collections", 0) for s in recon.values() for e in s.values()),
-                      duplicates=sum(e.get("duplicates", 0) for s in recon.values() for e in s.values()))
+                      failed_collections=totals.get("failed_collections", 0), duplicates=totals.get("duplicates", 0))
 
 
 def _ingest(run: StageRun, sources: list) -> None:
@@ -289,4 +288,4 @@ def _publish(lake: Lake, manifest: RunManifest, sources: list, outcomes: list, s
 
 def _report_failed(lake: Lake, manifest: RunManifest) -> None:
     """A run the gate stopped gets its report page too (validation never sees it)."""
-    manifest.outputs["report"] = str(write_report(lake, {**asdict(manifest), "status": "failed"}, []))
+    manifest.outputs["report"] = str(write_report(lake, {**manifest.document(), "status": "failed"}, []))
