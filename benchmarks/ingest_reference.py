@@ -1,10 +1,11 @@
-"""MyData ingest written plainly in DuckDB, for the benchmark only: the yardstick of issue 34.
+"""MyData ingest written plainly, in DuckDB (``run``) and in PySpark (``run_spark``), for the
+benchmark only: the yardsticks of issue 34.
 
-Per MyData source: ``read_json`` of the delivered lines (bad lines skipped), then per bronze
-table a typed select of the successful collections of its API (a list API's items unnested)
-with the same per-field checks (required, format, code set, bounds, length), accepted and
-rejected rows written to Parquet. The columns, kinds and code sets come from the contract
-(``schemas.bronze``), the SQL is DuckDB's ordinary idiom; none of the project's machinery: no
+Per MyData source: the engine's JSON reader over the delivered lines (bad lines skipped), then
+per bronze table a typed select of the successful collections of its API (a list API's items
+unnested) with the same per-field checks (required, format, code set, bounds, length), accepted
+and rejected rows written to Parquet. The columns, kinds and code sets come from the contract
+(``schemas.bronze``), the SQL is each engine's ordinary idiom; none of the project's machinery: no
 line accounting, duplicates, natural-key ranking, readable reasons, staging or manifests.
 """
 from __future__ import annotations
@@ -26,6 +27,10 @@ _TYPED = {
     "version": "TRY_CAST({v} AS INTEGER)", "count": "TRY_CAST({v} AS INTEGER)",
     "ratio": "TRY_CAST({v} AS DOUBLE)", "number": "TRY_CAST({v} AS DOUBLE)",
 }
+#: what Spark SQL writes differently: its time parsers, and a regular expression over the whole value
+_SPARK_TYPED = {**_TYPED, "dtime": "try_to_timestamp({v}, 'yyyyMMddHHmmss')", "date": "try_to_date({v}, 'yyyyMMdd')",
+                "month": "try_to_date(concat({v}, '01'), 'yyyyMMdd')"}
+_FULL_MATCH = {"duckdb": "regexp_full_match({v}, '{p}')", "spark": "{v} RLIKE '^{p}$'"}
 
 
 def _struct(fields: list[str], lists: dict[str, tuple[str, ...]] | None = None) -> str:
@@ -57,22 +62,23 @@ def _shape(source: str) -> str:
 
 def _raw(column: Column) -> str:
     return {"envelope": column.name, "request": f"request.{column.name}", "response": f"response.{column.name}",
-            "item": f"_item.{column.name}", "position": "CAST(_pos AS VARCHAR)"}[column.origin]
+            "item": f"_item.{column.name}", "position": "CAST(_pos AS STRING)"}[column.origin]
 
 
-def _value(column: Column) -> str:
-    raw = _raw(column)
-    return _TYPED[column.kind].format(v=raw) if column.kind in _TYPED else raw
+def _value(column: Column, engine: str = "duckdb") -> str:
+    raw, typed = _raw(column), _SPARK_TYPED if engine == "spark" else _TYPED
+    return typed[column.kind].format(v=raw) if column.kind in typed else raw
 
 
-def _rule(column: Column) -> str:
+def _rule(column: Column, engine: str = "duckdb") -> str:
     """The column's first broken check, or NULL."""
-    raw, value, name = _raw(column), _value(column), column.name
+    raw, value, name = _raw(column), _value(column, engine), column.name
     checks = [f"WHEN {raw} IS NULL OR {raw} = '' THEN '{name}.required'" if column.required else
               f"WHEN {raw} IS NULL OR {raw} = '' THEN NULL",
               f"WHEN {value} IS NULL THEN '{name}.format'"]
     if column.kind == "link_key":
-        checks.append(f"WHEN NOT regexp_full_match({raw}, '[A-Za-z0-9_-]{{43}}') THEN '{name}.format'")
+        link_key = _FULL_MATCH[engine].format(v=raw, p="[A-Za-z0-9_-]{43}")
+        checks.append(f"WHEN NOT {link_key} THEN '{name}.format'")
     if column.allowed is not None:
         checks.append(f"WHEN {raw} NOT IN ({', '.join(repr(v) for v in sorted(column.allowed))}) THEN '{name}.in_set'")
     if column.low is not None:
@@ -84,15 +90,17 @@ def _rule(column: Column) -> str:
     return f"CASE {' '.join(checks)} END"
 
 
-def table_sql(spec: TableSpec, lines: str) -> str:
+def table_sql(spec: TableSpec, lines: str, engine: str = "duckdb") -> str:
     """Typed rows of one bronze table with ``_rule``, the first broken check (NULL: accepted)."""
     api = next(a for a in apis_of(spec.source) if a.api == spec.api)
     rows = f"SELECT * FROM {lines} WHERE api = '{api.api}' AND response.rsp_code = '{SUCCESS_RSP_CODE}'"
     if api.is_list:
-        rows = (f"SELECT *, unnest(response.{api.list_field}) AS _item, "
-                f"generate_subscripts(response.{api.list_field}, 1) - 1 AS _pos FROM ({rows}) r")
-    values = ", ".join(f"{_value(c)} AS {c.name}" for c in spec.columns)
-    return f"SELECT {values}, coalesce({', '.join(_rule(c) for c in spec.columns)}) AS _rule, dt FROM ({rows}) x"
+        items = (f"posexplode(response.{api.list_field}) AS (_pos, _item)" if engine == "spark" else
+                 f"unnest(response.{api.list_field}) AS _item, generate_subscripts(response.{api.list_field}, 1) - 1 AS _pos")
+        rows = f"SELECT *, {items} FROM ({rows}) r"
+    values = ", ".join(f"{_value(c, engine)} AS {c.name}" for c in spec.columns)
+    rules = ", ".join(_rule(c, engine) for c in spec.columns)
+    return f"SELECT {values}, coalesce({rules}) AS _rule, dt FROM ({rows}) x"
 
 
 def run(lake_root: Path, out: Path, threads: int = 2, memory: str = "6GB") -> dict:
@@ -118,4 +126,43 @@ def run(lake_root: Path, out: Path, threads: int = 2, memory: str = "6GB") -> di
         lines = con.execute("SELECT count(*) FROM lines").fetchone()[0]
         figures[source] = {"seconds": time.perf_counter() - started, "lines": lines, **counts}
     con.close()
+    return figures
+
+
+def _spark_ddl(source: str) -> str:
+    """spark.read.json's schema for a source's lines, as DDL: the same fields as ``_shape``."""
+    apis = apis_of(source)
+
+    def struct(fields, lists=None) -> str:
+        parts = [f"{f}: STRING" for f in sorted(set(fields))]
+        parts += [f"{name}: ARRAY<STRUCT<{', '.join(f'{f}: STRING' for f in items)}>>" for name, items in (lists or {}).items()]
+        return f"STRUCT<{', '.join(parts)}>"
+    envelope = [f"{name} STRING" for name in ("link_key", "key_version", "org_code", "api", "x_api_tran_id", "collected_at")]
+    request = struct([f for a in apis for f in a.request_fields] or ["_none"])
+    response = struct(["rsp_code", "rsp_msg", *(f for a in apis for f in a.response_fields),
+                       *(a.count_field for a in apis if a.count_field)], _lists(apis))
+    return ", ".join([*envelope, f"request {request}", f"response {response}"])
+
+
+def run_spark(spark, lake_root: Path, out: Path) -> dict:
+    """Every MyData source of the landing zone, plainly in PySpark on a running session: each table
+    one job from the files (caching the parsed lines took longer than reading them again)."""
+    from pyspark.sql import functions as F
+
+    figures: dict[str, dict] = {}
+    for source in MYDATA_SOURCES:
+        started = time.perf_counter()
+        files = sorted(str(p) for p in (lake_root / "landing" / source).glob("dt=*/*.jsonl*"))
+        lines = (spark.read.schema(_spark_ddl(source)).option("mode", "DROPMALFORMED").json(files)
+                 .withColumn("dt", F.to_date(F.regexp_extract(F.col("_metadata.file_path"), "dt=([0-9-]+)", 1))))
+        lines.createOrReplaceTempView("lines")
+        for spec in tables_of(source):
+            typed = spark.sql(table_sql(spec, "lines", "spark")).withColumn("accepted", F.col("_rule").isNull())
+            typed.write.mode("overwrite").partitionBy("accepted").parquet(str(out / spec.name))
+        seconds = time.perf_counter() - started
+        counts = {"accepted": 0, "rejected": 0}  # counted from what was written, outside the time
+        for spec in tables_of(source):
+            for row in spark.read.parquet(str(out / spec.name)).groupBy("accepted").count().collect():
+                counts["accepted" if str(row["accepted"]).lower() == "true" else "rejected"] += row["count"]
+        figures[source] = {"seconds": seconds, "lines": lines.count(), **counts}
     return figures

@@ -274,7 +274,7 @@ class DuckDBDialect(Dialect):
     def item_json(self, fields: list[str]) -> str:
         parts = ", ".join(f"CASE WHEN _item.{self.ident(f)} IS NOT NULL THEN {self.lit(json.dumps(f) + ':')} "
                           f"|| to_json(_item.{self.ident(f)}) END" for f in fields)
-        return f"'{{' || concat_ws(',', {parts}) || '}}'"
+        return f"CASE WHEN _item IS NOT NULL THEN '{{' || concat_ws(',', {parts}) || '}}' END"  # as to_json(NULL)
 
     def add_months(self, day: str, months: int) -> str:
         return f"CAST({day} + INTERVAL ({months}) MONTH AS DATE)"
@@ -330,8 +330,12 @@ class DuckDBDialect(Dialect):
             if path.endswith("[*]"):
                 parsed_list = self.field("j", *path[2:-3].split("."))
                 wrong.append(f"(coalesce(len({parsed_list}), 0) > 0 AND coalesce(list_bool_or(list_transform("
-                             f"json_type(value, {self.lit(path)}), lambda t: t <> '{kind}')), false))")
-        return parsed, f"(CASE WHEN j IS NULL THEN true ELSE {' OR '.join(wrong) or 'false'} END)"
+                             f"json_type(value, {self.lit(path)}), lambda t: t NOT IN ('{kind}', 'NULL'))), false))")
+        # json_type parses the line again, up to once per list: only a line the transform leaves
+        # suspect (a container of the shape that came out empty) is checked so
+        suspect = " OR ".join(["NOT starts_with(value, '{')", *_suspects(self, shape, ("j",))])
+        return parsed, (f"(CASE WHEN j IS NULL THEN true WHEN NOT ({suspect}) THEN false "
+                        f"ELSE {' OR '.join(wrong) or 'false'} END)")
 
     def parse_csv(self, columns: tuple[str, ...]) -> str:
         picked = ", ".join(f"{self.ident(c)} := nullif(_f[{i}], '')" for i, c in enumerate(columns, 1))
@@ -458,6 +462,33 @@ def _duckdb_structure(shape: Any) -> Any:
     if isinstance(shape, list):
         return [_duckdb_structure(shape[0])]
     return {k: _duckdb_structure(v) for k, v in shape.items()} if shape else "JSON"
+
+
+def _empty(d: Dialect, ref: tuple[str, ...], shape: Shape) -> str:
+    """SQL: the transformed object at ``ref`` has no value at all, as json_transform leaves an
+    object of the shape that held something else."""
+    return " AND ".join(f"({d.field(*ref, name)} IS NULL OR {_empty(d, (*ref, name), sub)})"
+                        if isinstance(sub, dict) and sub else f"{d.field(*ref, name)} IS NULL"
+                        for name, sub in shape.items())
+
+
+def _suspects(d: Dialect, shape: Shape, ref: tuple[str, ...]) -> list[str]:
+    """SQL conditions, one per container below ``ref``, true wherever that container may not be
+    the shape's (a superset: json_type decides). A key is looked for in the text, literal or
+    \\u-escaped, so a container missing from the line is not suspect."""
+    out = []
+    for name, sub in shape.items():
+        field, keyed = d.field(*ref, name), f"(contains(value, {d.lit(json.dumps(name))}) OR contains(value, '\\u'))"
+        if isinstance(sub, dict) and not sub:  # kept as JSON text: any value but an object is wrong
+            out.append(f"coalesce(NOT starts_with(CAST({field} AS VARCHAR), '{{'), false)")
+        elif isinstance(sub, dict):
+            out += [f"({_empty(d, ref, {name: sub})} AND {keyed})", *_suspects(d, sub, (*ref, name))]
+        elif isinstance(sub, list):
+            out.append(f"({field} IS NULL AND {keyed})")
+            if isinstance(sub[0], dict):  # an item that is not an object comes out empty (or null)
+                item = "x" if not sub[0] else _empty(d, ("x",), sub[0]).replace('"x"', "x")
+                out.append(f"coalesce(list_bool_or(list_transform({field}, lambda x: x IS NULL OR {item})), false)")
+    return out
 
 
 def _nested_paths(shape: Shape, prefix: str = "$") -> list[tuple[str, str]]:

@@ -35,6 +35,7 @@ from jobs.ingest.sql import (
     collections,
     consent_rows,
     csv_rows,
+    duplicate_lines,
     failed_collections,
     line_counts,
     line_quarantine,
@@ -43,6 +44,7 @@ from jobs.ingest.sql import (
     parse_mydata,
     quarantined_rows,
     ranked_rows,
+    repeated_rows,
     shown_reason,
 )
 from jobs.landing import (
@@ -62,7 +64,7 @@ from mydata.lake import Lake
 from mydata.lock import writes_lake
 from mydata.manifest import RunManifest, ingest_rows, reconciled
 from render.ingest import write_report
-from schemas.bronze import TABLES, tables_of
+from schemas.bronze import TABLES, TableSpec, tables_of
 from schemas.landing import MYDATA_SOURCES, SOURCES
 
 
@@ -110,7 +112,7 @@ class SourceIngest:
         """Some delivery dates into ``result``, staged; with ``more`` to come, their ids kept for duplicates."""
         engine, d = self.engine, self.engine.dialect
         dts = sorted({delivery.dt for delivery in deliveries})
-        names = {"lines": f"{self.source}_lines", "parsed": f"{self.source}_parsed"}
+        names = {step: f"{self.source}_{step}" for step in ("lines", "unmarked", "duplicates", "parsed")}
         # a MyData source's lines are read once, by the parse: streamed, they are never all held
         engine.lines(names["lines"], [p for delivery in deliveries for p in data_files(delivery)],
                      streamed=self.is_mydata)
@@ -119,7 +121,7 @@ class SourceIngest:
         check_holders(self.lake, self.source, self.result.holders)  # before these dates are written
         ranked = {name: f"{name}_ranked" for name in candidates}
         for name, sql in candidates.items():
-            engine.table(ranked[name], ranked_rows(d, TABLES[name], sql))
+            rank(engine, TABLES[name], sql, ranked[name])
             outputs[name] = accepted_rows(d, TABLES[name], ranked[name])
             quarantines.append(quarantined_rows(d, TABLES[name], ranked[name], names["parsed"]))
         shared = (COLLECTIONS, FAILED_COLLECTIONS)
@@ -128,7 +130,7 @@ class SourceIngest:
              else self.lake.bronze_table(name), dts, self.run_id)
             for name, sql in outputs.items()])
         self._quarantine(quarantines, ranked, dts)
-        engine.drop(*names.values(), *ranked.values())
+        engine.drop(*names.values(), *(part for name in ranked.values() for part in ranking_parts(name)))
 
     def _parse(self, names: dict[str, str], dts: list[date], more: bool) -> tuple[dict, list, dict]:
         """The lines parsed: the tables they fill directly (SQL by name), the line quarantine, and
@@ -137,10 +139,12 @@ class SourceIngest:
         if not self.is_mydata:
             builder = consent_rows if source == "consent" else csv_rows
             return {}, [], {spec.name: builder(d, spec, names["lines"]) for spec in tables_of(source)}
-        engine.table(names["parsed"], mark_duplicates(d, parse_mydata(d, source, names["lines"]), self.delivered,
-                                                      self.run_dts, self.earlier))
+        engine.table(names["unmarked"], parse_mydata(d, source, names["lines"]))
         if engine.materializes:  # every later step reads the parsed lines: the raw ones can go now
             engine.drop(names["lines"])
+        engine.table(names["duplicates"], duplicate_lines(d, names["unmarked"], self.delivered, self.run_dts,
+                                                          self.earlier))
+        engine.view(names["parsed"], mark_duplicates(d, names["unmarked"], names["duplicates"]))
         seen = None
         if more:
             seen = f"{source}_seen_{dts[-1]:%Y%m%d}"
@@ -170,6 +174,21 @@ class SourceIngest:
             (engine.rows, accepted_counts), (engine.rows, rule_counts)])
         self.result.staged.append(staged)
         self.result.count_rows(list(ranked), dts, accepted, rules)
+
+
+def ranking_parts(name: str) -> tuple[str, str, str]:
+    """What ``rank`` registers for the ranked rows ``name``, in the order they can be dropped."""
+    return name, f"{name}_repeated", f"{name}_candidates"
+
+
+def rank(engine: Engine, spec: TableSpec, candidates: str, name: str) -> None:
+    """Register ``name``: a table's candidate rows (SQL) ranked by natural key (``ranked_rows``).
+    The rows are computed once; the few repeating a key are found from them."""
+    d = engine.dialect
+    ranked, repeated, rows = ranking_parts(name)
+    engine.table(rows, candidates)
+    engine.table(repeated, repeated_rows(d, spec, rows))
+    engine.view(ranked, ranked_rows(d, spec, rows, repeated))
 
 
 def ingest_source(engine: Engine, lake: Lake, source: str, deliveries: list[Delivery],

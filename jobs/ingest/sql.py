@@ -113,25 +113,33 @@ def _table_of(api: str) -> str:
     return next(t.name for t in TABLES.values() if t.api == api)
 
 
-def mark_duplicates(d: Dialect, parsed: str, delivered: str | None, dts: list[date],
+def duplicate_lines(d: Dialect, parsed: str, delivered: str | None, dts: list[date],
                     earlier: str | None = None) -> str:
-    """SQL: a good or failed line whose x_api_tran_id came before (an earlier line of the run, or
-    an earlier delivery in ``delivered``, the collections index, whose partitions ``dts`` the run
-    replaces) becomes ``duplicate``. ``earlier``: this run's ids read before ``parsed`` (x_api_tran_id, dt)."""
+    """SQL: the lines (file_path, line_no) of ``parsed`` that are duplicates: a good or failed
+    line whose x_api_tran_id came before (an earlier line of the run, or an earlier delivery in
+    ``delivered``, the collections index, whose partitions ``dts`` the run replaces). ``earlier``:
+    this run's ids read before ``parsed`` (x_api_tran_id, dt). Few lines are: the ranking reads
+    four narrow columns, never the parsed rows."""
     kept = "status IN ('ok', 'failed')"
-    nth = f"CASE WHEN {kept} THEN row_number() OVER (PARTITION BY {kept}, x_api_tran_id ORDER BY dt, file_path, line_no) END"
+    repeated = (f"SELECT file_path, line_no FROM (SELECT file_path, line_no, row_number() OVER "
+                f"(PARTITION BY x_api_tran_id ORDER BY dt, file_path, line_no) AS _nth FROM {parsed} WHERE {kept}) r "
+                "WHERE _nth > 1")
     before = ([f"SELECT x_api_tran_id, dt FROM {delivered} WHERE dt NOT IN ({d.dates(dts)})"] if delivered else []) \
         + ([f"SELECT x_api_tran_id, dt FROM {earlier}"] if earlier else [])
     if not before:
-        seen, join = "false", ""
-    else:  # one row per id (its first delivery), so the join cannot multiply lines
-        seen = "coalesce(e._seen_dt < p.dt, false)"
-        join = (f"LEFT JOIN (SELECT x_api_tran_id AS _seen_id, min(dt) AS _seen_dt FROM ({' UNION ALL '.join(before)}) b "
-                f"GROUP BY x_api_tran_id) e ON p.x_api_tran_id = e._seen_id")
+        return repeated
+    first = (f"SELECT x_api_tran_id AS _seen_id, min(dt) AS _seen_dt FROM ({' UNION ALL '.join(before)}) b "
+             "GROUP BY x_api_tran_id")
+    return (f"{repeated} UNION SELECT p.file_path, p.line_no FROM {parsed} p JOIN ({first}) e "
+            f"ON p.x_api_tran_id = e._seen_id WHERE p.{kept} AND e._seen_dt < p.dt")
+
+
+def mark_duplicates(d: Dialect, parsed: str, duplicates: str) -> str:
+    """SQL: ``parsed`` with the lines of ``duplicates`` (``duplicate_lines``) as ``duplicate``."""
     return f"""
-SELECT value, file_path, line_no, dt, j, line_rule, x_api_tran_id,
-       CASE WHEN {kept} AND (_nth > 1 OR _seen) THEN 'duplicate' ELSE status END AS status
-FROM (SELECT p.*, {nth} AS _nth, {seen} AS _seen FROM ({parsed}) p {join}) x"""
+SELECT p.value, p.file_path, p.line_no, p.dt, p.j, p.line_rule, p.x_api_tran_id,
+       CASE WHEN u.line_no IS NOT NULL THEN 'duplicate' ELSE p.status END AS status
+FROM {parsed} p LEFT JOIN {duplicates} u ON p.file_path = u.file_path AND p.line_no = u.line_no"""
 
 
 def _raw(d: Dialect, column_origin: str, name: str) -> str:
@@ -211,25 +219,43 @@ def consent_rows(d: Dialect, spec: TableSpec, lines: str) -> str:
 
 # -- accept or quarantine ------------------------------------------------------------------------
 
-def ranked_rows(d: Dialect, spec: TableSpec, candidates: str) -> str:
-    """SQL: candidates, a later row of a natural key already accepted in the delivery broken as
-    ``natural_key.unique``. The first collection wins; the reason names the one it repeats."""
-    keys = ", ".join(d.ident(name) for name in ("dt", *spec.natural_key))
+def _ranking(d: Dialect, spec: TableSpec) -> tuple[str, str, str]:
+    """(the order in which a natural key's rows of a delivery come, what names a row, how that is said)."""
     if spec.api is not None:
-        order, original = "collected_at, x_api_tran_id, file_path, line_no, _item_no", "x_api_tran_id"
-        named = "' from x_api_tran_id='"
-    else:
-        order, original = "file_path, line_no", f"concat(line_no, ' of ', {d.last_path_part('file_path')})"
-        named = "' at line '"
-    window = f"OVER (PARTITION BY {d.size('_violations')} = 0, {keys} ORDER BY {order})"
-    said = d.lit(f"natural key ({', '.join(spec.natural_key)}) already accepted in this delivery")
-    repeated = d.rule("natural_key.unique", f"concat({said}, {named}, _original)")
-    columns = ", ".join(d.ident(c) for c in (*spec.column_names, *([] if _items_listed(spec) else ["record"])))
+        return "collected_at, x_api_tran_id, file_path, line_no, _item_no", "x_api_tran_id", "' from x_api_tran_id='"
+    return "file_path, line_no", f"concat(line_no, ' of ', {d.last_path_part('file_path')})", "' at line '"
+
+
+def repeated_rows(d: Dialect, spec: TableSpec, candidates: str) -> str:
+    """SQL: the good candidates (file_path, line_no, _item_no) whose natural key a row before them
+    in the delivery had, with ``_original`` naming the first. Only keys seen twice are ranked:
+    a delivery's rows are counted by key, never sorted whole."""
+    keys = [d.ident(name) for name in ("dt", *spec.natural_key)]
+    good = f"{d.size('_violations')} = 0"
+    order, original, _ = _ranking(d, spec)
+    window = f"OVER (PARTITION BY {', '.join(keys)} ORDER BY {order})"
+    twice = f"SELECT {', '.join(keys)} FROM {candidates} WHERE {good} GROUP BY {', '.join(keys)} HAVING count(*) > 1"
+    same = " AND ".join(f"c.{k} IS NOT DISTINCT FROM t.{k}" for k in keys)
     return f"""
-SELECT {columns}, _item_no, file_path, line_no, dt,
-       CASE WHEN {d.size('_violations')} = 0 AND _nth > 1 THEN {d.array(repeated)} ELSE _violations END AS _violations
-FROM (SELECT c.*, CASE WHEN {d.size('_violations')} = 0 THEN row_number() {window} END AS _nth,
-             first_value({original}) {window} AS _original FROM ({candidates}) c) x"""
+SELECT file_path, line_no, _item_no, _original
+FROM (SELECT file_path, line_no, _item_no, row_number() {window} AS _nth, first_value({original}) {window} AS _original
+      FROM (SELECT c.* FROM {candidates} c JOIN ({twice}) t ON {same} WHERE {d.size('c._violations')} = 0) c) r
+WHERE _nth > 1"""
+
+
+def ranked_rows(d: Dialect, spec: TableSpec, candidates: str, repeated: str) -> str:
+    """SQL: candidates, a later row of a natural key already accepted in the delivery (``repeated``,
+    of ``repeated_rows``) broken as ``natural_key.unique``. The first collection wins; the reason
+    names the one it repeats."""
+    _, _, named = _ranking(d, spec)
+    said = d.lit(f"natural key ({', '.join(spec.natural_key)}) already accepted in this delivery")
+    repeats = d.rule("natural_key.unique", f"concat({said}, {named}, r._original)")
+    columns = ", ".join(f"c.{d.ident(col)}" for col in (*spec.column_names, *([] if _items_listed(spec) else ["record"])))
+    return f"""
+SELECT {columns}, c._item_no, c.file_path, c.line_no, c.dt,
+       CASE WHEN r.line_no IS NOT NULL THEN {d.array(repeats)} ELSE c._violations END AS _violations
+FROM {candidates} c LEFT JOIN {repeated} r
+  ON c.file_path = r.file_path AND c.line_no = r.line_no AND c._item_no IS NOT DISTINCT FROM r._item_no"""
 
 
 def accepted_rows(d: Dialect, spec: TableSpec, ranked: str) -> str:

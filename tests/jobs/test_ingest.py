@@ -12,6 +12,7 @@ from pyspark.sql import functions as F
 
 from jobs import ingest
 from jobs.ingest import sql as ingest_sql
+from jobs.ingest.job import rank
 from mydata import storage
 from mydata.config import Settings
 from schemas.bronze import TABLES
@@ -32,7 +33,7 @@ def lines_table(engine, rows, name="raw_lines") -> str:
 
 def split_rows(engine, spec, candidates: str, parsed: str | None = None) -> tuple[list[dict], list[dict]]:
     """(accepted rows, quarantine rows) of candidate rows (of the parsed lines ``parsed``), as ingest splits them."""
-    engine.table("ranked", ingest_sql.ranked_rows(engine.dialect, spec, candidates))
+    rank(engine, spec, candidates, "ranked")
     return (engine.rows(ingest_sql.accepted_rows(engine.dialect, spec, "ranked")),
             engine.rows(ingest_sql.quarantined_rows(engine.dialect, spec, "ranked", parsed)))
 
@@ -82,9 +83,16 @@ def parsed_lines(engine, raw: str, earlier: list[tuple[str, date]] | None) -> li
     """Lines parsed and marked as ingest does, against earlier deliveries' collections."""
     if earlier is not None:
         engine.arrow("delivered", pa.table({"x_api_tran_id": [t for t, _ in earlier], "dt": [d for _, d in earlier]}))
+    return marked_lines(engine, raw, "delivered" if earlier is not None else None, [date(2026, 11, 1)])
+
+
+def marked_lines(engine, raw: str, delivered: str | None, dts: list[date], earlier: str | None = None) -> list[dict]:
+    """Lines parsed, their duplicates found and marked, as ingest does (the view ``parsed``)."""
     d = engine.dialect
-    return engine.rows(ingest_sql.mark_duplicates(d, ingest_sql.parse_mydata(d, "bank", raw),
-                                              "delivered" if earlier is not None else None, [date(2026, 11, 1)]))
+    engine.table("unmarked", ingest_sql.parse_mydata(d, "bank", raw))
+    engine.table("duplicates", ingest_sql.duplicate_lines(d, "unmarked", delivered, dts, earlier))
+    engine.view("parsed", ingest_sql.mark_duplicates(d, "unmarked", "duplicates"))
+    return engine.rows("SELECT * FROM parsed")
 
 
 def test_mydata_lines_get_one_outcome_each(duckdb_engine):
@@ -107,7 +115,8 @@ def test_mydata_lines_get_one_outcome_each(duckdb_engine):
 @pytest.mark.parametrize("engine_name", ["duckdb", "spark"])
 def test_a_line_whose_objects_or_lists_have_another_type_is_unreadable_on_both_engines(request, engine_name):
     """A string where an object or a list belongs (the response, the list, one of its items) makes
-    the line unreadable; an object where a string belongs is kept as its JSON text."""
+    the line unreadable; an object where a string belongs is kept as its JSON text, and a null is
+    a null wherever it is (a list's item too: its row then lacks what it requires)."""
     import json as js
 
     from tests.on_spark import as_engine
@@ -125,13 +134,21 @@ def test_a_line_whose_objects_or_lists_have_another_type_is_unreadable_on_both_e
             (edited("T3", lambda r: r["response"]["trans_list"].append("none")), "2026-11-01"),
             (edited("T4", lambda r: r["response"]["trans_list"][0].update(trans_memo={"a": 1})), "2026-11-01"),
             (edited("T5", lambda r: r.update(request=None)), "2026-11-01"),
+            (edited("T6", lambda r: r["response"].update(trans_list=[None], trans_cnt=1)), "2026-11-01"),
+            (edited("T7", lambda r: r.update(request="none")), "2026-11-01"),
+            (edited("T8", lambda r: r.update(response=[r["response"]])), "2026-11-01"),
+            # a key may be spelled with escapes: the line is still read by what it says
+            (edited("T9", lambda r: r.update(response="none")).replace('"response"', '"\\u0072esponse"'),
+             "2026-11-01"),
+            (edited("T10", lambda r: r.update(request={})), "2026-11-01"),
         ])
         lines = parsed_lines(engine, raw, None)
     finally:
         engine.close()
     outcome = {r["x_api_tran_id"]: r["line_rule"]["rule"] if r["line_rule"] else r["status"] for r in lines}
     assert outcome == {"T1": "json_parse", "T2": "json_parse", "T3": "json_parse", "T4": "ok",
-                       "T5": "ok"}
+                       "T5": "ok", "T6": "ok", "T7": "json_parse", "T8": "json_parse",
+                       "T9": "json_parse", "T10": "ok"}
 
 
 def test_an_id_read_earlier_in_the_run_makes_a_duplicate_though_its_date_is_being_replaced(duckdb_engine):
@@ -140,9 +157,7 @@ def test_an_id_read_earlier_in_the_run_makes_a_duplicate_though_its_date_is_bein
     raw = lines_table(duckdb_engine, [(envelope(tran="T9"), "2026-11-01"), (envelope(tran="T8"), "2026-11-01")])
     duckdb_engine.arrow("delivered", pa.table({"x_api_tran_id": ["T8"], "dt": [date(2026, 10, 1)]}))
     duckdb_engine.arrow("earlier", pa.table({"x_api_tran_id": ["T9"], "dt": [date(2026, 10, 1)]}))
-    d = duckdb_engine.dialect
-    lines = duckdb_engine.rows(ingest_sql.mark_duplicates(d, ingest_sql.parse_mydata(d, "bank", raw), "delivered",
-                                                      [date(2026, 10, 1), date(2026, 11, 1)], "earlier"))
+    lines = marked_lines(duckdb_engine, raw, "delivered", [date(2026, 10, 1), date(2026, 11, 1)], "earlier")
     assert sorted((r["x_api_tran_id"], r["status"]) for r in lines) == [("T8", "ok"), ("T9", "duplicate")]
 
 
@@ -176,7 +191,7 @@ def test_transactions_are_exploded_typed_and_bad_items_quarantined_alone(duckdb_
     bad = dict(good, trans_no="2", trans_amt="-5.000", trans_dtime="20260231093000")
     engine, d, spec = duckdb_engine, duckdb_engine.dialect, TABLES["bank_transactions"]
     raw = lines_table(engine, [(envelope(items=[good, bad]), "2026-11-01")])
-    engine.table("parsed", ingest_sql.mark_duplicates(d, ingest_sql.parse_mydata(d, "bank", raw), None, []))
+    marked_lines(engine, raw, None, [])
     row, q = split_rows(engine, spec, ingest_sql.mydata_rows(d, spec, "parsed"), "parsed")
     assert len(row) == 1 and row[0]["trans_no"] == "1" and row[0]["item_no"] == 0
     assert str(row[0]["trans_amt"]) == "2500000.000"

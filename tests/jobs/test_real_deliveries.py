@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from jobs import ingest
 from jobs.ingest import sql as ingest_sql
+from jobs.ingest.job import rank, ranking_parts
 from mydata import storage
 from mydata.config import Settings
 from mydata.engines import open_engine
@@ -244,11 +245,11 @@ def test_line_numbers_are_true_line_numbers_whatever_the_engine_splits(tmp_path,
         with patch("mydata.engines.duckdb.BLOCK_BYTES", 16 << 10):
             engine.lines("c_lines", [path])
         numbered = {r["line_no"]: r["value"] for r in engine.rows("SELECT line_no, value FROM c_lines")}
-        engine.table("c_ranked", ingest_sql.ranked_rows(engine.dialect, spec, ingest_sql.csv_rows(engine.dialect, spec, "c_lines")))
+        rank(engine, spec, ingest_sql.csv_rows(engine.dialect, spec, "c_lines"), "c_ranked")
         spoilt = sorted(r["line_no"] for r in engine.rows(ingest_sql.quarantined_rows(engine.dialect, spec, "c_ranked")))
     finally:
         spark.conf.unset("spark.sql.files.maxPartitionBytes")
-        engine.drop("c_lines", "c_ranked")
+        engine.drop("c_lines", *ranking_parts("c_ranked"))
         engine.close()
     assert numbered == {i + 1: row for i, row in enumerate(rows)}
     assert spoilt == [i + 1 for i in range(1, 3000) if i % 97 == 0]
@@ -278,10 +279,10 @@ def test_a_field_of_unicode_spaces_is_not_missing_whatever_the_engine(tmp_path, 
     spec = TABLES["customers"]
     try:
         engine.lines("c_lines", [path])
-        engine.table("c_ranked", ingest_sql.ranked_rows(engine.dialect, spec, ingest_sql.csv_rows(engine.dialect, spec, "c_lines")))
+        rank(engine, spec, ingest_sql.csv_rows(engine.dialect, spec, "c_lines"), "c_ranked")
         found = sorted((r["line_no"], r["rule"]) for r in engine.rows(ingest_sql.quarantined_rows(engine.dialect, spec, "c_ranked")))
     finally:
-        engine.drop("c_lines", "c_ranked")
+        engine.drop("c_lines", *ranking_parts("c_ranked"))
         engine.close()
     assert found == [(2, "gender.in_set"), (3, "gender.not_null")]
 
@@ -342,7 +343,7 @@ def test_every_usage_row_is_accepted_or_quarantined_once(duckdb_engine, rows):
     engine.arrow("u_lines", pa.table({"value": lines, "bad_bytes": [False] * len(lines),
                                       "file_path": [f"/lake/landing/telecom_usage/dt={DT}/u.csv"] * len(lines),
                                       "line_no": list(range(1, len(lines) + 1)), "dt": [date(2026, 11, 1)] * len(lines)}))
-    engine.table("u_ranked", ingest_sql.ranked_rows(d, spec, ingest_sql.csv_rows(d, spec, "u_lines")))
+    rank(engine, spec, ingest_sql.csv_rows(d, spec, "u_lines"), "u_ranked")
     accepted = engine.rows(f"SELECT count(*) AS n FROM ({ingest_sql.accepted_rows(d, spec, 'u_ranked')}) a")[0]["n"]
     quarantined = engine.rows(ingest_sql.quarantined_rows(d, spec, "u_ranked"))
     assert accepted + len(quarantined) == len(rows)
