@@ -435,14 +435,19 @@ def ingest_comparison(figures: dict, stages: list[dict]) -> str:
     per_source = "; ".join(f"{s} {project[s]:.1f} s vs {f['seconds']:.1f} s (**{project[s] / f['seconds']:.2f}×**)"
                            for s, f in plain.items() if s in project)
     mine, theirs = sum(project[s] for s in plain if s in project), sum(f["seconds"] for f in plain.values())
-    validated = sum(s["seconds"] for s in stages if s["stage"].startswith(("ingest", "validate")))
+    ingested = next(s["seconds"] for s in stages if s["stage"] == "ingest")
+    validated = ingested + sum(s["seconds"] for s in stages if s["stage"].startswith("validate"))
     rows = sum(f["accepted"] for f in plain.values())
     reader = "read_json, unnest" if engine == "DuckDB" else "read.json, posexplode"
     target = "≤ 1.2×" if engine == "DuckDB" else "none on its own; ≤ 1.5× for ingest + validation"
     return (f"Ingest of the MyData sources, project against plain {engine} (`benchmarks/ingest_reference.py`: "
             f"{reader}, typed select, the same per-field checks, Parquet; no line accounting, duplicates, "
             f"natural-key ranking or readable reasons): {per_source}; together {mine:.1f} s vs {theirs:.1f} s, "
-            f"**{mine / theirs:.2f}×** (target {target}). The whole ingest and validation stages of every "
+            f"**{mine / theirs:.2f}×** (target {target}). "
+            + ("" if engine == "DuckDB" else  # Spark ingests two sources at a time: their steps overlap
+               f"The project's sources ran two at a time, so their seconds overlap: its whole ingest stage, "
+               f"{ingested:.1f} s, is **{ingested / theirs:.2f}×** the reference. ")
+            + f"The whole ingest and validation stages of every "
             f"source, {validated:.1f} s, are **{validated / theirs:.2f}×** the reference. "
             f"The reference accepted {rows:,} rows.")
 
