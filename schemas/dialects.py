@@ -465,11 +465,16 @@ def _duckdb_structure(shape: Any) -> Any:
 
 
 def _empty(d: Dialect, ref: tuple[str, ...], shape: Shape) -> str:
-    """SQL: the transformed object at ``ref`` has no value at all, as json_transform leaves an
-    object of the shape that held something else."""
-    return " AND ".join(f"({d.field(*ref, name)} IS NULL OR {_empty(d, (*ref, name), sub)})"
-                        if isinstance(sub, dict) and sub else f"{d.field(*ref, name)} IS NULL"
-                        for name, sub in shape.items())
+    """SQL: the transformed object at ``ref`` is null or has no value at all, as json_transform
+    leaves an object of the shape that held something else."""
+    fields = " AND ".join(_empty(d, (*ref, name), sub) if isinstance(sub, dict) and sub
+                          else f"{d.field(*ref, name)} IS NULL" for name, sub in shape.items())
+    return f"({d.field(*ref)} IS NULL OR {fields})"
+
+
+def _not_object_text(d: Dialect, ref: tuple[str, ...]) -> str:
+    """SQL: a value kept as JSON text (a shape with no fields) that is not an object."""
+    return f"coalesce(NOT starts_with(CAST({d.field(*ref)} AS VARCHAR), '{{'), false)"
 
 
 def _suspects(d: Dialect, shape: Shape, ref: tuple[str, ...]) -> list[str]:
@@ -478,16 +483,16 @@ def _suspects(d: Dialect, shape: Shape, ref: tuple[str, ...]) -> list[str]:
     \\u-escaped, so a container missing from the line is not suspect."""
     out = []
     for name, sub in shape.items():
-        field, keyed = d.field(*ref, name), f"(contains(value, {d.lit(json.dumps(name))}) OR contains(value, '\\u'))"
-        if isinstance(sub, dict) and not sub:  # kept as JSON text: any value but an object is wrong
-            out.append(f"coalesce(NOT starts_with(CAST({field} AS VARCHAR), '{{'), false)")
+        at, keyed = (*ref, name), f"(contains(value, {d.lit(json.dumps(name))}) OR contains(value, '\\u'))"
+        if isinstance(sub, dict) and not sub:  # kept as JSON text
+            out.append(_not_object_text(d, at))
         elif isinstance(sub, dict):
-            out += [f"({_empty(d, ref, {name: sub})} AND {keyed})", *_suspects(d, sub, (*ref, name))]
+            out += [f"({_empty(d, at, sub)} AND {keyed})", *_suspects(d, sub, at)]
         elif isinstance(sub, list):
-            out.append(f"({field} IS NULL AND {keyed})")
-            if isinstance(sub[0], dict):  # an item that is not an object comes out empty (or null)
-                item = "x" if not sub[0] else _empty(d, ("x",), sub[0]).replace('"x"', "x")
-                out.append(f"coalesce(list_bool_or(list_transform({field}, lambda x: x IS NULL OR {item})), false)")
+            out.append(f"({d.field(*at)} IS NULL AND {keyed})")
+            if isinstance(sub[0], dict):  # an item that is not an object comes out empty, null or as other JSON
+                item = _empty(d, ("x",), sub[0]) if sub[0] else _not_object_text(d, ("x",))
+                out.append(f"coalesce(list_bool_or(list_transform({d.field(*at)}, lambda x: {item})), false)")
     return out
 
 
